@@ -1,0 +1,668 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topic.h"
+
+#define DEFAULT_LISTEN "0.0.0.0:9000"
+#define DEFAULT_LUA_PATH "scripts"
+#define DEFAULT_INIT_MODULE "main"
+#define DEFAULT_CALL_TIMEOUT_MS 5000u
+#define MAX_WORKERS 256
+#define MAX_DURATION_MS (60u * 60u * 1000u)
+/* A config file is a few hundred bytes; the cap only keeps us from slurping
+ * something that is not a config file at all (a device, a huge log). */
+#define MAX_FILE_SIZE (1024 * 1024)
+#define MSG_MAX 512
+
+/* EMQX's own order of the message hooks, as users know them from its docs. */
+#define MESSAGE_HOOK_NAMES "message.publish, message.delivered, message.acked, message.dropped"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int fail(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Formats a message and returns -1, so a setter can `return fail(...)`. */
+static int fail(char *msg, size_t msglen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Defaults have no way to report failure; running on without a listen
+ * address or script path would only fail later and more obscurely. */
+static char *xstrdup(const char *s)
+{
+    char *copy = strdup(s);
+
+    if (copy == NULL) {
+        log_error("config: out of memory");
+        abort();
+    }
+    return copy;
+}
+
+static bool is_space(char c) { return isspace((unsigned char)c) != 0; }
+
+/* Parses a plain decimal number (no sign, no spaces). Values above `max`
+ * saturate to max + 1 so an overlong number cannot wrap into range. */
+static int parse_uint(const char *text, uint64_t max, uint64_t *out, const char **rest)
+{
+    uint64_t n = 0;
+    const char *p = text;
+
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (uint64_t)(*p - '0');
+        if (n > max)
+            n = max + 1;
+    }
+    *out = n;
+    if (rest != NULL)
+        *rest = p;
+    else if (*p != '\0')
+        return -1;
+    return 0;
+}
+
+void cfg_filters_free(struct cfg_filters *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        free(list->items[i]);
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+/* Splits "a, b ,c" into trimmed copies. An empty list or element is an error:
+ * it is almost always a stray comma or a value cut short by a comment. */
+static int list_split(const char *key, const char *value, struct cfg_filters *out, char *msg,
+                      size_t msglen)
+{
+    struct cfg_filters list = {0};
+    size_t slots = 1;
+    const char *p = value;
+
+    if (*value == '\0')
+        return fail(msg, msglen, "%s: empty list", key);
+    for (const char *c = value; *c != '\0'; c++)
+        slots += *c == ',';
+    list.items = calloc(slots, sizeof *list.items);
+    if (list.items == NULL)
+        return fail(msg, msglen, "out of memory");
+    for (;;) {
+        const char *end = strchr(p, ',');
+        if (end == NULL)
+            end = p + strlen(p);
+        const char *s = p;
+        const char *e = end;
+        while (s < e && is_space(*s))
+            s++;
+        while (e > s && is_space(e[-1]))
+            e--;
+        if (s == e) {
+            fail(msg, msglen, "%s: empty element in list '%s'", key, value);
+            goto error;
+        }
+        list.items[list.count] = strndup(s, (size_t)(e - s));
+        if (list.items[list.count] == NULL) {
+            fail(msg, msglen, "out of memory");
+            goto error;
+        }
+        list.count++;
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+    *out = list;
+    return 0;
+error:
+    cfg_filters_free(&list);
+    return -1;
+}
+
+/* ---- value setters ---------------------------------------------------- */
+
+typedef int (*setter_fn)(struct config *cfg, const char *key, const char *value, char *msg,
+                         size_t msglen);
+
+static int replace_string(char **slot, const char *value, char *msg, size_t msglen)
+{
+    char *copy = strdup(value);
+
+    if (copy == NULL)
+        return fail(msg, msglen, "out of memory");
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* host:port as gRPC takes it. IPv6 hosts need brackets, because otherwise the
+ * last ':' of the address could not be told from the port separator. */
+static int set_listen(struct config *cfg, const char *key, const char *value, char *msg,
+                      size_t msglen)
+{
+    const char *colon = strrchr(value, ':');
+    uint64_t port;
+
+    if (colon == NULL || colon == value)
+        goto bad;
+    size_t hostlen = (size_t)(colon - value);
+    for (size_t i = 0; i < hostlen; i++) {
+        if (is_space(value[i]))
+            goto bad;
+    }
+    if (value[0] == '[') {
+        if (hostlen < 3 || value[hostlen - 1] != ']' || memchr(value + 1, '[', hostlen - 1) ||
+            memchr(value + 1, ']', hostlen - 2))
+            goto bad;
+    } else if (memchr(value, ':', hostlen) || memchr(value, '[', hostlen) ||
+               memchr(value, ']', hostlen)) {
+        goto bad;
+    }
+    if (parse_uint(colon + 1, 65535, &port, NULL) != 0)
+        goto bad;
+    if (port < 1 || port > 65535)
+        return fail(msg, msglen, "%s: port must be 1..65535, got '%s'", key, value);
+    return replace_string(&cfg->listen, value, msg, msglen);
+bad:
+    return fail(msg, msglen, "%s: expected host:port, got '%s'", key, value);
+}
+
+static int set_workers(struct config *cfg, const char *key, const char *value, char *msg,
+                       size_t msglen)
+{
+    uint64_t n;
+
+    if (parse_uint(value, MAX_WORKERS, &n, NULL) != 0 || n > MAX_WORKERS)
+        return fail(msg, msglen, "%s: expected an integer 0..%d, got '%s'", key, MAX_WORKERS,
+                    value);
+    cfg->workers = (int)n;
+    return 0;
+}
+
+static int set_lua_path(struct config *cfg, const char *key, const char *value, char *msg,
+                        size_t msglen)
+{
+    if (*value == '\0')
+        return fail(msg, msglen, "%s: must not be empty", key);
+    return replace_string(&cfg->lua_path, value, msg, msglen);
+}
+
+/* NULL if `name` can be handed to the module loader, else why not. Dots map
+ * to subfolders as in Lua's require, so they must separate real names:
+ * ".x", "x." or "x..y" would turn into odd or absolute paths. */
+static const char *module_name_problem(const char *name)
+{
+    for (const char *p = name; *p != '\0'; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '-';
+        if (!ok)
+            return "allowed characters: letters, digits, '_', '.', '-'";
+    }
+    if (name[0] == '.' || name[strlen(name) - 1] == '.' || strstr(name, "..") != NULL)
+        return "dots must separate non-empty names";
+    return NULL;
+}
+
+static int set_init_module(struct config *cfg, const char *key, const char *value, char *msg,
+                           size_t msglen)
+{
+    struct cfg_filters list;
+
+    if (list_split(key, value, &list, msg, msglen) != 0)
+        return -1;
+    for (size_t i = 0; i < list.count; i++) {
+        const char *why = module_name_problem(list.items[i]);
+        if (why != NULL) {
+            fail(msg, msglen, "%s: invalid module name '%s' (%s)", key, list.items[i], why);
+            goto error;
+        }
+        /* Loading a module twice would run each of its handlers twice. */
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(list.items[i], list.items[j]) == 0) {
+                fail(msg, msglen, "%s: module '%s' listed twice", key, list.items[i]);
+                goto error;
+            }
+        }
+    }
+    for (size_t i = 0; i < cfg->init_module_count; i++)
+        free(cfg->init_modules[i]);
+    free(cfg->init_modules);
+    cfg->init_modules = list.items;
+    cfg->init_module_count = list.count;
+    return 0;
+error:
+    cfg_filters_free(&list);
+    return -1;
+}
+
+static int set_call_timeout(struct config *cfg, const char *key, const char *value, char *msg,
+                            size_t msglen)
+{
+    unsigned ms;
+
+    if (cfg_parse_duration_ms(value, &ms) != 0)
+        return fail(msg, msglen,
+                    "%s: expected a duration from 1ms to 1h such as 500ms, 5s or 2m, got '%s'",
+                    key, value);
+    cfg->call_timeout_ms = ms;
+    return 0;
+}
+
+static int set_log_level(struct config *cfg, const char *key, const char *value, char *msg,
+                         size_t msglen)
+{
+    enum log_level level;
+
+    if (log_level_parse(value, &level) != 0)
+        return fail(msg, msglen, "%s: expected debug, info, warn, warning or error, got '%s'",
+                    key, value);
+    cfg->log_level = level;
+    return 0;
+}
+
+static int set_topic_filters(struct config *cfg, enum hook_id id, const char *key,
+                             const char *value, char *msg, size_t msglen)
+{
+    struct cfg_filters list;
+
+    if (list_split(key, value, &list, msg, msglen) != 0)
+        return -1;
+    for (size_t i = 0; i < list.count; i++) {
+        const char *why = NULL;
+        if (topic_filter_valid(list.items[i], &why) != 0) {
+            fail(msg, msglen, "%s: invalid topic filter '%s': %s", key, list.items[i], why);
+            cfg_filters_free(&list);
+            return -1;
+        }
+    }
+    cfg_filters_free(&cfg->topics[id]);
+    cfg->topics[id] = list;
+    return 0;
+}
+
+static const struct key_def {
+    const char *section;
+    const char *name;
+    setter_fn set;
+} key_defs[] = {
+    {"server", "listen", set_listen},
+    {"server", "workers", set_workers},
+    {"lua", "path", set_lua_path},
+    {"lua", "init_module", set_init_module},
+    {"lua", "call_timeout", set_call_timeout},
+    {"log", "level", set_log_level},
+};
+
+#define KEY_COUNT (sizeof key_defs / sizeof key_defs[0])
+
+/* [topics] has no fixed keys: they are hook names, checked separately. */
+static bool section_known(const char *name, size_t len)
+{
+    static const char *const sections[] = {"server", "lua", "log", "topics"};
+
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+enum line_kind { LINE_BLANK, LINE_SECTION, LINE_KEY, LINE_CONTINUATION, LINE_BAD };
+
+struct load_state {
+    struct config *cfg;
+    const char *text;
+    size_t len;
+    size_t pos;
+    int line;            /* number of the line last handed to inih */
+    enum line_kind kind; /* what inih will make of that line */
+    bool have_prev_name; /* mirrors inih: an indented line continues the last key */
+    bool seen[KEY_COUNT];
+    bool topic_seen[HOOK_COUNT];
+    int err_line; /* line of the first error, 0 while there is none */
+    char err_msg[MSG_MAX];
+};
+
+static void record(struct load_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Keeps only the first error: later ones are often consequences of it. */
+static void record(struct load_state *st, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (st->err_line != 0)
+        return;
+    st->err_line = st->line;
+    va_start(ap, fmt);
+    vsnprintf(st->err_msg, sizeof st->err_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* inih's scan for a delimiter: stops at one of `chars`, at an inline comment
+ * prefix that follows whitespace, or at the end of the line. */
+static const char *scan_to(const char *s, const char *chars)
+{
+    bool was_space = false;
+
+    while (*s != '\0' && !(chars != NULL && strchr(chars, *s) != NULL) &&
+           !(INI_ALLOW_INLINE_COMMENTS && was_space &&
+             strchr(INI_INLINE_COMMENT_PREFIXES, *s) != NULL)) {
+        was_space = is_space(*s);
+        s++;
+    }
+    return s;
+}
+
+/* Sorts a line the way inih's parser will (same order of tests), so that its
+ * syntax errors get a real message and a line number we know is right, and
+ * so that a section header is checked even when no key follows it (inih
+ * never tells the handler about sections on their own). */
+static void classify(struct load_state *st, const char *buf)
+{
+    const char *s = buf;
+
+    if (INI_ALLOW_BOM && st->line == 1 && (unsigned char)s[0] == 0xEF &&
+        (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
+        s += 3;
+    while (is_space(*s))
+        s++;
+    if (*s == '\0' || strchr(INI_START_COMMENT_PREFIXES, *s) != NULL) {
+        st->kind = LINE_BLANK;
+    } else if (INI_ALLOW_MULTILINE && st->have_prev_name && s > buf) {
+        st->kind = LINE_CONTINUATION;
+    } else if (*s == '[') {
+        const char *end = scan_to(s + 1, "]");
+        if (*end != ']') {
+            st->kind = LINE_BAD;
+            record(st, "expected ']' to close the section name");
+            return;
+        }
+        st->kind = LINE_SECTION;
+        st->have_prev_name = false;
+        size_t len = (size_t)(end - (s + 1));
+        if (!section_known(s + 1, len))
+            record(st, "unknown section [%.*s]", (int)len, s + 1);
+    } else {
+        const char *end = scan_to(s, "=:");
+        if (*end != '=' && *end != ':') {
+            st->kind = LINE_BAD;
+            record(st, "expected key = value");
+            return;
+        }
+        st->kind = LINE_KEY;
+        st->have_prev_name = end > s;
+    }
+}
+
+/* fgets-style reader over the in-memory text, one physical line per call so
+ * that our line count is inih's. */
+static char *read_line(char *buf, int num, void *stream)
+{
+    struct load_state *st = stream;
+
+    /* Stop at the first error: everything after it would go unreported anyway. */
+    if (st->err_line != 0 || st->pos >= st->len)
+        return NULL;
+    const char *p = st->text + st->pos;
+    size_t rest = st->len - st->pos;
+    const char *nl = memchr(p, '\n', rest);
+    size_t n = nl != NULL ? (size_t)(nl - p) + 1 : rest;
+    size_t visible = n;
+    if (visible > 0 && p[visible - 1] == '\n')
+        visible--;
+    if (visible > 0 && p[visible - 1] == '\r')
+        visible--;
+
+    st->line++;
+    if (memchr(p, '\0', n) != NULL) {
+        record(st, "NUL byte in line");
+        return NULL;
+    }
+    /* inih's buffer holds num - 1 characters including "\r\n"; it would cut a
+     * longer line into pieces and parse each piece as a line of its own. */
+    if (num < 3 || visible > (size_t)num - 3) {
+        record(st, "line too long (at most %d characters)", num < 3 ? 0 : num - 3);
+        return NULL;
+    }
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    st->pos += n;
+    classify(st, buf);
+    return st->err_line != 0 ? NULL : buf;
+}
+
+static int topics_entry(struct load_state *st, const char *name, const char *value)
+{
+    char msg[MSG_MAX];
+    int id = hooks_find_by_name(name);
+
+    if (id < 0 || id >= HOOK_COUNT) {
+        record(st, "unknown hook '%s' in [topics] (expected one of " MESSAGE_HOOK_NAMES ")", name);
+        return 0;
+    }
+    if (!hooks_is_message((enum hook_id)id)) {
+        record(st,
+               "hook '%s' takes no topic filters: only message hooks do (" MESSAGE_HOOK_NAMES ")",
+               name);
+        return 0;
+    }
+    if (st->topic_seen[id]) {
+        record(st, "duplicate key '%s' in section [topics]", name);
+        return 0;
+    }
+    st->topic_seen[id] = true;
+    if (set_topic_filters(st->cfg, (enum hook_id)id, name, value, msg, sizeof msg) != 0) {
+        record(st, "%s", msg);
+        return 0;
+    }
+    return 1;
+}
+
+static int on_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_state *st = user;
+    char msg[MSG_MAX];
+    bool section_has_keys = false;
+
+    if (st->kind == LINE_CONTINUATION) {
+        record(st, "indented line continues the value of '%s'; multi-line values are not "
+                   "supported, remove the indentation", name);
+        return 0;
+    }
+    if (section[0] == '\0') {
+        record(st, "key '%s' outside of any section", name);
+        return 0;
+    }
+    if (strcmp(section, "topics") == 0)
+        return topics_entry(st, name, value);
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const struct key_def *def = &key_defs[i];
+        if (strcmp(def->section, section) != 0)
+            continue;
+        section_has_keys = true;
+        if (strcmp(def->name, name) != 0)
+            continue;
+        if (st->seen[i]) {
+            record(st, "duplicate key '%s' in section [%s]", name, section);
+            return 0;
+        }
+        st->seen[i] = true;
+        if (def->set(st->cfg, name, value, msg, sizeof msg) != 0) {
+            record(st, "%s", msg);
+            return 0;
+        }
+        return 1;
+    }
+    /* classify() rejects unknown section headers first; kept for safety. */
+    if (!section_has_keys)
+        record(st, "unknown section [%s]", section);
+    else
+        record(st, "unknown key '%s' in section [%s]", name, section);
+    return 0;
+}
+
+static int load_text(struct config *cfg, const char *text, size_t len, const char *name,
+                     char *err, size_t errlen)
+{
+    struct load_state st = {.cfg = cfg, .text = text, .len = len};
+    int rc = ini_parse_stream(read_line, &st, on_entry, &st);
+
+    if (st.err_line != 0) {
+        set_err(err, errlen, "%s:%d: %s", name, st.err_line, st.err_msg);
+        return -1;
+    }
+    /* Only reachable if inih disagrees with classify() about a line. */
+    if (rc > 0) {
+        set_err(err, errlen, "%s:%d: syntax error", name, rc);
+        return -1;
+    }
+    if (rc != 0) {
+        set_err(err, errlen, "%s: parse error %d", name, rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- public API ------------------------------------------------------- */
+
+void cfg_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen = xstrdup(DEFAULT_LISTEN);
+    cfg->workers = 0;
+    cfg->lua_path = xstrdup(DEFAULT_LUA_PATH);
+    cfg->init_modules = calloc(1, sizeof *cfg->init_modules);
+    if (cfg->init_modules == NULL) {
+        log_error("config: out of memory");
+        abort();
+    }
+    cfg->init_modules[0] = xstrdup(DEFAULT_INIT_MODULE);
+    cfg->init_module_count = 1;
+    cfg->call_timeout_ms = DEFAULT_CALL_TIMEOUT_MS;
+    cfg->log_level = LOG_INFO;
+}
+
+int cfg_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    int ret = -1;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    /* One byte over the cap tells "exactly at the cap" from "larger". */
+    buf = malloc(MAX_FILE_SIZE + 1);
+    if (buf == NULL) {
+        set_err(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    for (;;) {
+        size_t got = fread(buf + len, 1, MAX_FILE_SIZE + 1 - len, f);
+        len += got;
+        if (got == 0 || len > MAX_FILE_SIZE)
+            break;
+    }
+    if (ferror(f)) {
+        /* e.g. EISDIR: fopen happily opens a directory, reading it fails */
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (len > MAX_FILE_SIZE) {
+        set_err(err, errlen, "%s: file too large (over %d bytes)", path, MAX_FILE_SIZE);
+        goto out;
+    }
+    ret = load_text(cfg, buf, len, path, err, errlen);
+out:
+    free(buf);
+    if (f != NULL)
+        fclose(f);
+    return ret;
+}
+
+int cfg_load_string(struct config *cfg, const char *text, const char *name, char *err,
+                    size_t errlen)
+{
+    if (name == NULL)
+        name = "<string>";
+    if (text == NULL) {
+        set_err(err, errlen, "%s: no text", name);
+        return -1;
+    }
+    return load_text(cfg, text, strlen(text), name, err, errlen);
+}
+
+void cfg_free(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->listen);
+    free(cfg->lua_path);
+    for (size_t i = 0; i < cfg->init_module_count; i++)
+        free(cfg->init_modules[i]);
+    free(cfg->init_modules);
+    for (int i = 0; i < HOOK_COUNT; i++)
+        cfg_filters_free(&cfg->topics[i]);
+    /* Zeroed, a freed config is harmless to free again. */
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int cfg_parse_duration_ms(const char *text, unsigned *out_ms)
+{
+    uint64_t n;
+    uint64_t unit;
+    const char *suffix;
+
+    if (text == NULL || out_ms == NULL)
+        return -1;
+    if (parse_uint(text, MAX_DURATION_MS, &n, &suffix) != 0)
+        return -1;
+    if (*suffix == '\0' || strcmp(suffix, "ms") == 0)
+        unit = 1;
+    else if (strcmp(suffix, "s") == 0)
+        unit = 1000;
+    else if (strcmp(suffix, "m") == 0)
+        unit = 60 * 1000;
+    else
+        return -1;
+    /* n is at most MAX_DURATION_MS + 1, so this cannot overflow 64 bits. */
+    n *= unit;
+    if (n == 0 || n > MAX_DURATION_MS)
+        return -1;
+    *out_ms = (unsigned)n;
+    return 0;
+}

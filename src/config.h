@@ -1,0 +1,50 @@
+#ifndef EXHOOKD_CONFIG_H
+#define EXHOOKD_CONFIG_H
+
+#include <stddef.h>
+
+#include "hooks.h"
+#include "log.h"
+
+/* etc/exhook.ini, parsed with inih. Every key is documented in the shipped
+ * file. Errors name the file and line: "etc/exhook.ini:12: unknown key ...". */
+
+struct cfg_filters {
+    char **items; /* topic filters, validated */
+    size_t count;
+};
+
+struct config {
+    char *listen;              /* [server] listen, default "0.0.0.0:9000" */
+    int workers;               /* [server] workers, default 0 = one per CPU; 0..256 */
+    char *lua_path;            /* [lua] path, default "scripts" */
+    char **init_modules;       /* [lua] init_module, default "main"; comma-separated list */
+    size_t init_module_count;
+    unsigned call_timeout_ms;  /* [lua] call_timeout, default 5s */
+    enum log_level log_level;  /* [log] level, default info */
+    /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
+    struct cfg_filters topics[HOOK_COUNT];
+};
+
+/* Fills `cfg` with the defaults (allocating the default strings). */
+void cfg_defaults(struct config *cfg);
+
+/* Loads `path` over the defaults. 0 on success; -1 with a one-line message in
+ * `err` ("<path>:<line>: <what>", or "<path>: <strerror>" when unreadable). On
+ * error `cfg` still holds valid, freeable data. */
+int cfg_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Same as cfg_load for an in-memory text; `name` stands for the file name in errors. */
+int cfg_load_string(struct config *cfg, const char *text, const char *name, char *err,
+                    size_t errlen);
+
+void cfg_free(struct config *cfg);
+
+/* Frees the filters of `f` and leaves it empty. */
+void cfg_filters_free(struct cfg_filters *f);
+
+/* "500ms", "5s", "2m", "1500" (bare number = milliseconds) -> milliseconds.
+ * 0 on success, -1 on a malformed, zero, or > 1 hour value. */
+int cfg_parse_duration_ms(const char *text, unsigned *out_ms);
+
+#endif

@@ -1,0 +1,482 @@
+#include "dispatch.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exhook.pb-c.h"
+#include "log.h"
+#include "pb2lua.h"
+
+typedef Emqx__Exhook__V3__Message pb_message;
+typedef Emqx__Exhook__V3__ValuedResponse pb_valued;
+
+/* Stack slots inside run_call. */
+#define CTX_SLOT 1
+#define MSGH_SLOT 2
+#define ARGS_SLOT 3
+
+struct call_ctx {
+    struct script_engine *e;
+    enum hook_id hook;
+    const ProtobufCMessage *req;
+    struct dispatch_reply *out;
+};
+
+static void fail(struct call_ctx *c, grpc_status_code status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(struct call_ctx *c, grpc_status_code status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->out->error, sizeof c->out->error, fmt, ap);
+    va_end(ap);
+    c->out->status = status;
+}
+
+static int pack_reply(struct call_ctx *c, const ProtobufCMessage *msg)
+{
+    struct dispatch_reply *out = c->out;
+    size_t need = protobuf_c_message_get_packed_size(msg);
+    if (need > out->cap) {
+        size_t cap = need < 256 ? 256 : need * 2;
+        uint8_t *data = realloc(out->data, cap);
+        if (!data) {
+            fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory packing the reply");
+            return -1;
+        }
+        out->data = data;
+        out->cap = cap;
+    }
+    out->len = protobuf_c_message_pack(msg, out->data);
+    out->status = GRPC_STATUS_OK;
+    return 0;
+}
+
+static const ProtobufCFieldDescriptor *request_field(const struct call_ctx *c, const char *name)
+{
+    return protobuf_c_message_descriptor_get_field_by_name(hook_defs[c->hook].request, name);
+}
+
+/* The Message inside a message.* request, or NULL. */
+static const pb_message *request_message(const struct call_ctx *c)
+{
+    const ProtobufCFieldDescriptor *f = request_field(c, "message");
+    return f ? *(pb_message *const *)((const char *)c->req + f->offset) : NULL;
+}
+
+/* v3 brokers send MQTT User-Property entries apart from the other
+ * properties; scripts find them under props["User-Property"] either way. */
+static void add_user_props(lua_State *L, const struct call_ctx *c)
+{
+    const ProtobufCFieldDescriptor *f = request_field(c, "user_props");
+    if (!f || *(const size_t *)((const char *)c->req + f->quantifier_offset) == 0)
+        return;
+    lua_createtable(L, 0, 4);
+    pb_properties_into(L, -1, f, c->req);
+    lua_setfield(L, -2, "User-Property");
+}
+
+static int push_args(lua_State *L, const struct call_ctx *c)
+{
+    const struct hook_def *d = &hook_defs[c->hook];
+    int n = 0;
+    for (; n < HOOK_MAX_ARGS && d->args[n]; n++) {
+        pb_field_to_lua(L, request_field(c, d->args[n]), c->req);
+        if (strcmp(d->args[n], "props") == 0)
+            add_user_props(L, c);
+    }
+    if (c->hook == HOOK_MESSAGE_PUBLISH) {
+        /* PUBLISH properties (v3) travel with the message they belong to. */
+        pb_field_to_lua(L, request_field(c, "props"), c->req);
+        add_user_props(L, c);
+        lua_setfield(L, -2, "props");
+    }
+    pb_field_to_lua(L, request_field(c, "meta"), c->req);
+    return n + 1;
+}
+
+/* Calls module `m`'s handler with the arguments at ARGS_SLOT (the first one
+ * replaced by the value at `first` when first > 0). Leaves 2 results. */
+static int call_handler(lua_State *L, struct call_ctx *c, struct script_module *m, int nargs,
+                        int first)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->handlers[c->hook]);
+    for (int i = 0; i < nargs; i++)
+        lua_pushvalue(L, i == 0 && first > 0 ? first : ARGS_SLOT + i);
+    c->e->current_module = m->name;
+    int st = lua_pcall(L, nargs, 2, MSGH_SLOT);
+    c->e->current_module = NULL;
+    if (st == LUA_OK)
+        return 0;
+    const char *handler = hook_defs[c->hook].handler;
+    if (st == LUA_ERRMEM) {
+        log_error("module '%s' %s: out of memory", m->name, handler);
+        fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "module '%s' %s: out of memory", m->name,
+             handler);
+    } else {
+        const char *msg = lua_tostring(L, -1);
+        log_error("module '%s' %s failed: %s", m->name, handler, msg);
+        fail(c, GRPC_STATUS_UNKNOWN, "module '%s' %s: %.*s", m->name, handler,
+             (int)strcspn(msg, "\n"), msg);
+    }
+    lua_pop(L, 1);
+    return -1;
+}
+
+static void bad_return(struct call_ctx *c, const struct script_module *m, const char *what)
+{
+    const char *handler = hook_defs[c->hook].handler;
+    log_error("module '%s' %s: %s", m->name, handler, what);
+    fail(c, GRPC_STATUS_UNKNOWN, "module '%s' %s: %s", m->name, handler, what);
+}
+
+/* "continue"/"stop" as second return value; -1 for anything else. */
+static int chain_word(lua_State *L, int idx, bool *stop)
+{
+    if (lua_isnil(L, idx))
+        return 0;
+    const char *w = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
+    if (strcmp(w, "continue") == 0)
+        *stop = false;
+    else if (strcmp(w, "stop") == 0)
+        *stop = true;
+    else
+        return -1;
+    return 0;
+}
+
+static void run_notify(lua_State *L, struct call_ctx *c, int nargs)
+{
+    const pb_message *msg = hooks_is_message(c->hook) ? request_message(c) : NULL;
+    const char *topic = msg ? msg->topic : "";
+    for (size_t i = 0; i < c->e->module_count; i++) {
+        struct script_module *m = &c->e->modules[i];
+        if (!script_module_wants(m, c->hook, topic))
+            continue;
+        if (call_handler(L, c, m, nargs, 0) != 0)
+            return;
+        lua_pop(L, 2);
+    }
+    if (c->hook == HOOK_PROVIDER_LOADED)
+        return;
+    Emqx__Exhook__V3__EmptySuccess empty = EMQX__EXHOOK__V3__EMPTY_SUCCESS__INIT;
+    pack_reply(c, &empty.base);
+}
+
+/* authenticate / authorize: the first module with an opinion decides. */
+static void run_verdict(lua_State *L, struct call_ctx *c, int nargs)
+{
+    pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+    reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
+    for (size_t i = 0; i < c->e->module_count; i++) {
+        struct script_module *m = &c->e->modules[i];
+        if (!script_module_wants(m, c->hook, NULL))
+            continue;
+        if (call_handler(L, c, m, nargs, 0) != 0)
+            return;
+        if (lua_isnil(L, -2)) {
+            lua_pop(L, 2);
+            continue;
+        }
+        bool stop = true;
+        if (!lua_isboolean(L, -2) || chain_word(L, -1, &stop) != 0) {
+            char what[160];
+            snprintf(what, sizeof what,
+                     "returned %s, %s; expected true, false or nil, optionally followed by "
+                     "\"continue\"",
+                     luaL_typename(L, -2), luaL_typename(L, -1));
+            bad_return(c, m, what);
+            return;
+        }
+        reply.type = stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
+                          : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
+        reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT;
+        reply.bool_result = lua_toboolean(L, -2);
+        break;
+    }
+    pack_reply(c, &reply.base);
+}
+
+/* A copy of the message table at `idx` (and of its headers) for one module,
+ * so that a handler returning nil leaves the message as it was. */
+static void copy_message(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_createtable(L, 0, 10);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "headers") == 0) {
+            int h = lua_gettop(L);
+            lua_createtable(L, 0, 4);
+            lua_pushnil(L);
+            while (lua_next(L, h)) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, -4);
+            }
+            lua_replace(L, h);
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+}
+
+/* Takes topic, qos, payload and headers of the table a handler returned
+ * (at `t`) into the current message (at `cur`), checking each. */
+static int merge_message(lua_State *L, int cur, int t, char *why, size_t whylen)
+{
+    lua_getfield(L, t, "topic");
+    if (!lua_isnil(L, -1)) {
+        const char *topic = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!topic || !*topic || strpbrk(topic, "+#")) {
+            snprintf(why, whylen, "message.topic must be a non-empty topic name without "
+                                  "wildcards");
+            return -1;
+        }
+        lua_setfield(L, cur, "topic");
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, t, "qos");
+    if (!lua_isnil(L, -1)) {
+        int isint;
+        lua_Integer q = lua_tointegerx(L, -1, &isint);
+        if (!isint || q < 0 || q > 2) {
+            snprintf(why, whylen, "message.qos must be 0, 1 or 2");
+            return -1;
+        }
+        lua_pushinteger(L, q);
+        lua_setfield(L, cur, "qos");
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "payload");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            snprintf(why, whylen, "message.payload must be a string, got a %s",
+                     luaL_typename(L, -1));
+            return -1;
+        }
+        lua_setfield(L, cur, "payload");
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, t, "headers");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1)) {
+            snprintf(why, whylen, "message.headers must be a table of strings");
+            return -1;
+        }
+        int h = lua_gettop(L);
+        lua_createtable(L, 0, 4);
+        lua_pushnil(L);
+        while (lua_next(L, h)) {
+            int kt = lua_type(L, -2), vt = lua_type(L, -1);
+            if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER)) {
+                snprintf(why, whylen, "message.headers must map strings to strings");
+                return -1;
+            }
+            lua_pushvalue(L, -2);
+            lua_pushstring(L, lua_tostring(L, -2));
+            lua_rawset(L, -5);
+            lua_pop(L, 1);
+        }
+        lua_setfield(L, cur, "headers");
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Packs the reply of message.publish: the original message with topic, qos,
+ * payload and headers from the table at `cur`. The broker copies topic, qos
+ * and payload unconditionally, so all of them are always sent. */
+static void pack_publish(lua_State *L, struct call_ctx *c, int cur, int type, bool drop)
+{
+    const pb_message *orig = request_message(c);
+    pb_message msg = EMQX__EXHOOK__V3__MESSAGE__INIT;
+    if (orig)
+        msg = *orig;
+    lua_getfield(L, cur, "topic");
+    msg.topic = (char *)lua_tostring(L, -1);
+    lua_getfield(L, cur, "qos");
+    msg.qos = (uint32_t)lua_tointeger(L, -1);
+    lua_getfield(L, cur, "payload");
+    msg.payload.data = (uint8_t *)lua_tolstring(L, -1, &msg.payload.len);
+    lua_getfield(L, cur, "headers");
+    int h = lua_gettop(L);
+    if (drop) {
+        lua_pushliteral(L, "false");
+        lua_setfield(L, h, "allow_publish");
+    }
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, h)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    /* Scratch memory owned by Lua: freed by the collector even if packing
+     * is interrupted by an error. */
+    Emqx__Exhook__V3__Message__HeadersEntry *entries =
+        lua_newuserdatauv(L, n * (sizeof *entries + sizeof(void *)) + 1, 0);
+    Emqx__Exhook__V3__Message__HeadersEntry **ptrs = (void *)(entries + n);
+    size_t i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, h)) {
+        emqx__exhook__v3__message__headers_entry__init(&entries[i]);
+        entries[i].key = (char *)lua_tostring(L, -2);
+        entries[i].value = (char *)lua_tostring(L, -1);
+        ptrs[i] = &entries[i];
+        i++;
+        lua_pop(L, 1);
+    }
+    msg.n_headers = n;
+    msg.headers = ptrs;
+
+    pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+    reply.type = type;
+    reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE;
+    reply.message = &msg;
+    pack_reply(c, &reply.base);
+}
+
+/* message.publish: each module sees the message as the previous ones left
+ * it; nil keeps it, a table changes it, false drops it. */
+static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
+{
+    int cur = ARGS_SLOT; /* the message table: the first argument */
+    bool changed = false, stop = false, drop = false;
+    for (size_t i = 0; i < c->e->module_count && !stop; i++) {
+        struct script_module *m = &c->e->modules[i];
+        lua_getfield(L, cur, "topic");
+        bool wants = script_module_wants(m, c->hook, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (!wants)
+            continue;
+        copy_message(L, cur);
+        int copy = lua_gettop(L);
+        if (call_handler(L, c, m, nargs, copy) != 0)
+            return;
+        int r1 = lua_gettop(L) - 1;
+        if (chain_word(L, r1 + 1, &stop) != 0) {
+            bad_return(c, m, "second return value must be \"stop\", \"continue\" or nil");
+            return;
+        }
+        if (lua_istable(L, r1)) {
+            char why[160];
+            if (merge_message(L, cur, r1, why, sizeof why) != 0) {
+                bad_return(c, m, why);
+                return;
+            }
+            changed = true;
+        } else if (lua_isboolean(L, r1) && !lua_toboolean(L, r1)) {
+            drop = stop = true;
+        } else if (!lua_isnil(L, r1) && !lua_isboolean(L, r1)) {
+            char what[160];
+            snprintf(what, sizeof what,
+                     "returned a %s; expected a message table, false (drop) or nil",
+                     luaL_typename(L, r1));
+            bad_return(c, m, what);
+            return;
+        }
+        lua_settop(L, copy - 1);
+    }
+    if (!changed && !stop) {
+        pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+        reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
+        pack_reply(c, &reply.base);
+        return;
+    }
+    pack_publish(L, c, cur,
+                 stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
+                      : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE,
+                 drop);
+}
+
+static void pack_loaded(struct call_ctx *c)
+{
+    Emqx__Exhook__V3__HookSpec specs[HOOK_COUNT];
+    Emqx__Exhook__V3__HookSpec *ptrs[HOOK_COUNT];
+    size_t n = 0;
+    for (int hk = 0; hk < HOOK_COUNT; hk++) {
+        const struct script_hook_spec *s = &c->e->specs[hk];
+        if (!s->registered || !hook_defs[hk].name)
+            continue;
+        emqx__exhook__v3__hook_spec__init(&specs[n]);
+        specs[n].name = (char *)hook_defs[hk].name;
+        specs[n].n_topics = s->topics.count;
+        specs[n].topics = s->topics.items;
+        ptrs[n] = &specs[n];
+        n++;
+    }
+    Emqx__Exhook__V3__LoadedResponse reply = EMQX__EXHOOK__V3__LOADED_RESPONSE__INIT;
+    reply.n_hooks = n;
+    reply.hooks = ptrs;
+    pack_reply(c, &reply.base);
+}
+
+/* Runs inside lua_pcall so that a memory error while building the argument
+ * tables is caught like any other. */
+static int run_call(lua_State *L)
+{
+    struct call_ctx *c = lua_touserdata(L, CTX_SLOT);
+    script_push_msgh(L);
+    int nargs = push_args(L, c);
+    switch (hook_defs[c->hook].kind) {
+    case HOOK_KIND_LOADED:
+        run_notify(L, c, nargs);
+        if (c->out->status == GRPC_STATUS_OK)
+            pack_loaded(c);
+        break;
+    case HOOK_KIND_NOTIFY:
+        run_notify(L, c, nargs);
+        break;
+    case HOOK_KIND_VERDICT:
+        run_verdict(L, c, nargs);
+        break;
+    case HOOK_KIND_PUBLISH:
+        run_publish(L, c, nargs);
+        break;
+    }
+    return 0;
+}
+
+void dispatch_call(struct script_engine *e, enum hook_id hook, const uint8_t *request,
+                   size_t len, struct dispatch_reply *out)
+{
+    const struct hook_def *d = &hook_defs[hook];
+    struct call_ctx c = {.e = e, .hook = hook, .out = out};
+    out->status = GRPC_STATUS_OK;
+    out->error[0] = '\0';
+    out->len = 0;
+    ProtobufCMessage *req = protobuf_c_message_unpack(d->request, NULL, len, request);
+    if (!req) {
+        fail(&c, GRPC_STATUS_INVALID_ARGUMENT, "%s: malformed %s (%zu bytes)", d->rpc,
+             d->request->short_name, len);
+        log_warn("%s", out->error);
+        return;
+    }
+    c.req = req;
+    lua_State *L = e->L;
+    lua_pushcfunction(L, run_call);
+    lua_pushlightuserdata(L, &c);
+    int st = lua_pcall(L, 1, 0, 0);
+    if (st != LUA_OK) {
+        if (st == LUA_ERRMEM)
+            fail(&c, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory in the Lua state",
+                 d->rpc);
+        else
+            fail(&c, GRPC_STATUS_INTERNAL, "%s: %s", d->rpc, lua_tostring(L, -1));
+        log_error("%s", out->error);
+    }
+    lua_settop(L, 0);
+    protobuf_c_message_free_unpacked(req, NULL);
+}
+
+void dispatch_reply_free(struct dispatch_reply *r)
+{
+    free(r->data);
+    r->data = NULL;
+    r->cap = r->len = 0;
+}

@@ -1,0 +1,30 @@
+#ifndef EXHOOKD_DISPATCH_H
+#define EXHOOKD_DISPATCH_H
+
+/* One hook call from request bytes to reply bytes: decode the request, hand
+ * its fields to every module's handler in order, and encode the reply the
+ * broker expects. Knows nothing about gRPC transport, so it is tested alone. */
+
+#include <grpc/status.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hooks.h"
+#include "script.h"
+
+struct dispatch_reply {
+    grpc_status_code status; /* GRPC_STATUS_OK, or the error to answer with */
+    char error[512];         /* grpc-message when status is not OK */
+    uint8_t *data;           /* packed reply message when status is OK */
+    size_t len;
+    size_t cap;              /* the buffer is reused from call to call */
+};
+
+/* Serves one call of `hook` on engine `e`. The reply buffer in `out` is grown
+ * as needed and kept for the next call. */
+void dispatch_call(struct script_engine *e, enum hook_id hook, const uint8_t *request,
+                   size_t len, struct dispatch_reply *out);
+
+void dispatch_reply_free(struct dispatch_reply *r);
+
+#endif

@@ -1,0 +1,14 @@
+#ifndef EXHOOKD_LUA_API_H
+#define EXHOOKD_LUA_API_H
+
+/* The `exhook` module that scripts see: exhook.log, exhook.topic_match,
+ * exhook.worker_id, exhook.version. */
+
+#include <lua.h>
+
+struct script_engine;
+
+/* Creates the `exhook` table as a global and in package.loaded. */
+void lua_api_open(lua_State *L, struct script_engine *e);
+
+#endif

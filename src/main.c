@@ -1,0 +1,167 @@
+/* exhookd: an EMQX ExHook server that runs every hook in Lua. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "log.h"
+#include "script.h"
+#include "server.h"
+
+/* How long in-flight calls may take to finish on SIGTERM/SIGINT. */
+#define SHUTDOWN_GRACE_MS 5000
+
+enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: exhookd [-c FILE] [-t]\n"
+            "An EMQX ExHook server that answers every broker hook with Lua scripts.\n"
+            "\n"
+            "  -c, --config FILE  configuration file (default: etc/exhook.ini)\n"
+            "  -t, --test         check the configuration and the scripts, print the hooks\n"
+            "                     that would be registered, and exit (0 = good, 2 = not)\n"
+            "  -h, --help         show this help and exit\n"
+            "  -v, --version      show the version and exit\n"
+            "\n"
+            "Runs in the foreground and logs to stderr. SIGTERM or SIGINT stops it after\n"
+            "the calls in flight have been answered.\n");
+}
+
+static int check_scripts_folder(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "exhookd: scripts folder '%s' ([lua] path): %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "exhookd: scripts folder '%s' ([lua] path) is not a directory\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int test_config(const struct config *cfg, const char *path)
+{
+    struct script_engine e;
+    char err[1024];
+    if (script_engine_open(&e, cfg, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "exhookd: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    char hooks[4096];
+    script_describe_hooks(&e, hooks, sizeof hooks);
+    printf("exhookd: configuration %s and scripts are good\n", path);
+    printf("listen: %s\n", cfg->listen);
+    printf("modules:");
+    for (size_t i = 0; i < e.module_count; i++)
+        printf(" %s (%s)", e.modules[i].name, e.modules[i].file);
+    printf("\nhooks: %s\n", hooks);
+    script_engine_close(&e);
+    return EXIT_OK;
+}
+
+static int run(const struct config *cfg)
+{
+    /* Signals are taken synchronously by this thread; the workers inherit
+     * the blocked mask and never see them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024];
+    struct server *s = srv_create(cfg, err, sizeof err);
+    if (!s) {
+        log_error("%s", err);
+        return EXIT_RUNTIME;
+    }
+    if (srv_start(s, err, sizeof err) != 0) {
+        log_error("%s", err);
+        srv_destroy(s, 0);
+        return EXIT_RUNTIME;
+    }
+    log_info("exhookd %s listening on %s (port %d) with %d workers", EXHOOKD_VERSION,
+             cfg->listen, srv_port(s), srv_worker_count(s));
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_info("SIGHUP: scripts are re-read when the broker loads the provider again");
+            continue;
+        }
+        log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    srv_destroy(s, SHUTDOWN_GRACE_MS);
+    log_info("stopped");
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "etc/exhook.ini";
+    int test_only = 0;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:thv", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        case 'v':
+            printf("exhookd %s\n", EXHOOKD_VERSION);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "exhookd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+
+    struct config cfg;
+    char err[1024];
+    cfg_defaults(&cfg);
+    if (cfg_load(&cfg, path, err, sizeof err) != 0) {
+        fprintf(stderr, "exhookd: %s\n", err);
+        cfg_free(&cfg);
+        return EXIT_CONFIG;
+    }
+    log_set_level(cfg.log_level);
+    int rc;
+    if (check_scripts_folder(cfg.lua_path) != 0)
+        rc = EXIT_CONFIG;
+    else
+        rc = test_only ? test_config(&cfg, path) : run(&cfg);
+    cfg_free(&cfg);
+    return rc;
+}

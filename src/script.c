@@ -1,0 +1,463 @@
+#include "script.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lua_api.h"
+#include "topic.h"
+
+static int msgh(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+void script_push_msgh(lua_State *L) { lua_pushcfunction(L, msgh); }
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Lua error text up to the traceback: the "file:line: what" part. */
+static void first_line(char *err, size_t errlen, const char *prefix, const char *msg)
+{
+    size_t n = strcspn(msg, "\n");
+    snprintf(err, errlen, "%s%.*s", prefix, (int)n, msg);
+}
+
+static int filters_add(struct cfg_filters *f, const char *filter)
+{
+    for (size_t i = 0; i < f->count; i++) {
+        if (strcmp(f->items[i], filter) == 0)
+            return 0;
+    }
+    char **items = realloc(f->items, (f->count + 1) * sizeof *items);
+    if (!items)
+        return -1;
+    f->items = items;
+    if (!(f->items[f->count] = strdup(filter)))
+        return -1;
+    f->count++;
+    return 0;
+}
+
+static int filters_copy(struct cfg_filters *dst, const struct cfg_filters *src)
+{
+    for (size_t i = 0; i < src->count; i++) {
+        if (filters_add(dst, src->items[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+bool script_module_wants(const struct script_module *m, enum hook_id hook, const char *topic)
+{
+    if (m->handlers[hook] == LUA_NOREF)
+        return false;
+    const struct cfg_filters *f = &m->filters[hook];
+    if (!hooks_is_message(hook) || f->count == 0)
+        return true;
+    for (size_t i = 0; i < f->count; i++) {
+        if (topic_match(f->items[i], topic))
+            return true;
+    }
+    return false;
+}
+
+/* Pushes member `name` of the module's handler table. A module without a
+ * returned table is read from its environment without falling through to
+ * _G, so a global of another library is never taken for a handler. */
+static void get_member(lua_State *L, int tbl, bool raw, const char *name)
+{
+    if (raw) {
+        lua_pushstring(L, name);
+        lua_rawget(L, tbl);
+    } else {
+        lua_getfield(L, tbl, name);
+    }
+}
+
+/* Reads the module's `topics` field (table at `tbl`): hook name -> filter or
+ * list of filters. Validates hook names and filters. */
+static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m, char *err,
+                       size_t errlen)
+{
+    get_member(L, tbl, raw, "topics");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1)) {
+        set_err(err, errlen, "%s: 'topics' must be a table of hook name = filters, got a %s",
+                m->file, luaL_typename(L, -1));
+        return -1;
+    }
+    int topics = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, topics)) {
+        const char *hook = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        int id = hook ? hooks_find_by_name(hook) : -1;
+        if (id < 0 || !hooks_is_message(id)) {
+            set_err(err, errlen,
+                    "%s: topics: '%s' is not a message hook (use message.publish, "
+                    "message.delivered, message.acked or message.dropped)",
+                    m->file, hook ? hook : luaL_typename(L, -2));
+            return -1;
+        }
+        int list = lua_gettop(L);
+        lua_Integer n = lua_type(L, list) == LUA_TSTRING ? 1
+                        : lua_istable(L, list)         ? (lua_Integer)lua_rawlen(L, list)
+                                                       : -1;
+        if (n <= 0) {
+            set_err(err, errlen, "%s: topics[\"%s\"] must be a filter or a non-empty list of filters",
+                    m->file, hook);
+            return -1;
+        }
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_istable(L, list))
+                lua_rawgeti(L, list, i);
+            else
+                lua_pushvalue(L, list);
+            const char *filter = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            const char *why = "not a string";
+            if (!filter || topic_filter_valid(filter, &why) != 0) {
+                set_err(err, errlen, "%s: topics[\"%s\"]: invalid filter '%s': %s", m->file,
+                        hook, filter ? filter : "?", why);
+                return -1;
+            }
+            if (filters_add(&m->filters[id], filter) != 0) {
+                set_err(err, errlen, "out of memory");
+                return -1;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Looks up `name` in the handler table and keeps it as a registry ref.
+ * Returns 1 if found, 0 if absent, -1 if present but not a function. */
+static int take_function(lua_State *L, int tbl, bool raw, const char *name, int *ref)
+{
+    get_member(L, tbl, raw, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_isfunction(L, -1))
+        return -1;
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+/* A module that defines `on_client_authenticat` would silently never run:
+ * warn about every on_* name that is not a handler. */
+static void warn_unknown_handlers(lua_State *L, int tbl, const struct script_module *m,
+                                  int worker_id)
+{
+    lua_pushnil(L);
+    while (lua_next(L, tbl)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            continue;
+        const char *key = lua_tostring(L, -1);
+        if (strncmp(key, "on_", 3) != 0)
+            continue;
+        bool known = false;
+        for (int h = 0; h < HOOK_COUNT && !known; h++)
+            known = strcmp(key, hook_defs[h].handler) == 0 ||
+                    (hook_defs[h].alias && strcmp(key, hook_defs[h].alias) == 0);
+        if (!known && worker_id <= 1)
+            log_warn("%s: '%s' is not a hook handler and will never be called", m->file, key);
+    }
+}
+
+static int load_module(struct script_engine *e, const struct config *cfg,
+                       struct script_module *m, char *err, size_t errlen)
+{
+    lua_State *L = e->L;
+    int base = lua_gettop(L);
+    int rc = -1;
+
+    /* Init modules are looked up in the scripts folder only, never on the
+     * system Lua path, so `init_module = json` cannot pick up a library. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchpath");
+    lua_pushstring(L, m->name);
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", cfg->lua_path, cfg->lua_path);
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2)) {
+        set_err(err, errlen, "init module '%s' not found in '%s/' (looked for %s)", m->name,
+                cfg->lua_path, lua_tostring(L, -1));
+        for (char *p = err; *p; p++) {
+            if (*p == '\n' || *p == '\t')
+                *p = ' ';
+        }
+        goto out;
+    }
+    m->file = strdup(lua_tostring(L, -2));
+    if (!m->file) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+
+    script_push_msgh(L);
+    int h = lua_gettop(L);
+    /* Text only: precompiled bytecode can crash the VM. */
+    if (luaL_loadfilex(L, m->file, "t") != LUA_OK) {
+        first_line(err, errlen, "", lua_tostring(L, -1));
+        goto out;
+    }
+    int chunk = lua_gettop(L);
+    /* The module's own environment, falling back to the shared globals. */
+    lua_newtable(L);
+    int env = lua_gettop(L);
+    lua_createtable(L, 0, 1);
+    lua_pushglobaltable(L);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, env);
+    lua_pushvalue(L, env);
+    lua_setupvalue(L, chunk, 1); /* a main chunk's only upvalue is _ENV */
+    lua_pushvalue(L, chunk);
+    lua_pushstring(L, m->name);
+    e->current_module = m->name;
+    int st = lua_pcall(L, 1, 1, h);
+    e->current_module = NULL;
+    if (st != LUA_OK) {
+        first_line(err, errlen, "", lua_tostring(L, -1));
+        goto out;
+    }
+    int tbl = lua_istable(L, -1) ? lua_gettop(L) : env;
+    bool raw = tbl == env;
+
+    for (int hk = 0; hk < HOOK_COUNT; hk++) {
+        const struct hook_def *d = &hook_defs[hk];
+        const char *which = d->handler;
+        int found = take_function(L, tbl, raw, which, &m->handlers[hk]);
+        if (found == 0 && d->alias) {
+            which = d->alias;
+            found = take_function(L, tbl, raw, which, &m->handlers[hk]);
+        }
+        if (found < 0) {
+            set_err(err, errlen, "%s: '%s' is a %s, expected a function", m->file, which,
+                    luaL_typename(L, -1));
+            goto out;
+        }
+    }
+    if (take_function(L, tbl, raw, "deinit", &m->deinit_ref) < 0) {
+        set_err(err, errlen, "%s: 'deinit' is a %s, expected a function", m->file,
+                luaL_typename(L, -1));
+        goto out;
+    }
+    if (load_topics(L, tbl, raw, m, err, errlen) != 0)
+        goto out;
+    for (int hk = 0; hk < HOOK_COUNT; hk++) {
+        if (hooks_is_message(hk) && m->filters[hk].count == 0 &&
+            filters_copy(&m->filters[hk], &cfg->topics[hk]) != 0) {
+            set_err(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    warn_unknown_handlers(L, tbl, m, e->worker_id);
+
+    /* init() runs once the module is fully known. */
+    get_member(L, tbl, raw, "init");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isfunction(L, -1)) {
+            set_err(err, errlen, "%s: 'init' is a %s, expected a function", m->file,
+                    luaL_typename(L, -1));
+            goto out;
+        }
+        e->current_module = m->name;
+        st = lua_pcall(L, 0, 0, h);
+        e->current_module = NULL;
+        if (st != LUA_OK) {
+            first_line(err, errlen, "init() failed: ", lua_tostring(L, -1));
+            goto out;
+        }
+    } else {
+        lua_pop(L, 1);
+    }
+    rc = 0;
+out:
+    lua_settop(L, base);
+    return rc;
+}
+
+struct load_ctx {
+    struct script_engine *e;
+    const struct config *cfg;
+    struct script_module *m;
+    char *err;
+    size_t errlen;
+    int rc;
+};
+
+static int load_module_cb(lua_State *L)
+{
+    struct load_ctx *c = lua_touserdata(L, 1);
+    c->rc = load_module(c->e, c->cfg, c->m, c->err, c->errlen);
+    return 0;
+}
+
+/* Loading reads the module's table through its metamethods (a "strict"
+ * table raises on unknown keys) and allocates: any error raised on the way
+ * becomes a load error instead of a panic. */
+static int load_module_protected(struct script_engine *e, const struct config *cfg,
+                                 struct script_module *m, char *err, size_t errlen)
+{
+    struct load_ctx c = {e, cfg, m, err, errlen, -1};
+    lua_State *L = e->L;
+    lua_pushcfunction(L, load_module_cb);
+    lua_pushlightuserdata(L, &c);
+    int st = lua_pcall(L, 1, 0, 0);
+    if (st != LUA_OK) {
+        char prefix[300];
+        snprintf(prefix, sizeof prefix, "%s: ", m->file ? m->file : m->name);
+        first_line(err, errlen, prefix,
+                   st == LUA_ERRMEM ? "out of memory" : lua_tostring(L, -1));
+        lua_pop(L, 1);
+        e->current_module = NULL;
+        return -1;
+    }
+    return c.rc;
+}
+
+static int compute_specs(struct script_engine *e)
+{
+    for (int hk = 0; hk < HOOK_COUNT; hk++) {
+        struct script_hook_spec *s = &e->specs[hk];
+        bool every_topic = false;
+        for (size_t i = 0; i < e->module_count; i++) {
+            const struct script_module *m = &e->modules[i];
+            if (m->handlers[hk] == LUA_NOREF)
+                continue;
+            s->registered = true;
+            if (!hooks_is_message(hk))
+                continue;
+            if (m->filters[hk].count == 0)
+                every_topic = true;
+            else if (filters_copy(&s->topics, &m->filters[hk]) != 0)
+                return -1;
+        }
+        if (every_topic)
+            cfg_filters_free(&s->topics);
+    }
+    return 0;
+}
+
+int script_engine_open(struct script_engine *e, const struct config *cfg, int worker_id,
+                       char *err, size_t errlen)
+{
+    memset(e, 0, sizeof *e);
+    e->worker_id = worker_id;
+    e->L = luaL_newstate();
+    if (!e->L) {
+        set_err(err, errlen, "cannot create a Lua state: out of memory");
+        return -1;
+    }
+    lua_State *L = e->L;
+    luaL_openlibs(L);
+    lua_gc(L, LUA_GCGEN, 0, 0);
+
+    /* `require` finds modules in the scripts folder first. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", cfg->lua_path, cfg->lua_path,
+                    lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+    lua_api_open(L, e);
+
+    e->modules = calloc(cfg->init_module_count, sizeof *e->modules);
+    if (!e->modules) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->init_module_count; i++) {
+        struct script_module *m = &e->modules[i];
+        e->module_count++;
+        m->deinit_ref = LUA_NOREF;
+        for (int hk = 0; hk < HOOK_COUNT; hk++)
+            m->handlers[hk] = LUA_NOREF;
+        if (!(m->name = strdup(cfg->init_modules[i]))) {
+            set_err(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (load_module_protected(e, cfg, m, err, errlen) != 0)
+            goto fail;
+    }
+    if (compute_specs(e) != 0) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    return 0;
+fail:
+    script_engine_close(e);
+    return -1;
+}
+
+void script_engine_close(struct script_engine *e)
+{
+    if (!e->L)
+        return;
+    lua_State *L = e->L;
+    for (size_t i = e->module_count; i-- > 0;) {
+        struct script_module *m = &e->modules[i];
+        if (m->deinit_ref != LUA_NOREF) {
+            script_push_msgh(L);
+            lua_rawgeti(L, LUA_REGISTRYINDEX, m->deinit_ref);
+            e->current_module = m->name;
+            if (lua_pcall(L, 0, 0, -2) != LUA_OK)
+                log_error("module '%s': deinit() failed: %s", m->name, lua_tostring(L, -1));
+            e->current_module = NULL;
+            lua_settop(L, 0);
+        }
+        for (int hk = 0; hk < HOOK_COUNT; hk++)
+            cfg_filters_free(&m->filters[hk]);
+        free(m->name);
+        free(m->file);
+    }
+    for (int hk = 0; hk < HOOK_COUNT; hk++)
+        cfg_filters_free(&e->specs[hk].topics);
+    free(e->modules);
+    lua_close(L);
+    memset(e, 0, sizeof *e);
+}
+
+void script_describe_hooks(const struct script_engine *e, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int hk = 0; hk < HOOK_COUNT && n < len; hk++) {
+        const struct script_hook_spec *s = &e->specs[hk];
+        if (!s->registered || !hook_defs[hk].name)
+            continue;
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", hook_defs[hk].name);
+        for (size_t i = 0; i < s->topics.count && n < len; i++)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s%s", i ? ", " : " [",
+                                  s->topics.items[i], i + 1 == s->topics.count ? "]" : "");
+    }
+    if (n == 0)
+        snprintf(buf, len, "(none)");
+}

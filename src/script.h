@@ -1,0 +1,64 @@
+#ifndef EXHOOKD_SCRIPT_H
+#define EXHOOKD_SCRIPT_H
+
+/* One Lua state with the user's modules loaded, owned by one worker thread.
+ *
+ * Each init module runs in its own global environment (a table whose misses
+ * fall through to _G), so two modules never clobber each other. A module
+ * either returns a table of handlers or defines global functions; handlers
+ * are resolved once at load time and kept as registry references. */
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "hooks.h"
+
+struct script_module {
+    char *name;                 /* as named in init_module, e.g. "example" */
+    char *file;                 /* resolved path, e.g. "scripts/example.lua" */
+    int handlers[HOOK_COUNT];   /* registry refs; LUA_NOREF where not defined */
+    int deinit_ref;             /* registry ref of deinit(), or LUA_NOREF */
+    /* Topic filters this module's message hooks are limited to: its own
+     * `topics` field, else the config's [topics]; none = every topic. */
+    struct cfg_filters filters[HOOK_COUNT];
+};
+
+/* What OnProviderLoaded advertises for one hook. */
+struct script_hook_spec {
+    bool registered;            /* some module handles it */
+    struct cfg_filters topics;  /* message hooks: union of filters; empty = every topic */
+};
+
+struct script_engine {
+    lua_State *L;
+    int worker_id;
+    struct script_module *modules;
+    size_t module_count;
+    struct script_hook_spec specs[HOOK_COUNT];
+    const char *current_module; /* module whose code runs now, tags exhook.log */
+};
+
+/* Creates the state, loads every init module of `cfg` in order, runs each
+ * module's init(). 0 on success; -1 with a one-line message in `err` naming
+ * the file (and line, where Lua knows it), and `e` left closed. */
+int script_engine_open(struct script_engine *e, const struct config *cfg, int worker_id,
+                       char *err, size_t errlen);
+
+/* Runs deinit() of every module (last loaded first) and closes the state. */
+void script_engine_close(struct script_engine *e);
+
+/* True if module `m` handles `hook` for a message on `topic` (topic is
+ * ignored for hooks that are not message hooks). */
+bool script_module_wants(const struct script_module *m, enum hook_id hook, const char *topic);
+
+/* Writes the hooks OnProviderLoaded advertises, e.g.
+ * "client.authenticate, message.publish [sensors/#, alerts/+]", or "(none)". */
+void script_describe_hooks(const struct script_engine *e, char *buf, size_t len);
+
+/* Pushes the message handler used with lua_pcall: it turns an error into
+ * "<message>\n<traceback>". */
+void script_push_msgh(lua_State *L);
+
+#endif

@@ -1,0 +1,398 @@
+#include "server.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "script.h"
+
+/* Requests kept posted per method and worker: enough that a burst of calls
+ * for one rpc rarely waits for a worker to re-post. */
+#define CALLS_PER_METHOD 4
+/* Catch-all requests per worker for method paths we do not serve. */
+#define UNKNOWN_CALLS 2
+#define METHOD_COUNT (HOOK_COUNT * HOOK_GENERATION_COUNT)
+
+enum call_state { CALL_WAITING, CALL_REPLYING };
+
+struct worker;
+
+struct call {
+    struct worker *w;
+    int method; /* index into server.methods, or -1 for an unknown path */
+    enum call_state state;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array request_md;
+    grpc_call_details details; /* unknown paths only */
+    grpc_byte_buffer *payload;
+    grpc_byte_buffer *reply;
+    grpc_slice status_details;
+    int cancelled;
+    grpc_op ops[4];
+};
+
+struct worker {
+    struct server *srv;
+    int id;
+    pthread_t thread;
+    bool started;
+    grpc_completion_queue *cq;
+    /* Taken only to post a request, so that the queue is never shut down
+     * between the check of `stopping` and the post. */
+    pthread_mutex_t post_lock;
+    struct script_engine engine;
+    struct dispatch_reply reply;
+    struct call *calls;
+    size_t call_count;
+};
+
+struct method {
+    char path[96];
+    enum hook_id hook;
+    void *handle;
+};
+
+struct server {
+    grpc_server *grpc;
+    int port;
+    atomic_bool stopping;
+    struct method methods[METHOD_COUNT];
+    struct worker *workers;
+    int worker_count;
+};
+
+static void post(struct call *c)
+{
+    struct worker *w = c->w;
+    struct server *s = w->srv;
+    pthread_mutex_lock(&w->post_lock);
+    if (atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&w->post_lock);
+        return;
+    }
+    c->state = CALL_WAITING;
+    c->call = NULL;
+    c->payload = NULL;
+    grpc_metadata_array_init(&c->request_md);
+    grpc_call_error rc;
+    if (c->method >= 0) {
+        rc = grpc_server_request_registered_call(s->grpc, s->methods[c->method].handle, &c->call,
+                                                 &c->deadline, &c->request_md, &c->payload,
+                                                 w->cq, w->cq, c);
+    } else {
+        grpc_call_details_init(&c->details);
+        rc = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->request_md, w->cq,
+                                      w->cq, c);
+    }
+    pthread_mutex_unlock(&w->post_lock);
+    if (rc != GRPC_CALL_OK)
+        log_error("cannot post a request for calls (grpc error %d)", (int)rc);
+}
+
+static void release(struct call *c)
+{
+    if (c->payload)
+        grpc_byte_buffer_destroy(c->payload);
+    if (c->reply)
+        grpc_byte_buffer_destroy(c->reply);
+    c->payload = c->reply = NULL;
+    grpc_slice_unref(c->status_details);
+    c->status_details = grpc_empty_slice();
+    grpc_metadata_array_destroy(&c->request_md);
+    if (c->method < 0)
+        grpc_call_details_destroy(&c->details);
+    if (c->call)
+        grpc_call_unref(c->call);
+    c->call = NULL;
+}
+
+/* Reads the whole request message into one contiguous slice. */
+static grpc_slice read_payload(grpc_byte_buffer *bb)
+{
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb))
+        return grpc_empty_slice();
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    return all;
+}
+
+static void reply(struct call *c, grpc_status_code status, const char *error,
+                  const uint8_t *data, size_t len)
+{
+    size_t n = 0;
+    grpc_op *ops = c->ops;
+    memset(ops, 0, sizeof c->ops);
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    n++;
+    /* On error no message is sent: the broker's HTTP/2 client takes any
+     * DATA frame for success, whatever the trailers say. */
+    if (status == GRPC_STATUS_OK) {
+        grpc_slice s = grpc_slice_from_copied_buffer((const char *)data, len);
+        c->reply = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = c->reply;
+        n++;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = status;
+    if (status != GRPC_STATUS_OK) {
+        c->status_details = grpc_slice_from_copied_string(error);
+        ops[n].data.send_status_from_server.status_details = &c->status_details;
+    }
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+    n++;
+    c->state = CALL_REPLYING;
+    grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    if (rc != GRPC_CALL_OK) {
+        /* No completion will come for this batch: recycle the call now. */
+        log_error("cannot answer a call (grpc error %d)", (int)rc);
+        release(c);
+        post(c);
+    }
+}
+
+static void serve(struct call *c)
+{
+    struct worker *w = c->w;
+    if (c->method < 0) {
+        char *path = grpc_slice_to_c_string(c->details.method);
+        char msg[256];
+        snprintf(msg, sizeof msg, "Method not found: %s", path);
+        log_warn("call to unknown method %s", path);
+        gpr_free(path);
+        reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0);
+        return;
+    }
+    const struct method *m = &w->srv->methods[c->method];
+    if (!c->payload) {
+        reply(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL, 0);
+        return;
+    }
+    grpc_slice req = read_payload(c->payload);
+    dispatch_call(&w->engine, m->hook, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
+                  &w->reply);
+    grpc_slice_unref(req);
+    reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "w%d", w->id);
+    log_set_thread_name(name);
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        struct call *c = ev.tag;
+        if (c->state == CALL_WAITING) {
+            if (!ev.success) {
+                /* The server is shutting down: this request ends here. */
+                release(c);
+                continue;
+            }
+            serve(c);
+        } else {
+            release(c);
+            post(c);
+        }
+    }
+    return NULL;
+}
+
+static void close_workers(struct server *s)
+{
+    for (int i = 0; i < s->worker_count; i++) {
+        struct worker *w = &s->workers[i];
+        if (w->cq)
+            grpc_completion_queue_destroy(w->cq);
+        script_engine_close(&w->engine);
+        dispatch_reply_free(&w->reply);
+        free(w->calls);
+        pthread_mutex_destroy(&w->post_lock);
+    }
+    free(s->workers);
+    s->workers = NULL;
+}
+
+static int worker_count(const struct config *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* gRPC's own messages go through our log, at debug level: what matters to
+ * an operator (port in use, ...) is reported by exhookd in one clear line. */
+static void grpc_log(gpr_log_func_args *args)
+{
+    log_debug("grpc: %s (%s:%d)", args->message, args->file, args->line);
+}
+
+struct server *srv_create(const struct config *cfg, char *err, size_t errlen)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    gpr_set_log_function(grpc_log);
+    grpc_init();
+
+    /* The broker pings every minute, also on idle connections, and ignores
+     * the stream limit: accept both instead of answering with GOAWAY. */
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+         .value.integer = 1},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         .value.integer = 10000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
+    };
+    grpc_channel_args chargs = {.num_args = sizeof args / sizeof args[0], .args = args};
+    s->grpc = grpc_server_create(&chargs, NULL);
+
+    for (int g = 0; g < HOOK_GENERATION_COUNT; g++) {
+        for (int h = 0; h < HOOK_COUNT; h++) {
+            struct method *m = &s->methods[g * HOOK_COUNT + h];
+            snprintf(m->path, sizeof m->path, "/%s.HookProvider/%s", hook_generations[g].package,
+                     hook_defs[h].rpc);
+            m->hook = (enum hook_id)h;
+            m->handle = grpc_server_register_method(s->grpc, m->path, NULL,
+                                                    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        }
+    }
+
+    s->worker_count = worker_count(cfg);
+    s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
+    if (!s->workers) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < s->worker_count; i++) {
+        struct worker *w = &s->workers[i];
+        w->srv = s;
+        w->id = i + 1;
+        pthread_mutex_init(&w->post_lock, NULL);
+        w->cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->grpc, w->cq, NULL);
+        if (script_engine_open(&w->engine, cfg, w->id, err, errlen) != 0)
+            goto fail;
+    }
+
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    s->port = grpc_server_add_http2_port(s->grpc, cfg->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (s->port == 0) {
+        snprintf(err, errlen,
+                 "cannot listen on %s: the address is in use or not an address of this host",
+                 cfg->listen);
+        goto fail;
+    }
+    return s;
+fail:
+    srv_destroy(s, 0);
+    return NULL;
+}
+
+int srv_port(const struct server *s) { return s->port; }
+
+int srv_worker_count(const struct server *s) { return s->worker_count; }
+
+int srv_start(struct server *s, char *err, size_t errlen)
+{
+    grpc_server_start(s->grpc);
+    size_t per_worker = (size_t)METHOD_COUNT * CALLS_PER_METHOD + UNKNOWN_CALLS;
+    for (int i = 0; i < s->worker_count; i++) {
+        struct worker *w = &s->workers[i];
+        w->calls = calloc(per_worker, sizeof *w->calls);
+        if (!w->calls) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        w->call_count = per_worker;
+        for (size_t k = 0; k < per_worker; k++) {
+            struct call *c = &w->calls[k];
+            c->w = w;
+            c->method = k < UNKNOWN_CALLS ? -1 : (int)((k - UNKNOWN_CALLS) / CALLS_PER_METHOD);
+            c->status_details = grpc_empty_slice();
+            post(c);
+        }
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            snprintf(err, errlen, "cannot start worker thread %d", w->id);
+            return -1;
+        }
+        w->started = true;
+    }
+    return 0;
+}
+
+void srv_destroy(struct server *s, unsigned grace_ms)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, true);
+    if (s->grpc) {
+        grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
+        grpc_server_shutdown_and_notify(s->grpc, done, s);
+        gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                          gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_pluck(done, s, grace, NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            log_warn("calls still running after %u ms: cancelling them", grace_ms);
+            grpc_server_cancel_all_calls(s->grpc);
+            grpc_completion_queue_pluck(done, s, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        }
+        grpc_completion_queue_shutdown(done);
+        grpc_completion_queue_destroy(done);
+    }
+    for (int i = 0; i < s->worker_count && s->workers; i++) {
+        struct worker *w = &s->workers[i];
+        if (!w->cq)
+            continue;
+        pthread_mutex_lock(&w->post_lock);
+        grpc_completion_queue_shutdown(w->cq);
+        pthread_mutex_unlock(&w->post_lock);
+        if (w->started) {
+            pthread_join(w->thread, NULL);
+        } else {
+            /* Never started: drain here the requests the shutdown failed. */
+            for (;;) {
+                grpc_event ev =
+                    grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                    break;
+                if (ev.type == GRPC_OP_COMPLETE)
+                    release(ev.tag);
+            }
+        }
+    }
+    if (s->grpc)
+        grpc_server_destroy(s->grpc);
+    if (s->workers)
+        close_workers(s);
+    free(s);
+    grpc_shutdown();
+}

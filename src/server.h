@@ -1,0 +1,33 @@
+#ifndef EXHOOKD_SERVER_H
+#define EXHOOKD_SERVER_H
+
+/* The gRPC side: one listening port serving every rpc of every interface
+ * generation, N worker threads each with its own completion queue and its
+ * own Lua state. A call is served start to finish on the worker whose queue
+ * it arrived on, so nothing on the call path takes a lock. */
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct server;
+
+/* Binds cfg->listen and loads the scripts into every worker's state. NULL
+ * with a one-line message in `err` on failure (port in use, script error). */
+struct server *srv_create(const struct config *cfg, char *err, size_t errlen);
+
+/* The port actually bound (useful with "host:0"). */
+int srv_port(const struct server *s);
+
+/* Number of worker threads. */
+int srv_worker_count(const struct server *s);
+
+/* Starts the workers; calls are served from now on. */
+int srv_start(struct server *s, char *err, size_t errlen);
+
+/* Stops taking calls, lets those in flight finish (up to `grace_ms`, then
+ * cancels them), stops the workers and frees everything, running each
+ * module's deinit(). Safe on a server that was never started. */
+void srv_destroy(struct server *s, unsigned grace_ms);
+
+#endif

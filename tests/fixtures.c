@@ -1,0 +1,64 @@
+/* nftw and mkdtemp */
+#define _XOPEN_SOURCE 700
+
+#include "fixtures.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void fx_init(struct fixture *fx)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(fx->dir, sizeof fx->dir, "%s/exhookd-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(fx->dir));
+    cfg_defaults(&fx->cfg);
+}
+
+void fx_write(struct fixture *fx, const char *file, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", fx->dir, file);
+    for (char *p = path + strlen(fx->dir) + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        mkdir(path, 0700);
+        *p = '/';
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+void fx_configure(struct fixture *fx, const char *modules, const char *extra)
+{
+    char ini[4096], err[512];
+    snprintf(ini, sizeof ini, "[lua]\npath = %s\ninit_module = %s\n%s", fx->dir, modules,
+             extra ? extra : "");
+    cfg_free(&fx->cfg);
+    cfg_defaults(&fx->cfg);
+    if (cfg_load_string(&fx->cfg, ini, "test.ini", err, sizeof err) != 0)
+        fail_msg("fixture config does not load: %s", err);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void fx_free(struct fixture *fx)
+{
+    nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cfg_free(&fx->cfg);
+}

@@ -1,0 +1,114 @@
+#include "rpc_client.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rpc_client {
+    grpc_channel *channel;
+    grpc_completion_queue *cq;
+};
+
+struct rpc_client *rpc_client_open(const char *target)
+{
+    struct rpc_client *c = calloc(1, sizeof *c);
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    c->channel = grpc_channel_create(target, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    c->cq = grpc_completion_queue_create_for_pluck(NULL);
+    return c;
+}
+
+void rpc_client_close(struct rpc_client *c)
+{
+    grpc_channel_destroy(c->channel);
+    grpc_completion_queue_shutdown(c->cq);
+    while (grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(c->cq);
+    free(c);
+}
+
+int rpc_call_raw(struct rpc_client *c, const char *path, const void *data, size_t len,
+                 struct rpc_result *out)
+{
+    memset(out, 0, sizeof *out);
+    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                         gpr_time_from_seconds(30, GPR_TIMESPAN));
+    grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
+                                               grpc_slice_from_static_string(path), NULL,
+                                               deadline, NULL);
+    grpc_slice body = grpc_slice_from_copied_buffer(data, len);
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&body, 1);
+    grpc_slice_unref(body);
+    grpc_byte_buffer *recv = NULL;
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_metadata_array_init(&initial_md);
+    grpc_metadata_array_init(&trailing_md);
+    grpc_slice details = grpc_empty_slice();
+
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
+    ops[5].data.recv_status_on_client.status = &out->status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+
+    int rc = -1;
+    if (grpc_call_start_batch(call, ops, 6, call, NULL) == GRPC_CALL_OK) {
+        grpc_event ev =
+            grpc_completion_queue_pluck(c->cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        rc = ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : -1;
+    }
+    char *d = grpc_slice_to_c_string(details);
+    out->details = strdup(d);
+    gpr_free(d);
+    if (recv) {
+        grpc_byte_buffer_reader reader;
+        grpc_byte_buffer_reader_init(&reader, recv);
+        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        out->got_message = 1;
+        out->reply_len = GRPC_SLICE_LENGTH(all);
+        out->reply = malloc(out->reply_len + 1);
+        memcpy(out->reply, GRPC_SLICE_START_PTR(all), out->reply_len);
+        grpc_slice_unref(all);
+        grpc_byte_buffer_destroy(recv);
+    }
+    grpc_slice_unref(details);
+    grpc_byte_buffer_destroy(send);
+    grpc_metadata_array_destroy(&initial_md);
+    grpc_metadata_array_destroy(&trailing_md);
+    grpc_call_unref(call);
+    return rc;
+}
+
+int rpc_call(struct rpc_client *c, const char *path, const ProtobufCMessage *req,
+             struct rpc_result *out)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(len + 1);
+    protobuf_c_message_pack(req, buf);
+    int rc = rpc_call_raw(c, path, buf, len, out);
+    free(buf);
+    return rc;
+}
+
+void rpc_result_free(struct rpc_result *r)
+{
+    free(r->details);
+    free(r->reply);
+    memset(r, 0, sizeof *r);
+}

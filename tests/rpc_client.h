@@ -1,0 +1,36 @@
+#ifndef EXHOOKD_TEST_RPC_CLIENT_H
+#define EXHOOKD_TEST_RPC_CLIENT_H
+
+/* A minimal blocking unary gRPC client on the C core API, as EMQX would call
+ * exhookd: one channel, one call at a time. */
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rpc_client;
+
+struct rpc_result {
+    grpc_status_code status;
+    char *details;    /* grpc-message, malloc'd, "" when none */
+    uint8_t *reply;   /* reply message bytes, malloc'd, NULL when none came */
+    size_t reply_len;
+    int got_message;  /* 1 if the server sent a message */
+};
+
+struct rpc_client *rpc_client_open(const char *target);
+void rpc_client_close(struct rpc_client *c);
+
+/* Calls `path` ("/emqx.exhook.v3.HookProvider/OnClientAuthenticate") with raw
+ * request bytes. 0 when the call completed (whatever its status). */
+int rpc_call_raw(struct rpc_client *c, const char *path, const void *data, size_t len,
+                 struct rpc_result *out);
+
+/* Same, packing `req` first. */
+int rpc_call(struct rpc_client *c, const char *path, const ProtobufCMessage *req,
+             struct rpc_result *out);
+
+void rpc_result_free(struct rpc_result *r);
+
+#endif

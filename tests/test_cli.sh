@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The exhookd command as an operator meets it: exit codes and one-line
+# errors for bad config, bad scripts, a missing folder and a taken port, and
+# a clean stop on SIGTERM.
+# Usage: test_cli.sh <exhookd binary> <source dir>
+set -u
+BIN=$1
+SRC=$2
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"; [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null' EXIT
+failed=0
+passed=0
+
+check() { # name, condition result (0 = ok), details
+    if [ "$2" -eq 0 ]; then
+        passed=$((passed + 1)); echo "ok   $1"
+    else
+        failed=$((failed + 1)); echo "FAIL $1: $3"
+    fi
+}
+
+# run <args...>: sets RC, OUT, ERR
+run() {
+    "$BIN" "$@" >"$WORK/out" 2>"$WORK/err"
+    RC=$?
+    OUT=$(cat "$WORK/out")
+    ERR=$(cat "$WORK/err")
+}
+
+cd "$SRC" || exit 1
+
+run -t -c etc/exhook.ini
+[ $RC -eq 0 ] && grep -qx "hooks: client.connected, client.disconnected, client.authenticate, client.authorize, message.publish \[demo/#\]" <<<"$OUT"
+check "-t on the shipped config lists the example hooks and exits 0" $? "rc=$RC out=$OUT err=$ERR"
+
+mkdir -p "$WORK/scripts"
+printf '[lua]\npath = %s/scripts\ninit_module = broken\n' "$WORK" >"$WORK/broken.ini"
+printf 'function on_client_connected(ci)\n  if then end\nend\n' >"$WORK/scripts/broken.lua"
+run -t -c "$WORK/broken.ini"
+[ $RC -eq 2 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -q "^exhookd: $WORK/scripts/broken.lua:2: unexpected symbol near 'then'$" <<<"$ERR"
+check "a script syntax error is one line naming file and line, exit 2" $? "rc=$RC err=$ERR"
+
+run -c "$WORK/broken.ini"
+[ $RC -ne 0 ] && grep -q "broken.lua:2:" <<<"$ERR"
+check "a script syntax error stops the server from starting" $? "rc=$RC err=$ERR"
+
+printf '[server]\nlisten = 127.0.0.1:9000\nthreads = 4\n' >"$WORK/badkey.ini"
+run -t -c "$WORK/badkey.ini"
+[ $RC -eq 2 ] && [ "$ERR" = "exhookd: $WORK/badkey.ini:3: unknown key 'threads' in section [server]" ]
+check "an unknown config key is one line with file and line, exit 2" $? "rc=$RC err=$ERR"
+
+printf '[lua]\npath = %s/nowhere\n' "$WORK" >"$WORK/nofolder.ini"
+run -t -c "$WORK/nofolder.ini"
+[ $RC -eq 2 ] && [ "$ERR" = "exhookd: scripts folder '$WORK/nowhere' ([lua] path): No such file or directory" ]
+check "a missing scripts folder is one line, exit 2" $? "rc=$RC err=$ERR"
+
+run -c "$WORK/does-not-exist.ini"
+[ $RC -eq 2 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -q "does-not-exist.ini" <<<"$ERR"
+check "a missing config file is one line, exit 2" $? "rc=$RC err=$ERR"
+
+run --version
+[ $RC -eq 0 ] && grep -qE '^exhookd [0-9]+\.[0-9]+\.[0-9]+$' <<<"$OUT"
+check "--version prints the version" $? "rc=$RC out=$OUT"
+
+run --help
+[ $RC -eq 0 ] && grep -q "^Usage: exhookd" <<<"$OUT"
+check "--help prints usage" $? "rc=$RC out=$OUT"
+
+run --frobnicate
+[ $RC -eq 2 ]
+check "an unknown option exits 2" $? "rc=$RC"
+
+# A running server, a second one on its port, then SIGTERM.
+PORT=$(( 20000 + RANDOM % 20000 ))
+printf '[server]\nlisten = 127.0.0.1:%s\nworkers = 1\n[lua]\npath = %s/scripts\ninit_module = example\n' \
+    "$PORT" "$SRC" >"$WORK/run.ini"
+"$BIN" -c "$WORK/run.ini" 2>"$WORK/run.log" &
+PID=$!
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$WORK/run.log" 2>/dev/null && break
+    sleep 0.05
+done
+grep -q "listening on 127.0.0.1:$PORT (port $PORT) with 1 workers" "$WORK/run.log"
+check "the server starts and says where it listens" $? "$(cat "$WORK/run.log")"
+
+run -c "$WORK/run.ini"
+[ $RC -eq 1 ] && grep -q "error \[main\] cannot listen on 127.0.0.1:$PORT: the address is in use" <<<"$ERR"
+check "a port in use is one clear error line, exit 1" $? "rc=$RC err=$ERR"
+
+kill -TERM "$PID"
+wait "$PID"
+RC=$?
+PID=
+[ $RC -eq 0 ] && grep -q "SIGTERM: stopping" "$WORK/run.log" && grep -q "stopped$" "$WORK/run.log"
+check "SIGTERM stops the server with exit 0" $? "rc=$RC log=$(cat "$WORK/run.log")"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

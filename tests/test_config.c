@@ -1,0 +1,810 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define ERR_LEN 512
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Loads `text` over the defaults and expects exactly `expected` as the error. */
+static void assert_load_error(const char *text, const char *expected)
+{
+    struct config cfg;
+    char err[ERR_LEN] = "";
+
+    cfg_defaults(&cfg);
+    if (cfg_load_string(&cfg, text, "t.ini", err, sizeof err) != -1)
+        fail_msg("expected an error for:\n%s", text);
+    assert_string_equal(err, expected);
+    /* Whatever was applied before the error must still be freeable (ASan checks). */
+    cfg_free(&cfg);
+}
+
+static void load_ok(struct config *cfg, const char *text)
+{
+    char err[ERR_LEN] = "";
+
+    cfg_defaults(cfg);
+    if (cfg_load_string(cfg, text, "t.ini", err, sizeof err) != 0)
+        fail_msg("unexpected error: %s", err);
+}
+
+/* Writes `len` bytes to a fresh temporary file; its path goes to `path`. */
+static void write_temp(char *path, size_t pathlen, const char *data, size_t len)
+{
+    snprintf(path, pathlen, "/tmp/test_config_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static char *repeat(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    assert_non_null(s);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* ---- defaults and good configs ---------------------------------------- */
+
+static void test_defaults(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    cfg_defaults(&cfg);
+    assert_string_equal(cfg.listen, "0.0.0.0:9000");
+    assert_int_equal(cfg.workers, 0);
+    assert_string_equal(cfg.lua_path, "scripts");
+    assert_int_equal(cfg.init_module_count, 1);
+    assert_string_equal(cfg.init_modules[0], "main");
+    assert_int_equal(cfg.call_timeout_ms, 5000);
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    for (int i = 0; i < HOOK_COUNT; i++) {
+        assert_int_equal(cfg.topics[i].count, 0);
+        assert_null(cfg.topics[i].items);
+    }
+    cfg_free(&cfg);
+}
+
+static void test_empty_text_keeps_defaults(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "; only a comment\n\n# another\n");
+    assert_string_equal(cfg.listen, "0.0.0.0:9000");
+    assert_string_equal(cfg.init_modules[0], "main");
+    assert_int_equal(cfg.call_timeout_ms, 5000);
+    cfg_free(&cfg);
+}
+
+static void test_partial_config_keeps_other_defaults(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[server]\nworkers = 4\n");
+    assert_int_equal(cfg.workers, 4);
+    assert_string_equal(cfg.listen, "0.0.0.0:9000");
+    assert_string_equal(cfg.lua_path, "scripts");
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    cfg_free(&cfg);
+}
+
+static void test_full_config_sets_every_key(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[server]\n"
+                  "listen = [::]:9100\n"
+                  "workers = 256\n"
+                  "[lua]\n"
+                  "path = /opt/hooks\n"
+                  "init_module = auth , rules.acl,audit-log_2\n"
+                  "call_timeout = 250ms\n"
+                  "[log]\n"
+                  "level = debug\n"
+                  "[topics]\n"
+                  "message.publish = sensors/#, alerts/+ ,$SYS/brokers/+\n"
+                  "message.delivered = a/b\n"
+                  "message.acked = +/x/#\n"
+                  "message.dropped = #\n");
+    assert_string_equal(cfg.listen, "[::]:9100");
+    assert_int_equal(cfg.workers, 256);
+    assert_string_equal(cfg.lua_path, "/opt/hooks");
+    assert_int_equal(cfg.init_module_count, 3);
+    assert_string_equal(cfg.init_modules[0], "auth");
+    assert_string_equal(cfg.init_modules[1], "rules.acl");
+    assert_string_equal(cfg.init_modules[2], "audit-log_2");
+    assert_int_equal(cfg.call_timeout_ms, 250);
+    assert_int_equal(cfg.log_level, LOG_DEBUG);
+
+    const struct cfg_filters *pub = &cfg.topics[HOOK_MESSAGE_PUBLISH];
+    assert_int_equal(pub->count, 3);
+    assert_string_equal(pub->items[0], "sensors/#");
+    assert_string_equal(pub->items[1], "alerts/+");
+    assert_string_equal(pub->items[2], "$SYS/brokers/+");
+    assert_int_equal(cfg.topics[HOOK_MESSAGE_DELIVERED].count, 1);
+    assert_string_equal(cfg.topics[HOOK_MESSAGE_DELIVERED].items[0], "a/b");
+    assert_int_equal(cfg.topics[HOOK_MESSAGE_ACKED].count, 1);
+    assert_string_equal(cfg.topics[HOOK_MESSAGE_ACKED].items[0], "+/x/#");
+    assert_int_equal(cfg.topics[HOOK_MESSAGE_DROPPED].count, 1);
+    assert_string_equal(cfg.topics[HOOK_MESSAGE_DROPPED].items[0], "#");
+    assert_int_equal(cfg.topics[HOOK_CLIENT_CONNECT].count, 0);
+    cfg_free(&cfg);
+}
+
+static void test_comments_crlf_bom_and_inline_comments_are_accepted(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "\xEF\xBB\xBF; leading BOM\r\n"
+                  "# hash comment\r\n"
+                  "[log]   ; section comment\r\n"
+                  "level = warning ; inline comment after whitespace\r\n"
+                  "[topics]\r\n"
+                  "message.publish = a;b\r\n");
+    assert_int_equal(cfg.log_level, LOG_WARN);
+    /* ';' right after a character is part of the value, not a comment */
+    assert_string_equal(cfg.topics[HOOK_MESSAGE_PUBLISH].items[0], "a;b");
+    cfg_free(&cfg);
+}
+
+static void test_indented_first_key_after_section_is_accepted(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[server]\n    workers = 2\n[lua]\n  path = x\n");
+    assert_int_equal(cfg.workers, 2);
+    assert_string_equal(cfg.lua_path, "x");
+    cfg_free(&cfg);
+}
+
+static void test_listen_accepts_names_ipv4_ipv6_and_port_range(void **state)
+{
+    static const char *good[] = {"localhost:1", "127.0.0.1:65535", "[::1]:9000",
+                                 "exhook.example.com:09000"};
+    (void)state;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct config cfg;
+        char text[128];
+        snprintf(text, sizeof text, "[server]\nlisten = %s\n", good[i]);
+        load_ok(&cfg, text);
+        assert_string_equal(cfg.listen, good[i]);
+        cfg_free(&cfg);
+    }
+}
+
+static void test_every_log_level_name_is_accepted(void **state)
+{
+    static const struct {
+        const char *text;
+        enum log_level level;
+    } cases[] = {{"debug", LOG_DEBUG}, {"info", LOG_INFO},   {"warn", LOG_WARN},
+                 {"warning", LOG_WARN}, {"error", LOG_ERROR}};
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+        char text[64];
+        snprintf(text, sizeof text, "[log]\nlevel = %s\n", cases[i].text);
+        load_ok(&cfg, text);
+        assert_int_equal(cfg.log_level, cases[i].level);
+        cfg_free(&cfg);
+    }
+}
+
+static void test_workers_bounds_are_inclusive(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[server]\nworkers = 0\n");
+    assert_int_equal(cfg.workers, 0);
+    cfg_free(&cfg);
+    load_ok(&cfg, "[server]\nworkers = 256\n");
+    assert_int_equal(cfg.workers, 256);
+    cfg_free(&cfg);
+}
+
+static void test_line_of_197_characters_is_accepted(void **state)
+{
+    struct config cfg;
+    char *value = repeat('p', 197 - strlen("path = "));
+    char text[512];
+
+    (void)state;
+    snprintf(text, sizeof text, "[lua]\npath = %s\n", value);
+    load_ok(&cfg, text);
+    assert_string_equal(cfg.lua_path, value);
+    cfg_free(&cfg);
+    free(value);
+}
+
+static void test_shipped_config_parses(void **state)
+{
+    struct config cfg;
+    char err[ERR_LEN] = "";
+
+    (void)state;
+    cfg_defaults(&cfg);
+    if (cfg_load(&cfg, EXHOOKD_SOURCE_DIR "/etc/exhook.ini", err, sizeof err) != 0)
+        fail_msg("shipped config: %s", err);
+    assert_string_equal(cfg.listen, "0.0.0.0:9000");
+    assert_int_equal(cfg.workers, 0);
+    assert_string_equal(cfg.lua_path, "scripts");
+    assert_int_equal(cfg.init_module_count, 1);
+    assert_string_equal(cfg.init_modules[0], "example");
+    assert_int_equal(cfg.call_timeout_ms, 5000);
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    for (int i = 0; i < HOOK_COUNT; i++)
+        assert_int_equal(cfg.topics[i].count, 0);
+    cfg_free(&cfg);
+}
+
+static void test_load_from_file_reports_path_and_line(void **state)
+{
+    static const char text[] = "[server]\nworkers = 1\n\nworkers = 2\n";
+    char path[64];
+    char err[ERR_LEN] = "";
+    char expected[ERR_LEN];
+    struct config cfg;
+
+    (void)state;
+    write_temp(path, sizeof path, text, sizeof text - 1);
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);
+    snprintf(expected, sizeof expected, "%s:4: duplicate key 'workers' in section [server]", path);
+    assert_string_equal(err, expected);
+    cfg_free(&cfg);
+    unlink(path);
+}
+
+static void test_load_from_file_applies_values(void **state)
+{
+    static const char text[] = "[lua]\ncall_timeout = 2m\n";
+    char path[64];
+    char err[ERR_LEN] = "";
+    struct config cfg;
+
+    (void)state;
+    write_temp(path, sizeof path, text, sizeof text - 1);
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), 0);
+    assert_int_equal(cfg.call_timeout_ms, 120000);
+    cfg_free(&cfg);
+    unlink(path);
+}
+
+static void test_error_buffer_may_be_null(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load_string(&cfg, "[bar]\n", "t.ini", NULL, 0), -1);
+    assert_int_equal(cfg_load(&cfg, "/nonexistent/exhook.ini", NULL, 0), -1);
+    cfg_free(&cfg);
+}
+
+static void test_error_message_is_truncated_to_buffer(void **state)
+{
+    struct config cfg;
+    char err[8];
+
+    (void)state;
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load_string(&cfg, "[bar]\n", "t.ini", err, sizeof err), -1);
+    assert_string_equal(err, "t.ini:1");
+    cfg_free(&cfg);
+}
+
+/* ---- structural errors ------------------------------------------------ */
+
+static void test_unknown_section_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[bar]\nx = 1\n", "t.ini:1: unknown section [bar]");
+}
+
+static void test_unknown_empty_section_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nworkers = 1\n\n[topic]\n", "t.ini:4: unknown section [topic]");
+}
+
+static void test_section_names_are_case_sensitive(void **state)
+{
+    (void)state;
+    assert_load_error("[Server]\nworkers = 1\n", "t.ini:1: unknown section [Server]");
+}
+
+static void test_unterminated_section_header_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server\nworkers = 1\n", "t.ini:1: expected ']' to close the section name");
+}
+
+static void test_unknown_key_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nfoo = 1\n", "t.ini:2: unknown key 'foo' in section [server]");
+}
+
+static void test_key_in_wrong_section_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\nlisten = a:1\n", "t.ini:2: unknown key 'listen' in section [lua]");
+}
+
+static void test_key_names_are_case_sensitive(void **state)
+{
+    (void)state;
+    assert_load_error("[log]\nLevel = info\n", "t.ini:2: unknown key 'Level' in section [log]");
+}
+
+static void test_key_before_any_section_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("; comment\nlisten = a:1\n", "t.ini:2: key 'listen' outside of any section");
+}
+
+static void test_line_without_equals_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nlisten\n", "t.ini:2: expected key = value");
+}
+
+static void test_duplicate_key_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nworkers = 1\nworkers = 2\n",
+                      "t.ini:3: duplicate key 'workers' in section [server]");
+}
+
+static void test_duplicate_key_in_repeated_section_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\npath = a\n[log]\nlevel = info\n[lua]\npath = b\n",
+                      "t.ini:6: duplicate key 'path' in section [lua]");
+}
+
+static void test_duplicate_topics_key_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[topics]\nmessage.publish = a\nmessage.publish = b\n",
+                      "t.ini:3: duplicate key 'message.publish' in section [topics]");
+}
+
+static void test_indented_continuation_line_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\ninit_module = a\n    b\n",
+                      "t.ini:3: indented line continues the value of 'init_module'; multi-line "
+                      "values are not supported, remove the indentation");
+}
+
+static void test_first_error_is_the_one_reported(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nworkers = many\nnonsense\n[bar]\n",
+                      "t.ini:2: workers: expected an integer 0..256, got 'many'");
+    assert_load_error("[server]\nnonsense\nworkers = many\n", "t.ini:2: expected key = value");
+}
+
+static void test_line_over_197_characters_is_an_error(void **state)
+{
+    char *value = repeat('p', 198 - strlen("path = "));
+    char text[512];
+
+    (void)state;
+    snprintf(text, sizeof text, "[lua]\npath = %s\n[log]\nlevel = info\n", value);
+    assert_load_error(text, "t.ini:2: line too long (at most 197 characters)");
+    free(value);
+}
+
+static void test_long_comment_line_is_an_error(void **state)
+{
+    /* inih would parse the tail of a cut comment as a line of its own */
+    char *tail = repeat('x', 250);
+    char text[512];
+
+    (void)state;
+    snprintf(text, sizeof text, "[lua]\n; %s = 1\n", tail);
+    assert_load_error(text, "t.ini:2: line too long (at most 197 characters)");
+    free(tail);
+}
+
+static void test_nul_byte_is_an_error(void **state)
+{
+    static const char text[] = "[log]\nlevel = info\0junk\n";
+    char path[64];
+    char err[ERR_LEN] = "";
+    char expected[ERR_LEN];
+    struct config cfg;
+
+    (void)state;
+    write_temp(path, sizeof path, text, sizeof text - 1);
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);
+    snprintf(expected, sizeof expected, "%s:2: NUL byte in line", path);
+    assert_string_equal(err, expected);
+    cfg_free(&cfg);
+    unlink(path);
+}
+
+static void test_missing_file_is_an_error(void **state)
+{
+    struct config cfg;
+    char err[ERR_LEN] = "";
+
+    (void)state;
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load(&cfg, "/nonexistent/exhook.ini", err, sizeof err), -1);
+    assert_string_equal(err, "/nonexistent/exhook.ini: No such file or directory");
+    /* the defaults are untouched */
+    assert_string_equal(cfg.listen, "0.0.0.0:9000");
+    cfg_free(&cfg);
+}
+
+static void test_directory_path_is_an_error(void **state)
+{
+    struct config cfg;
+    char err[ERR_LEN] = "";
+
+    (void)state;
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load(&cfg, "/tmp", err, sizeof err), -1);
+    assert_string_equal(err, "/tmp: Is a directory");
+    cfg_free(&cfg);
+}
+
+static void test_unreadable_file_is_an_error(void **state)
+{
+    static const char text[] = "[log]\nlevel = info\n";
+    char path[64];
+    char err[ERR_LEN] = "";
+    char expected[ERR_LEN];
+    struct config cfg;
+
+    (void)state;
+    if (geteuid() == 0)
+        skip(); /* root reads files whatever their mode */
+    write_temp(path, sizeof path, text, sizeof text - 1);
+    assert_int_equal(chmod(path, 0), 0);
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);
+    snprintf(expected, sizeof expected, "%s: Permission denied", path);
+    assert_string_equal(err, expected);
+    cfg_free(&cfg);
+    unlink(path);
+}
+
+/* ---- value errors ----------------------------------------------------- */
+
+static void test_listen_without_port_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nlisten = xyz\n", "t.ini:2: listen: expected host:port, got 'xyz'");
+    assert_load_error("[server]\nlisten = xyz:\n",
+                      "t.ini:2: listen: expected host:port, got 'xyz:'");
+    assert_load_error("[server]\nlisten =\n", "t.ini:2: listen: expected host:port, got ''");
+}
+
+static void test_listen_without_host_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nlisten = :9000\n",
+                      "t.ini:2: listen: expected host:port, got ':9000'");
+    assert_load_error("[server]\nlisten = []:9000\n",
+                      "t.ini:2: listen: expected host:port, got '[]:9000'");
+}
+
+static void test_listen_with_bad_host_is_an_error(void **state)
+{
+    (void)state;
+    /* an IPv6 address needs brackets to be told from its port */
+    assert_load_error("[server]\nlisten = ::1:9000\n",
+                      "t.ini:2: listen: expected host:port, got '::1:9000'");
+    assert_load_error("[server]\nlisten = [::1:9000\n",
+                      "t.ini:2: listen: expected host:port, got '[::1:9000'");
+    assert_load_error("[server]\nlisten = my host:9000\n",
+                      "t.ini:2: listen: expected host:port, got 'my host:9000'");
+}
+
+static void test_listen_with_non_numeric_port_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nlisten = host:http\n",
+                      "t.ini:2: listen: expected host:port, got 'host:http'");
+    assert_load_error("[server]\nlisten = host:-1\n",
+                      "t.ini:2: listen: expected host:port, got 'host:-1'");
+    assert_load_error("[server]\nlisten = host:80x\n",
+                      "t.ini:2: listen: expected host:port, got 'host:80x'");
+}
+
+static void test_listen_port_out_of_range_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nlisten = host:0\n",
+                      "t.ini:2: listen: port must be 1..65535, got 'host:0'");
+    assert_load_error("[server]\nlisten = host:65536\n",
+                      "t.ini:2: listen: port must be 1..65535, got 'host:65536'");
+    assert_load_error("[server]\nlisten = host:99999999999999999999999\n",
+                      "t.ini:2: listen: port must be 1..65535, got 'host:99999999999999999999999'");
+}
+
+static void test_workers_out_of_range_or_not_integer_is_an_error(void **state)
+{
+    static const char *bad[] = {"257", "-1", "abc", "1.5", "4 workers", "", "+3",
+                                "99999999999999999999999"};
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        char expected[256];
+        snprintf(text, sizeof text, "[server]\nworkers = %s\n", bad[i]);
+        snprintf(expected, sizeof expected,
+                 "t.ini:2: workers: expected an integer 0..256, got '%s'", bad[i]);
+        assert_load_error(text, expected);
+    }
+}
+
+static void test_empty_lua_path_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\npath =\n", "t.ini:2: path: must not be empty");
+}
+
+static void test_empty_init_module_list_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\ninit_module =\n", "t.ini:2: init_module: empty list");
+}
+
+static void test_empty_init_module_element_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\ninit_module = a, ,b\n",
+                      "t.ini:2: init_module: empty element in list 'a, ,b'");
+    assert_load_error("[lua]\ninit_module = a,\n",
+                      "t.ini:2: init_module: empty element in list 'a,'");
+    assert_load_error("[lua]\ninit_module = ,a\n",
+                      "t.ini:2: init_module: empty element in list ',a'");
+}
+
+static void test_init_module_with_bad_characters_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\ninit_module = main, my module\n",
+                      "t.ini:2: init_module: invalid module name 'my module' (allowed "
+                      "characters: letters, digits, '_', '.', '-')");
+    assert_load_error("[lua]\ninit_module = ../etc/passwd\n",
+                      "t.ini:2: init_module: invalid module name '../etc/passwd' (allowed "
+                      "characters: letters, digits, '_', '.', '-')");
+    assert_load_error("[lua]\ninit_module = main.lua?\n",
+                      "t.ini:2: init_module: invalid module name 'main.lua?' (allowed "
+                      "characters: letters, digits, '_', '.', '-')");
+}
+
+static void test_init_module_with_empty_dotted_part_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\ninit_module = .hidden\n",
+                      "t.ini:2: init_module: invalid module name '.hidden' (dots must separate "
+                      "non-empty names)");
+    assert_load_error("[lua]\ninit_module = a..b\n",
+                      "t.ini:2: init_module: invalid module name 'a..b' (dots must separate "
+                      "non-empty names)");
+    assert_load_error("[lua]\ninit_module = a.\n",
+                      "t.ini:2: init_module: invalid module name 'a.' (dots must separate "
+                      "non-empty names)");
+}
+
+static void test_init_module_listed_twice_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\ninit_module = a, b, a\n",
+                      "t.ini:2: init_module: module 'a' listed twice");
+}
+
+static void test_bad_call_timeout_is_an_error(void **state)
+{
+    static const char *bad[] = {"0", "0s", "-5s", "5x", "5 s", "s", "", "1.5s", "61m",
+                                "3600001", "5S", "5sec", "1h"};
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        char expected[256];
+        snprintf(text, sizeof text, "[lua]\ncall_timeout = %s\n", bad[i]);
+        snprintf(expected, sizeof expected,
+                 "t.ini:2: call_timeout: expected a duration from 1ms to 1h such as 500ms, 5s "
+                 "or 2m, got '%s'",
+                 bad[i]);
+        assert_load_error(text, expected);
+    }
+}
+
+static void test_bad_log_level_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[log]\nlevel = verbose\n",
+                      "t.ini:2: level: expected debug, info, warn, warning or error, got 'verbose'");
+    assert_load_error("[log]\nlevel =\n",
+                      "t.ini:2: level: expected debug, info, warn, warning or error, got ''");
+}
+
+static void test_unknown_topics_hook_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[topics]\nmessage.foo = a\n",
+                      "t.ini:2: unknown hook 'message.foo' in [topics] (expected one of "
+                      "message.publish, message.delivered, message.acked, message.dropped)");
+    assert_load_error("[topics]\nMessage.Publish = a\n",
+                      "t.ini:2: unknown hook 'Message.Publish' in [topics] (expected one of "
+                      "message.publish, message.delivered, message.acked, message.dropped)");
+}
+
+static void test_non_message_topics_hook_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[topics]\nclient.connect = a/b\n",
+                      "t.ini:2: hook 'client.connect' takes no topic filters: only message hooks "
+                      "do (message.publish, message.delivered, message.acked, message.dropped)");
+    assert_load_error("[topics]\nsession.subscribed = a/b\n",
+                      "t.ini:2: hook 'session.subscribed' takes no topic filters: only message "
+                      "hooks do (message.publish, message.delivered, message.acked, "
+                      "message.dropped)");
+}
+
+static void test_invalid_topic_filter_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[topics]\nmessage.publish = ok/#, a/#/b\n",
+                      "t.ini:2: message.publish: invalid topic filter 'a/#/b': '#' must be the "
+                      "whole last level");
+    assert_load_error("[topics]\nmessage.dropped = a/b+\n",
+                      "t.ini:2: message.dropped: invalid topic filter 'a/b+': '+' must be a "
+                      "whole level");
+}
+
+static void test_empty_topic_filter_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[topics]\nmessage.acked = a,,b\n",
+                      "t.ini:2: message.acked: empty element in list 'a,,b'");
+    assert_load_error("[topics]\nmessage.delivered =\n", "t.ini:2: message.delivered: empty list");
+}
+
+/* ---- cfg_parse_duration_ms -------------------------------------------- */
+
+static void assert_duration(const char *text, unsigned expected)
+{
+    unsigned ms = 0;
+
+    if (cfg_parse_duration_ms(text, &ms) != 0)
+        fail_msg("'%s' should parse", text);
+    assert_int_equal(ms, expected);
+}
+
+static void test_duration_units(void **state)
+{
+    (void)state;
+    assert_duration("500ms", 500);
+    assert_duration("5s", 5000);
+    assert_duration("2m", 120000);
+    assert_duration("1500", 1500);
+    assert_duration("007s", 7000);
+}
+
+static void test_duration_bounds_are_1ms_to_1h(void **state)
+{
+    unsigned ms = 42;
+
+    (void)state;
+    assert_duration("1", 1);
+    assert_duration("1ms", 1);
+    assert_duration("3600000", 3600000);
+    assert_duration("3600s", 3600000);
+    assert_duration("60m", 3600000);
+    assert_int_equal(cfg_parse_duration_ms("3600001ms", &ms), -1);
+    assert_int_equal(cfg_parse_duration_ms("3601s", &ms), -1);
+    assert_int_equal(cfg_parse_duration_ms("61m", &ms), -1);
+    assert_int_equal(cfg_parse_duration_ms("0", &ms), -1);
+    assert_int_equal(cfg_parse_duration_ms("0ms", &ms), -1);
+    assert_int_equal(cfg_parse_duration_ms("0m", &ms), -1);
+    assert_int_equal(ms, 42); /* untouched on error */
+}
+
+static void test_duration_rejects_malformed_text(void **state)
+{
+    static const char *bad[] = {"", "ms", "-1", "+1", " 5s", "5s ", "5 s", "1.5s", "5x",
+                                "5mss", "5S", "5MS", "1h", "1e3", "99999999999999999999999m"};
+    unsigned ms;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (cfg_parse_duration_ms(bad[i], &ms) != -1)
+            fail_msg("'%s' should be rejected", bad[i]);
+    }
+    assert_int_equal(cfg_parse_duration_ms(NULL, &ms), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_empty_text_keeps_defaults),
+        cmocka_unit_test(test_partial_config_keeps_other_defaults),
+        cmocka_unit_test(test_full_config_sets_every_key),
+        cmocka_unit_test(test_comments_crlf_bom_and_inline_comments_are_accepted),
+        cmocka_unit_test(test_indented_first_key_after_section_is_accepted),
+        cmocka_unit_test(test_listen_accepts_names_ipv4_ipv6_and_port_range),
+        cmocka_unit_test(test_every_log_level_name_is_accepted),
+        cmocka_unit_test(test_workers_bounds_are_inclusive),
+        cmocka_unit_test(test_line_of_197_characters_is_accepted),
+        cmocka_unit_test(test_shipped_config_parses),
+        cmocka_unit_test(test_load_from_file_reports_path_and_line),
+        cmocka_unit_test(test_load_from_file_applies_values),
+        cmocka_unit_test(test_error_buffer_may_be_null),
+        cmocka_unit_test(test_error_message_is_truncated_to_buffer),
+        cmocka_unit_test(test_unknown_section_is_an_error),
+        cmocka_unit_test(test_unknown_empty_section_is_an_error),
+        cmocka_unit_test(test_section_names_are_case_sensitive),
+        cmocka_unit_test(test_unterminated_section_header_is_an_error),
+        cmocka_unit_test(test_unknown_key_is_an_error),
+        cmocka_unit_test(test_key_in_wrong_section_is_an_error),
+        cmocka_unit_test(test_key_names_are_case_sensitive),
+        cmocka_unit_test(test_key_before_any_section_is_an_error),
+        cmocka_unit_test(test_line_without_equals_is_an_error),
+        cmocka_unit_test(test_duplicate_key_is_an_error),
+        cmocka_unit_test(test_duplicate_key_in_repeated_section_is_an_error),
+        cmocka_unit_test(test_duplicate_topics_key_is_an_error),
+        cmocka_unit_test(test_indented_continuation_line_is_an_error),
+        cmocka_unit_test(test_first_error_is_the_one_reported),
+        cmocka_unit_test(test_line_over_197_characters_is_an_error),
+        cmocka_unit_test(test_long_comment_line_is_an_error),
+        cmocka_unit_test(test_nul_byte_is_an_error),
+        cmocka_unit_test(test_missing_file_is_an_error),
+        cmocka_unit_test(test_directory_path_is_an_error),
+        cmocka_unit_test(test_unreadable_file_is_an_error),
+        cmocka_unit_test(test_listen_without_port_is_an_error),
+        cmocka_unit_test(test_listen_without_host_is_an_error),
+        cmocka_unit_test(test_listen_with_bad_host_is_an_error),
+        cmocka_unit_test(test_listen_with_non_numeric_port_is_an_error),
+        cmocka_unit_test(test_listen_port_out_of_range_is_an_error),
+        cmocka_unit_test(test_workers_out_of_range_or_not_integer_is_an_error),
+        cmocka_unit_test(test_empty_lua_path_is_an_error),
+        cmocka_unit_test(test_empty_init_module_list_is_an_error),
+        cmocka_unit_test(test_empty_init_module_element_is_an_error),
+        cmocka_unit_test(test_init_module_with_bad_characters_is_an_error),
+        cmocka_unit_test(test_init_module_with_empty_dotted_part_is_an_error),
+        cmocka_unit_test(test_init_module_listed_twice_is_an_error),
+        cmocka_unit_test(test_bad_call_timeout_is_an_error),
+        cmocka_unit_test(test_bad_log_level_is_an_error),
+        cmocka_unit_test(test_unknown_topics_hook_is_an_error),
+        cmocka_unit_test(test_non_message_topics_hook_is_an_error),
+        cmocka_unit_test(test_invalid_topic_filter_is_an_error),
+        cmocka_unit_test(test_empty_topic_filter_is_an_error),
+        cmocka_unit_test(test_duration_units),
+        cmocka_unit_test(test_duration_bounds_are_1ms_to_1h),
+        cmocka_unit_test(test_duration_rejects_malformed_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,691 @@
+/* One call from request bytes to reply bytes: argument passing, chain
+ * semantics across modules, reply building and error statuses. */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "exhook.pb-c.h"
+#include "fixtures.h"
+
+typedef Emqx__Exhook__V3__ValuedResponse valued;
+#define T_CONTINUE EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE
+#define T_IGNORE EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE
+#define T_STOP EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
+#define V_BOOL EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT
+#define V_MESSAGE EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE
+
+struct env {
+    struct fixture fx;
+    struct script_engine e;
+    struct dispatch_reply out;
+};
+
+static struct env *open_env(const char *modules, const char *extra, ...)
+{
+    struct env *t = calloc(1, sizeof *t);
+    fx_init(&t->fx);
+    va_list ap;
+    va_start(ap, extra);
+    for (const char *file; (file = va_arg(ap, const char *));)
+        fx_write(&t->fx, file, va_arg(ap, const char *));
+    va_end(ap);
+    fx_configure(&t->fx, modules, extra);
+    char err[512];
+    if (script_engine_open(&t->e, &t->fx.cfg, 1, err, sizeof err) != 0)
+        fail_msg("engine does not open: %s", err);
+    return t;
+}
+
+static void close_env(struct env *t)
+{
+    script_engine_close(&t->e);
+    dispatch_reply_free(&t->out);
+    fx_free(&t->fx);
+    free(t);
+}
+
+static void call(struct env *t, enum hook_id hook, const ProtobufCMessage *req)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(len + 1);
+    protobuf_c_message_pack(req, buf);
+    dispatch_call(&t->e, hook, buf, len, &t->out);
+    free(buf);
+}
+
+static valued *call_valued(struct env *t, enum hook_id hook, const ProtobufCMessage *req)
+{
+    call(t, hook, req);
+    if (t->out.status != GRPC_STATUS_OK)
+        fail_msg("call failed with %d: %s", t->out.status, t->out.error);
+    valued *v = emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
+    assert_non_null(v);
+    return v;
+}
+
+/* Reads global `name` of the shared Lua globals as an integer. */
+static lua_Integer global_int(struct env *t, const char *name)
+{
+    lua_getglobal(t->e.L, name);
+    lua_Integer v = lua_tointeger(t->e.L, -1);
+    lua_pop(t->e.L, 1);
+    return v;
+}
+
+static const char *global_str(struct env *t, const char *name, char *buf, size_t len)
+{
+    lua_getglobal(t->e.L, name);
+    snprintf(buf, len, "%s", lua_isstring(t->e.L, -1) ? lua_tostring(t->e.L, -1) : "(nil)");
+    lua_pop(t->e.L, 1);
+    return buf;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static Emqx__Exhook__V3__ClientInfo client(const char *username)
+{
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.node = "emqx@127.0.0.1";
+    ci.clientid = "c1";
+    ci.username = (char *)username;
+    ci.peerhost = "10.0.0.7";
+    ci.protocol = "mqtt";
+    ci.sockport = 1883;
+    return ci;
+}
+
+static Emqx__Exhook__V3__RequestMeta meta(void)
+{
+    Emqx__Exhook__V3__RequestMeta m = EMQX__EXHOOK__V3__REQUEST_META__INIT;
+    m.node = "emqx@127.0.0.1";
+    m.version = "5.8.0";
+    m.sysdescr = "EMQX";
+    m.cluster_name = "emqxcl";
+    return m;
+}
+
+static valued *authenticate(struct env *t, const char *username)
+{
+    Emqx__Exhook__V3__ClientInfo ci = client(username);
+    Emqx__Exhook__V3__RequestMeta m = meta();
+    Emqx__Exhook__V3__ClientAuthenticateRequest r =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    r.clientinfo = &ci;
+    r.meta = &m;
+    return call_valued(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
+}
+
+static const uint8_t payload[] = {'h', 'i', 0, 0xff, '!'};
+
+static Emqx__Exhook__V3__Message__HeadersEntry hdr_user = {
+    PROTOBUF_C_MESSAGE_INIT(&emqx__exhook__v3__message__headers_entry__descriptor), "username",
+    "u1"};
+static Emqx__Exhook__V3__Message__HeadersEntry *hdrs[] = {&hdr_user};
+
+static Emqx__Exhook__V3__Message message(const char *topic)
+{
+    Emqx__Exhook__V3__Message msg = EMQX__EXHOOK__V3__MESSAGE__INIT;
+    msg.node = "emqx@127.0.0.1";
+    msg.id = "0005F8F4C1C3A8B0F445000011FF0001";
+    msg.qos = 1;
+    msg.from = "c1";
+    msg.topic = (char *)topic;
+    msg.payload.data = (uint8_t *)payload;
+    msg.payload.len = sizeof payload;
+    msg.timestamp = 1700000000123ULL;
+    msg.n_headers = 1;
+    msg.headers = hdrs;
+    return msg;
+}
+
+static valued *publish(struct env *t, const char *topic)
+{
+    Emqx__Exhook__V3__Message msg = message(topic);
+    Emqx__Exhook__V3__RequestMeta m = meta();
+    Emqx__Exhook__V3__MessagePublishRequest r = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
+    r.message = &msg;
+    r.meta = &m;
+    return call_valued(t, HOOK_MESSAGE_PUBLISH, &r.base);
+}
+
+static const char *header(const Emqx__Exhook__V3__Message *m, const char *key)
+{
+    for (size_t i = 0; i < m->n_headers; i++) {
+        if (strcmp(m->headers[i]->key, key) == 0)
+            return m->headers[i]->value;
+    }
+    return NULL;
+}
+
+/* The reply carries the whole message: fields the script did not touch are
+ * those of the request. */
+static void assert_untouched_fields(const Emqx__Exhook__V3__Message *m)
+{
+    assert_string_equal(m->id, "0005F8F4C1C3A8B0F445000011FF0001");
+    assert_string_equal(m->node, "emqx@127.0.0.1");
+    assert_string_equal(m->from, "c1");
+    assert_int_equal(m->timestamp, 1700000000123ULL);
+}
+
+/* ---- verdict hooks ----------------------------------------------------- */
+
+static const char *auth_module = "local M = {}\n"
+                                 "function M.on_client_authenticate(ci, result, meta)\n"
+                                 "  if ci.username == 'bad' then return false end\n"
+                                 "  if ci.username == 'good' then return true end\n"
+                                 "  if ci.username == 'soft' then return true, 'continue' end\n"
+                                 "end\n"
+                                 "return M\n";
+
+static void test_authenticate_true_false_nil_map_to_stop_and_ignore(void **state)
+{
+    (void)state;
+    struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
+    valued *v = authenticate(t, "bad");
+    assert_int_equal(v->type, T_STOP);
+    assert_int_equal(v->value_case, V_BOOL);
+    assert_false(v->bool_result);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+
+    v = authenticate(t, "good");
+    assert_int_equal(v->type, T_STOP);
+    assert_int_equal(v->value_case, V_BOOL);
+    assert_true(v->bool_result);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+
+    v = authenticate(t, "someone");
+    assert_int_equal(v->type, T_IGNORE);
+    assert_int_equal(v->value_case, EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE__NOT_SET);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_authenticate_continue_word_gives_continue(void **state)
+{
+    (void)state;
+    struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
+    valued *v = authenticate(t, "soft");
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_int_equal(v->value_case, V_BOOL);
+    assert_true(v->bool_result);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_verdict_first_module_with_an_opinion_decides(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "a, b, c", NULL, "a.lua",
+        "calls = 0\nfunction on_client_authenticate(ci) _G.order = 'a' end\n", "b.lua",
+        "function on_client_authenticate(ci) _G.order = _G.order .. 'b'; return false end\n",
+        "c.lua", "function on_client_authenticate(ci) error('c must not be asked') end\n", NULL);
+    valued *v = authenticate(t, "x");
+    assert_int_equal(v->type, T_STOP);
+    assert_false(v->bool_result);
+    char buf[64];
+    assert_string_equal(global_str(t, "order", buf, sizeof buf), "ab");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_verdict_bad_return_value_is_an_error_naming_the_module(void **state)
+{
+    (void)state;
+    struct env *t = open_env("odd", NULL, "odd.lua",
+                             "function on_client_authenticate() return 'yes' end\n", NULL);
+    Emqx__Exhook__V3__ClientAuthenticateRequest r =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    call(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
+    assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
+    assert_string_equal(t->out.error,
+                        "module 'odd' on_client_authenticate: returned string, nil; expected "
+                        "true, false or nil, optionally followed by \"continue\"");
+    close_env(t);
+}
+
+static void test_authorize_gets_action_topic_result_and_meta(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "acl", NULL, "acl.lua",
+        "function on_client_check_acl(ci, action, topic, result, meta)\n"
+        "  _G.seen = table.concat({ci.username, action, topic, tostring(result), meta.node,\n"
+        "                          meta.cluster_name}, ' ')\n"
+        "  return action == 'subscribe'\n"
+        "end\n",
+        NULL);
+    Emqx__Exhook__V3__ClientInfo ci = client("u1");
+    Emqx__Exhook__V3__RequestMeta m = meta();
+    Emqx__Exhook__V3__ClientAuthorizeRequest r = EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__INIT;
+    r.clientinfo = &ci;
+    r.meta = &m;
+    r.type = EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__AUTHORIZE_REQ_TYPE__SUBSCRIBE;
+    r.topic = "t/1";
+    r.result = 1;
+    valued *v = call_valued(t, HOOK_CLIENT_AUTHORIZE, &r.base);
+    assert_int_equal(v->type, T_STOP);
+    assert_true(v->bool_result);
+    char buf[128];
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf),
+                        "u1 subscribe t/1 true emqx@127.0.0.1 emqxcl");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+
+    r.type = EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__AUTHORIZE_REQ_TYPE__PUBLISH;
+    v = call_valued(t, HOOK_CLIENT_AUTHORIZE, &r.base);
+    assert_false(v->bool_result);
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf),
+                        "u1 publish t/1 true emqx@127.0.0.1 emqxcl");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void test_runtime_error_answers_unknown_with_module_and_line_then_recovers(void **state)
+{
+    (void)state;
+    struct env *t = open_env("boom", NULL, "boom.lua",
+                             "function on_client_authenticate(ci)\n"
+                             "  if ci.username == 'x' then error('boom') end\n"
+                             "  return true\n"
+                             "end\n",
+                             NULL);
+    Emqx__Exhook__V3__ClientInfo ci = client("x");
+    Emqx__Exhook__V3__ClientAuthenticateRequest r =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    r.clientinfo = &ci;
+    call(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
+    assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
+    char expected[512];
+    snprintf(expected, sizeof expected, "module 'boom' on_client_authenticate: %s/boom.lua:2: boom",
+             t->fx.dir);
+    assert_string_equal(t->out.error, expected);
+    assert_int_equal(lua_gettop(t->e.L), 0);
+
+    valued *v = authenticate(t, "fine");
+    assert_int_equal(v->type, T_STOP);
+    assert_true(v->bool_result);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_malformed_request_bytes_answer_invalid_argument(void **state)
+{
+    (void)state;
+    struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
+    static const uint8_t junk[] = {0x0a, 0x7f, 0x01};
+    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, junk, sizeof junk, &t->out);
+    assert_int_equal(t->out.status, GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(t->out.error,
+                        "OnClientAuthenticate: malformed ClientAuthenticateRequest (3 bytes)");
+    close_env(t);
+}
+
+static void test_empty_request_is_all_defaults(void **state)
+{
+    (void)state;
+    struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
+    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, (const uint8_t *)"", 0, &t->out);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    valued *v = emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
+    assert_int_equal(v->type, T_IGNORE);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+/* ---- message.publish --------------------------------------------------- */
+
+static void test_publish_nil_everywhere_answers_ignore(void **state)
+{
+    (void)state;
+    struct env *t = open_env("p", NULL, "p.lua",
+                             "function on_message_publish(m) m.topic = 'changed' end\n", NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_IGNORE);
+    assert_int_equal(v->value_case, EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE__NOT_SET);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_publish_table_answers_continue_with_whole_message(void **state)
+{
+    (void)state;
+    struct env *t = open_env("p", NULL, "p.lua",
+                             "function on_message_publish(m)\n"
+                             "  m.topic = 'new/' .. m.topic\n"
+                             "  m.headers.stamp = 'yes'\n"
+                             "  return m\n"
+                             "end\n",
+                             NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_int_equal(v->value_case, V_MESSAGE);
+    const Emqx__Exhook__V3__Message *m = v->message;
+    assert_string_equal(m->topic, "new/a/b");
+    assert_int_equal(m->qos, 1);
+    assert_int_equal(m->payload.len, sizeof payload);
+    assert_memory_equal(m->payload.data, payload, sizeof payload);
+    assert_string_equal(header(m, "stamp"), "yes");
+    assert_string_equal(header(m, "username"), "u1");
+    assert_null(header(m, "allow_publish"));
+    assert_untouched_fields(m);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_publish_partial_table_keeps_other_fields(void **state)
+{
+    (void)state;
+    struct env *t = open_env("p", NULL, "p.lua",
+                             "function on_message_publish(m) return {qos = 2, payload = 'x'} end\n",
+                             NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_string_equal(v->message->topic, "a/b");
+    assert_int_equal(v->message->qos, 2);
+    assert_int_equal(v->message->payload.len, 1);
+    assert_memory_equal(v->message->payload.data, "x", 1);
+    assert_string_equal(header(v->message, "username"), "u1");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_publish_false_drops_with_allow_publish_false(void **state)
+{
+    (void)state;
+    struct env *t = open_env("a, b", NULL, "a.lua",
+                             "function on_message_publish(m) return false end\n", "b.lua",
+                             "function on_message_publish(m) error('not after a drop') end\n",
+                             NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_STOP);
+    assert_int_equal(v->value_case, V_MESSAGE);
+    assert_string_equal(v->message->topic, "a/b");
+    assert_int_equal(v->message->qos, 1);
+    assert_memory_equal(v->message->payload.data, payload, sizeof payload);
+    assert_string_equal(header(v->message, "allow_publish"), "false");
+    assert_untouched_fields(v->message);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_publish_stop_word_stops_the_chain(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "a, b", NULL, "a.lua",
+        "function on_message_publish(m) m.payload = 'A'; return m, 'stop' end\n", "b.lua",
+        "function on_message_publish(m) error('not after stop') end\n", NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_STOP);
+    assert_int_equal(v->message->payload.len, 1);
+    assert_memory_equal(v->message->payload.data, "A", 1);
+    assert_null(header(v->message, "allow_publish"));
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_publish_chain_passes_changes_on_and_nil_keeps_message(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "a, b, c", NULL, "a.lua",
+        "function on_message_publish(m) m.topic = 'x/y'; return m end\n", "b.lua",
+        /* changes its copy in place but returns nil: nothing of it stays */
+        "function on_message_publish(m) m.payload = 'lost'; m.headers.lost = '1' end\n",
+        "c.lua",
+        "function on_message_publish(m)\n"
+        "  assert(m.topic == 'x/y' and m.payload ~= 'lost' and m.headers.lost == nil)\n"
+        "  m.payload = m.topic; return m\n"
+        "end\n",
+        NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_string_equal(v->message->topic, "x/y");
+    assert_int_equal(v->message->payload.len, 3);
+    assert_memory_equal(v->message->payload.data, "x/y", 3);
+    assert_null(header(v->message, "lost"));
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_publish_invalid_changes_are_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *why;
+    } cases[] = {
+        {"return {qos = 3}", "message.qos must be 0, 1 or 2"},
+        {"return {topic = 'a/#'}", "message.topic must be a non-empty topic name without wildcards"},
+        {"return {topic = ''}", "message.topic must be a non-empty topic name without wildcards"},
+        {"return {payload = {}}", "message.payload must be a string, got a table"},
+        {"return {headers = {x = {}}}", "message.headers must map strings to strings"},
+        {"return 42", "returned a number; expected a message table, false (drop) or nil"},
+        {"return nil, 'later'", "second return value must be \"stop\", \"continue\" or nil"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "function on_message_publish(m) %s end\n", cases[i].body);
+        struct env *t = open_env("bad", NULL, "bad.lua", body, NULL);
+        Emqx__Exhook__V3__Message msg = message("a/b");
+        Emqx__Exhook__V3__MessagePublishRequest r = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
+        r.message = &msg;
+        call(t, HOOK_MESSAGE_PUBLISH, &r.base);
+        char expected[300];
+        snprintf(expected, sizeof expected, "module 'bad' on_message_publish: %s", cases[i].why);
+        assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
+        assert_string_equal(t->out.error, expected);
+        close_env(t);
+    }
+}
+
+static void test_publish_headers_numbers_become_strings(void **state)
+{
+    (void)state;
+    struct env *t = open_env("p", NULL, "p.lua",
+                             "function on_message_publish(m) m.headers.n = 7; return m end\n",
+                             NULL);
+    valued *v = publish(t, "a/b");
+    assert_string_equal(header(v->message, "n"), "7");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_module_topic_filters_decide_who_sees_a_message(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "only_a, cfg, every", "[topics]\nmessage.publish = cfg/#\n", "only_a.lua",
+        "topics = {['message.publish'] = {'a/#'}}\n"
+        "function on_message_publish(m) _G.seen = (_G.seen or '') .. 'A' end\n",
+        "cfg.lua", "function on_message_publish(m) _G.seen = (_G.seen or '') .. 'C' end\n",
+        "every.lua",
+        "topics = {['message.publish'] = {'#'}}\n"
+        "function on_message_publish(m) _G.seen = (_G.seen or '') .. 'E' end\n",
+        NULL);
+    char buf[32];
+    valued *v = publish(t, "a/1");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf), "AE");
+    lua_pushnil(t->e.L);
+    lua_setglobal(t->e.L, "seen");
+    v = publish(t, "cfg/1");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf), "CE");
+    close_env(t);
+}
+
+/* ---- notifications and provider hooks ----------------------------------- */
+
+static void test_notify_runs_every_module_and_answers_empty(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "a, b", NULL, "a.lua",
+        "function on_client_connected(ci, meta) _G.n = (_G.n or 0) + 1; return false end\n",
+        "b.lua",
+        "function on_client_connected(ci, meta) _G.n = (_G.n or 0) + 10; _G.who = ci.clientid "
+        "end\n",
+        NULL);
+    Emqx__Exhook__V3__ClientInfo ci = client("u");
+    Emqx__Exhook__V3__ClientConnectedRequest r = EMQX__EXHOOK__V3__CLIENT_CONNECTED_REQUEST__INIT;
+    r.clientinfo = &ci;
+    call(t, HOOK_CLIENT_CONNECTED, &r.base);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    assert_int_equal(t->out.len, 0); /* EmptySuccess packs to nothing */
+    assert_int_equal(global_int(t, "n"), 11);
+    char buf[16];
+    assert_string_equal(global_str(t, "who", buf, sizeof buf), "c1");
+    close_env(t);
+}
+
+static void test_properties_and_user_properties_are_read_by_name(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "props", NULL, "props.lua",
+        "function on_client_connect(conninfo, props, meta)\n"
+        "  _G.seen = conninfo.clientid .. ' ' .. props['Session-Expiry-Interval'] .. ' ' ..\n"
+        "            props['User-Property'].region .. ' ' .. meta.version\n"
+        "end\n",
+        NULL);
+    Emqx__Exhook__V3__ConnInfo ci = EMQX__EXHOOK__V3__CONN_INFO__INIT;
+    ci.clientid = "c9";
+    Emqx__Exhook__V3__Property p1 = EMQX__EXHOOK__V3__PROPERTY__INIT;
+    p1.name = "Session-Expiry-Interval";
+    p1.value = "30";
+    Emqx__Exhook__V3__Property u1 = EMQX__EXHOOK__V3__PROPERTY__INIT;
+    u1.name = "region";
+    u1.value = "eu";
+    Emqx__Exhook__V3__Property *props[] = {&p1}, *uprops[] = {&u1};
+    Emqx__Exhook__V3__RequestMeta m = meta();
+    Emqx__Exhook__V3__ClientConnectRequest r = EMQX__EXHOOK__V3__CLIENT_CONNECT_REQUEST__INIT;
+    r.conninfo = &ci;
+    r.n_props = 1;
+    r.props = props;
+    r.n_user_props = 1;
+    r.user_props = uprops;
+    r.meta = &m;
+    call(t, HOOK_CLIENT_CONNECT, &r.base);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    char buf[64];
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf), "c9 30 eu 5.8.0");
+    close_env(t);
+}
+
+static void test_provider_loaded_calls_handler_and_lists_hooks(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "a, b", NULL, "a.lua",
+        "topics = {['message.publish'] = {'a/#', 'shared/+'}}\n"
+        "function on_provider_loaded(broker, meta) _G.seen = broker.version .. ' ' .. "
+        "broker.uptime .. ' ' .. meta.node end\n"
+        "function on_message_publish(m) end\n"
+        "function on_session_takeovered(ci) end\n",
+        "b.lua",
+        "return { topics = {['message.publish'] = 'shared/+'},\n"
+        "         on_message_publish = function(m) end,\n"
+        "         on_client_authenticate = function(ci) end }\n",
+        NULL);
+    Emqx__Exhook__V3__BrokerInfo b = EMQX__EXHOOK__V3__BROKER_INFO__INIT;
+    b.version = "5.8.0";
+    b.uptime = 123456;
+    Emqx__Exhook__V3__RequestMeta m = meta();
+    Emqx__Exhook__V3__ProviderLoadedRequest r = EMQX__EXHOOK__V3__PROVIDER_LOADED_REQUEST__INIT;
+    r.broker = &b;
+    r.meta = &m;
+    call(t, HOOK_PROVIDER_LOADED, &r.base);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    char buf[64];
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf), "5.8.0 123456 emqx@127.0.0.1");
+    Emqx__Exhook__V3__LoadedResponse *lr =
+        emqx__exhook__v3__loaded_response__unpack(NULL, t->out.len, t->out.data);
+    assert_non_null(lr);
+    assert_int_equal(lr->n_hooks, 3);
+    assert_string_equal(lr->hooks[0]->name, "client.authenticate");
+    assert_int_equal(lr->hooks[0]->n_topics, 0);
+    assert_string_equal(lr->hooks[1]->name, "session.takenover");
+    assert_string_equal(lr->hooks[2]->name, "message.publish");
+    assert_int_equal(lr->hooks[2]->n_topics, 2);
+    assert_string_equal(lr->hooks[2]->topics[0], "a/#");
+    assert_string_equal(lr->hooks[2]->topics[1], "shared/+");
+    emqx__exhook__v3__loaded_response__free_unpacked(lr, NULL);
+    close_env(t);
+}
+
+static void test_exhook_log_joins_arguments_and_names_the_module(void **state)
+{
+    (void)state;
+    struct env *t = open_env("m", NULL, "m.lua",
+                             "function on_client_connected(ci)\n"
+                             "  exhook.log('warn', 'hello', 1, true, nil, ci.clientid)\n"
+                             "  exhook.log('debug', 'below the level: not written')\n"
+                             "end\n",
+                             NULL);
+    char path[300];
+    snprintf(path, sizeof path, "%s/stderr.txt", t->fx.dir);
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    close(fd);
+    Emqx__Exhook__V3__ClientInfo ci = client("u");
+    Emqx__Exhook__V3__ClientConnectedRequest r = EMQX__EXHOOK__V3__CLIENT_CONNECTED_REQUEST__INIT;
+    r.clientinfo = &ci;
+    call(t, HOOK_CLIENT_CONNECTED, &r.base);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    char text[1024] = "";
+    FILE *f = fopen(path, "r");
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    /* one line: "<time> warn  [main] [m] hello 1 true nil c1" */
+    const char *line = strchr(text, ' ');
+    assert_non_null(line);
+    assert_string_equal(line, " warn  [main] [m] hello 1 true nil c1\n");
+    close_env(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_authenticate_true_false_nil_map_to_stop_and_ignore),
+        cmocka_unit_test(test_authenticate_continue_word_gives_continue),
+        cmocka_unit_test(test_verdict_first_module_with_an_opinion_decides),
+        cmocka_unit_test(test_verdict_bad_return_value_is_an_error_naming_the_module),
+        cmocka_unit_test(test_authorize_gets_action_topic_result_and_meta),
+        cmocka_unit_test(test_runtime_error_answers_unknown_with_module_and_line_then_recovers),
+        cmocka_unit_test(test_malformed_request_bytes_answer_invalid_argument),
+        cmocka_unit_test(test_empty_request_is_all_defaults),
+        cmocka_unit_test(test_publish_nil_everywhere_answers_ignore),
+        cmocka_unit_test(test_publish_table_answers_continue_with_whole_message),
+        cmocka_unit_test(test_publish_partial_table_keeps_other_fields),
+        cmocka_unit_test(test_publish_false_drops_with_allow_publish_false),
+        cmocka_unit_test(test_publish_stop_word_stops_the_chain),
+        cmocka_unit_test(test_publish_chain_passes_changes_on_and_nil_keeps_message),
+        cmocka_unit_test(test_publish_invalid_changes_are_errors),
+        cmocka_unit_test(test_publish_headers_numbers_become_strings),
+        cmocka_unit_test(test_module_topic_filters_decide_who_sees_a_message),
+        cmocka_unit_test(test_notify_runs_every_module_and_answers_empty),
+        cmocka_unit_test(test_properties_and_user_properties_are_read_by_name),
+        cmocka_unit_test(test_provider_loaded_calls_handler_and_lists_hooks),
+        cmocka_unit_test(test_exhook_log_joins_arguments_and_names_the_module),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
