@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "topic.h"
 
@@ -16,8 +17,14 @@
 #define DEFAULT_LUA_PATH "scripts"
 #define DEFAULT_INIT_MODULE "main"
 #define DEFAULT_CALL_TIMEOUT_MS 5000u
+#define DEFAULT_SHUTDOWN_TIMEOUT_MS 5000u
+#define DEFAULT_MEMORY_LIMIT ((size_t)64 * 1024 * 1024)
 #define MAX_WORKERS 256
 #define MAX_DURATION_MS (60u * 60u * 1000u)
+#define MAX_SIZE ((uint64_t)64 * 1024 * 1024 * 1024)
+/* A Lua state with the standard libraries loaded takes a few hundred KB, so
+ * a smaller limit would only make every script fail to load. */
+#define MIN_MEMORY_LIMIT ((size_t)1024 * 1024)
 /* A config file is a few hundred bytes; the cap only keeps us from slurping
  * something that is not a config file at all (a device, a huge log). */
 #define MAX_FILE_SIZE (1024 * 1024)
@@ -264,8 +271,74 @@ error:
     return -1;
 }
 
+/* True for a well-formed zero duration: "0", "0ms", "0s", "0m" (cfg_parse_duration_ms
+ * rejects these, as most durations make no sense at zero). */
+static bool duration_is_zero(const char *value)
+{
+    uint64_t n;
+    const char *suffix;
+
+    if (parse_uint(value, MAX_DURATION_MS, &n, &suffix) != 0 || n != 0)
+        return false;
+    return *suffix == '\0' || strcmp(suffix, "ms") == 0 || strcmp(suffix, "s") == 0 ||
+           strcmp(suffix, "m") == 0;
+}
+
 static int set_call_timeout(struct config *cfg, const char *key, const char *value, char *msg,
                             size_t msglen)
+{
+    unsigned ms;
+
+    if (duration_is_zero(value)) {
+        cfg->call_timeout_ms = 0;
+        return 0;
+    }
+    if (cfg_parse_duration_ms(value, &ms) != 0)
+        return fail(msg, msglen,
+                    "%s: expected a duration up to 1h such as 500ms, 5s or 2m (0 = no limit), "
+                    "got '%s'",
+                    key, value);
+    cfg->call_timeout_ms = ms;
+    return 0;
+}
+
+static int set_memory_limit(struct config *cfg, const char *key, const char *value, char *msg,
+                            size_t msglen)
+{
+    size_t bytes;
+
+    if (cfg_parse_size(value, &bytes) != 0)
+        return fail(msg, msglen,
+                    "%s: expected a size up to 64GB such as 512KB, 64MB or 1GB (0 = no limit), "
+                    "got '%s'",
+                    key, value);
+    if (bytes != 0 && bytes < MIN_MEMORY_LIMIT)
+        return fail(msg, msglen, "%s: at least 1MB, or 0 for no limit, got '%s'", key, value);
+    cfg->memory_limit = bytes;
+    return 0;
+}
+
+static int set_sandbox(struct config *cfg, const char *key, const char *value, char *msg,
+                       size_t msglen)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(value, yes[i]) == 0) {
+            cfg->sandbox = true;
+            return 0;
+        }
+        if (strcasecmp(value, no[i]) == 0) {
+            cfg->sandbox = false;
+            return 0;
+        }
+    }
+    return fail(msg, msglen, "%s: expected true or false, got '%s'", key, value);
+}
+
+static int set_shutdown_timeout(struct config *cfg, const char *key, const char *value, char *msg,
+                                size_t msglen)
 {
     unsigned ms;
 
@@ -273,7 +346,7 @@ static int set_call_timeout(struct config *cfg, const char *key, const char *val
         return fail(msg, msglen,
                     "%s: expected a duration from 1ms to 1h such as 500ms, 5s or 2m, got '%s'",
                     key, value);
-    cfg->call_timeout_ms = ms;
+    cfg->shutdown_timeout_ms = ms;
     return 0;
 }
 
@@ -316,9 +389,12 @@ static const struct key_def {
 } key_defs[] = {
     {"server", "listen", set_listen},
     {"server", "workers", set_workers},
+    {"server", "shutdown_timeout", set_shutdown_timeout},
     {"lua", "path", set_lua_path},
     {"lua", "init_module", set_init_module},
     {"lua", "call_timeout", set_call_timeout},
+    {"lua", "memory_limit", set_memory_limit},
+    {"lua", "sandbox", set_sandbox},
     {"log", "level", set_log_level},
 };
 
@@ -570,6 +646,9 @@ void cfg_defaults(struct config *cfg)
     cfg->init_modules[0] = xstrdup(DEFAULT_INIT_MODULE);
     cfg->init_module_count = 1;
     cfg->call_timeout_ms = DEFAULT_CALL_TIMEOUT_MS;
+    cfg->memory_limit = DEFAULT_MEMORY_LIMIT;
+    cfg->sandbox = true;
+    cfg->shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS;
     cfg->log_level = LOG_INFO;
 }
 
@@ -664,5 +743,53 @@ int cfg_parse_duration_ms(const char *text, unsigned *out_ms)
     if (n == 0 || n > MAX_DURATION_MS)
         return -1;
     *out_ms = (unsigned)n;
+    return 0;
+}
+
+int cfg_parse_size(const char *text, size_t *out_bytes)
+{
+    uint64_t n;
+    uint64_t unit;
+    const char *suffix;
+
+    if (text == NULL || out_bytes == NULL)
+        return -1;
+    if (parse_uint(text, MAX_SIZE, &n, &suffix) != 0)
+        return -1;
+    /* "K", "KB", "k", "kb", "kB": a letter for the power of 1024, then an optional B. */
+    switch (suffix[0]) {
+    case '\0':
+        unit = 1;
+        break;
+    case 'k':
+    case 'K':
+        unit = 1024;
+        break;
+    case 'm':
+    case 'M':
+        unit = 1024 * 1024;
+        break;
+    case 'g':
+    case 'G':
+        unit = 1024 * 1024 * 1024;
+        break;
+    default:
+        return -1;
+    }
+    if (unit != 1) {
+        suffix++;
+        if (*suffix == 'b' || *suffix == 'B')
+            suffix++;
+        if (*suffix != '\0')
+            return -1;
+    }
+    /* n is at most MAX_SIZE + 1; dividing first keeps n * unit from overflowing. */
+    if (n > MAX_SIZE / unit)
+        return -1;
+#if SIZE_MAX < UINT64_MAX
+    if (n * unit > SIZE_MAX)
+        return -1;
+#endif
+    *out_bytes = (size_t)(n * unit);
     return 0;
 }

@@ -1,6 +1,7 @@
 #ifndef EXHOOKD_CONFIG_H
 #define EXHOOKD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "hooks.h"
@@ -20,7 +21,10 @@ struct config {
     char *lua_path;            /* [lua] path, default "scripts" */
     char **init_modules;       /* [lua] init_module, default "main"; comma-separated list */
     size_t init_module_count;
-    unsigned call_timeout_ms;  /* [lua] call_timeout, default 5s */
+    unsigned call_timeout_ms;  /* [lua] call_timeout, default 5s; 0 = no limit */
+    size_t memory_limit;       /* [lua] memory_limit, bytes per Lua state, default 64MB; 0 = none */
+    bool sandbox;              /* [lua] sandbox, default true */
+    unsigned shutdown_timeout_ms; /* [server] shutdown_timeout, default 5s */
     enum log_level log_level;  /* [log] level, default info */
     /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
     struct cfg_filters topics[HOOK_COUNT];
@@ -46,5 +50,10 @@ void cfg_filters_free(struct cfg_filters *f);
 /* "500ms", "5s", "2m", "1500" (bare number = milliseconds) -> milliseconds.
  * 0 on success, -1 on a malformed, zero, or > 1 hour value. */
 int cfg_parse_duration_ms(const char *text, unsigned *out_ms);
+
+/* "64MB", "512KB", "1GB", "1048576" (bare number = bytes); units are powers
+ * of 1024 (KB, MB, GB; also K, M, G, case-insensitive). 0 on success, -1 on a
+ * malformed value or one over 64GB. "0" gives 0. */
+int cfg_parse_size(const char *text, size_t *out_bytes);
 
 #endif

@@ -20,6 +20,7 @@ typedef Emqx__Exhook__V3__ValuedResponse pb_valued;
 struct call_ctx {
     struct script_engine *e;
     enum hook_id hook;
+    int64_t deadline_ns;
     const ProtobufCMessage *req;
     struct dispatch_reply *out;
 };
@@ -105,16 +106,28 @@ static int call_handler(lua_State *L, struct call_ctx *c, struct script_module *
     lua_rawgeti(L, LUA_REGISTRYINDEX, m->handlers[c->hook]);
     for (int i = 0; i < nargs; i++)
         lua_pushvalue(L, i == 0 && first > 0 ? first : ARGS_SLOT + i);
-    c->e->current_module = m->name;
+    struct script_engine *e = c->e;
+    e->current_module = m->name;
+    int64_t start = script_now_ns();
+    script_arm_deadline(e, c->deadline_ns);
     int st = lua_pcall(L, nargs, 2, MSGH_SLOT);
-    c->e->current_module = NULL;
+    e->current_module = NULL;
+    char where[sizeof e->timeout_where];
+    snprintf(where, sizeof where, "%s", e->timeout_where);
+    bool timed_out = script_clear_timeout(e);
     if (st == LUA_OK)
         return 0;
     const char *handler = hook_defs[c->hook].handler;
-    if (st == LUA_ERRMEM) {
-        log_error("module '%s' %s: out of memory", m->name, handler);
-        fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "module '%s' %s: out of memory", m->name,
-             handler);
+    if (timed_out) {
+        long ms = (long)((script_now_ns() - start) / 1000000);
+        log_error("module '%s' %s: stopped at %s after %ld ms (time limit)", m->name, handler,
+                  where, ms);
+        fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "module '%s' %s: stopped at %s after %ld ms",
+             m->name, handler, where, ms);
+    } else if (st == LUA_ERRMEM) {
+        log_error("module '%s' %s: out of memory (memory_limit)", m->name, handler);
+        fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "module '%s' %s: out of memory (memory_limit)",
+             m->name, handler);
     } else {
         const char *msg = lua_tostring(L, -1);
         log_error("module '%s' %s failed: %s", m->name, handler, msg);
@@ -443,10 +456,10 @@ static int run_call(lua_State *L)
 }
 
 void dispatch_call(struct script_engine *e, enum hook_id hook, const uint8_t *request,
-                   size_t len, struct dispatch_reply *out)
+                   size_t len, int64_t deadline_ns, struct dispatch_reply *out)
 {
     const struct hook_def *d = &hook_defs[hook];
-    struct call_ctx c = {.e = e, .hook = hook, .out = out};
+    struct call_ctx c = {.e = e, .hook = hook, .deadline_ns = deadline_ns, .out = out};
     out->status = GRPC_STATUS_OK;
     out->error[0] = '\0';
     out->len = 0;
@@ -464,8 +477,8 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, const uint8_t *re
     int st = lua_pcall(L, 1, 0, 0);
     if (st != LUA_OK) {
         if (st == LUA_ERRMEM)
-            fail(&c, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory in the Lua state",
-                 d->rpc);
+            fail(&c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                 "%s: out of memory in the Lua state (memory_limit)", d->rpc);
         else
             fail(&c, GRPC_STATUS_INTERNAL, "%s: %s", d->rpc, lua_tostring(L, -1));
         log_error("%s", out->error);

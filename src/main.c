@@ -14,9 +14,6 @@
 #include "script.h"
 #include "server.h"
 
-/* How long in-flight calls may take to finish on SIGTERM/SIGINT. */
-#define SHUTDOWN_GRACE_MS 5000
-
 enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
 
 static void usage(FILE *out)
@@ -32,7 +29,8 @@ static void usage(FILE *out)
             "  -v, --version      show the version and exit\n"
             "\n"
             "Runs in the foreground and logs to stderr. SIGTERM or SIGINT stops it after\n"
-            "the calls in flight have been answered.\n");
+            "the calls in flight have been answered; SIGHUP reloads the scripts and the\n"
+            "[lua] and [topics] settings; SIGUSR1 logs the per-hook counters.\n");
 }
 
 static int check_scripts_folder(const char *path)
@@ -70,7 +68,7 @@ static int test_config(const struct config *cfg, const char *path)
     return EXIT_OK;
 }
 
-static int run(const struct config *cfg)
+static int run(struct config *cfg, const char *path)
 {
     /* Signals are taken synchronously by this thread; the workers inherit
      * the blocked mask and never see them. */
@@ -79,11 +77,16 @@ static int run(const struct config *cfg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The server takes the configuration over. */
+    unsigned grace_ms = cfg->shutdown_timeout_ms;
+    char listen[256];
+    snprintf(listen, sizeof listen, "%s", cfg->listen);
     char err[1024];
-    struct server *s = srv_create(cfg, err, sizeof err);
+    struct server *s = srv_create(cfg, path, err, sizeof err);
     if (!s) {
         log_error("%s", err);
         return EXIT_RUNTIME;
@@ -93,20 +96,26 @@ static int run(const struct config *cfg)
         srv_destroy(s, 0);
         return EXIT_RUNTIME;
     }
-    log_info("exhookd %s listening on %s (port %d) with %d workers", EXHOOKD_VERSION,
-             cfg->listen, srv_port(s), srv_worker_count(s));
+    log_info("exhookd %s listening on %s (port %d) with %d workers", EXHOOKD_VERSION, listen,
+             srv_port(s), srv_worker_count(s));
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("SIGHUP: scripts are re-read when the broker loads the provider again");
+            log_info("SIGHUP: reloading the configuration and the scripts");
+            srv_reload(s);
+            continue;
+        }
+        if (sig == SIGUSR1) {
+            srv_log_stats(s);
             continue;
         }
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     }
-    srv_destroy(s, SHUTDOWN_GRACE_MS);
+    srv_log_stats(s);
+    srv_destroy(s, grace_ms);
     log_info("stopped");
     return EXIT_OK;
 }
@@ -161,7 +170,7 @@ int main(int argc, char **argv)
     if (check_scripts_folder(cfg.lua_path) != 0)
         rc = EXIT_CONFIG;
     else
-        rc = test_only ? test_config(&cfg, path) : run(&cfg);
+        rc = test_only ? test_config(&cfg, path) : run(&cfg, path);
     cfg_free(&cfg);
     return rc;
 }

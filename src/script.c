@@ -6,10 +6,91 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "lua_api.h"
+#include "sandbox.h"
 #include "topic.h"
+
+/* Instructions between two looks at the clock: a few microseconds of work,
+ * so an overrun is noticed promptly and the clock costs next to nothing. */
+#define HOOK_COUNT_INSTRUCTIONS 1000
+
+int64_t script_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct script_engine *engine_of(lua_State *L)
+{
+    return *(struct script_engine **)lua_getextraspace(L);
+}
+
+/* Counts every byte the state holds and refuses to grow past the limit;
+ * Lua then collects garbage and, failing that, raises a memory error that
+ * leaves the state usable. Frees and shrinks always succeed. */
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct script_engine *e = ud;
+    size_t old = ptr ? osize : 0; /* with ptr NULL, osize is a type tag */
+    if (nsize == 0) {
+        free(ptr);
+        e->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && e->mem_limit && e->mem_used - old + nsize > e->mem_limit)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        e->mem_used = e->mem_used - old + nsize;
+    return p;
+}
+
+/* Stops code that runs past its deadline. After the first expiry the hook
+ * fires on every instruction, so a pcall in the script that catches the
+ * error cannot go on running: the next instruction raises it again. */
+static void time_hook(lua_State *L, lua_Debug *ar)
+{
+    struct script_engine *e = engine_of(L);
+    if (!e->timed_out) {
+        if (script_now_ns() < e->deadline_ns)
+            return;
+        e->timed_out = true;
+        lua_sethook(L, time_hook, LUA_MASKCOUNT, 1);
+        if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+            snprintf(e->timeout_where, sizeof e->timeout_where, "%s:%d", ar->short_src,
+                     ar->currentline);
+        else
+            snprintf(e->timeout_where, sizeof e->timeout_where, "%s", ar->short_src);
+    }
+    lua_pushfstring(L, "%s: timed out", e->timeout_where);
+    lua_error(L);
+}
+
+void script_arm_deadline(struct script_engine *e, int64_t limit_ns)
+{
+    if (!e->call_timeout_ms) {
+        e->deadline_ns = INT64_MAX;
+        return;
+    }
+    int64_t d = script_now_ns() + (int64_t)e->call_timeout_ms * 1000000;
+    e->deadline_ns = limit_ns < d ? limit_ns : d;
+}
+
+bool script_clear_timeout(struct script_engine *e)
+{
+    bool was = e->timed_out;
+    if (was) {
+        e->timed_out = false;
+        e->timeout_where[0] = '\0';
+        lua_sethook(e->L, time_hook, LUA_MASKCOUNT, HOOK_COUNT_INSTRUCTIONS);
+    }
+    e->deadline_ns = INT64_MAX;
+    return was;
+}
 
 static int msgh(lua_State *L)
 {
@@ -192,6 +273,35 @@ static void warn_unknown_handlers(lua_State *L, int tbl, const struct script_mod
     }
 }
 
+/* Runs the function below `nargs` arguments on the stack for module `m`
+ * (its body, init or deinit) under the time limit, like lua_pcall. */
+static int run_user_code(struct script_engine *e, struct script_module *m, int nargs,
+                         int nresults, int msgh_index)
+{
+    e->current_module = m->name;
+    script_arm_deadline(e, INT64_MAX);
+    int st = lua_pcall(e->L, nargs, nresults, msgh_index);
+    e->current_module = NULL;
+    return st;
+}
+
+/* Describes a failed run_user_code in `err` and clears its timeout state;
+ * the error object is left on the stack. */
+static void user_code_error(struct script_engine *e, const struct script_module *m, int st,
+                            char *err, size_t errlen, const char *prefix)
+{
+    char where[sizeof e->timeout_where];
+    snprintf(where, sizeof where, "%s", e->timeout_where);
+    if (script_clear_timeout(e))
+        set_err(err, errlen, "%s%s: timed out after %u ms (call_timeout)", prefix, where,
+                e->call_timeout_ms);
+    else if (st == LUA_ERRMEM)
+        set_err(err, errlen, "%s%s: out of memory (memory_limit)", prefix,
+                m->file ? m->file : m->name);
+    else
+        first_line(err, errlen, prefix, lua_tostring(e->L, -1));
+}
+
 static int load_module(struct script_engine *e, const struct config *cfg,
                        struct script_module *m, char *err, size_t errlen)
 {
@@ -240,11 +350,9 @@ static int load_module(struct script_engine *e, const struct config *cfg,
     lua_setupvalue(L, chunk, 1); /* a main chunk's only upvalue is _ENV */
     lua_pushvalue(L, chunk);
     lua_pushstring(L, m->name);
-    e->current_module = m->name;
-    int st = lua_pcall(L, 1, 1, h);
-    e->current_module = NULL;
+    int st = run_user_code(e, m, 1, 1, h);
     if (st != LUA_OK) {
-        first_line(err, errlen, "", lua_tostring(L, -1));
+        user_code_error(e, m, st, err, errlen, "");
         goto out;
     }
     int tbl = lua_istable(L, -1) ? lua_gettop(L) : env;
@@ -288,11 +396,9 @@ static int load_module(struct script_engine *e, const struct config *cfg,
                     luaL_typename(L, -1));
             goto out;
         }
-        e->current_module = m->name;
-        st = lua_pcall(L, 0, 0, h);
-        e->current_module = NULL;
+        st = run_user_code(e, m, 0, 0, h);
         if (st != LUA_OK) {
-            first_line(err, errlen, "init() failed: ", lua_tostring(L, -1));
+            user_code_error(e, m, st, err, errlen, "init() failed: ");
             goto out;
         }
     } else {
@@ -330,16 +436,15 @@ static int load_module_protected(struct script_engine *e, const struct config *c
     lua_State *L = e->L;
     lua_pushcfunction(L, load_module_cb);
     lua_pushlightuserdata(L, &c);
+    script_arm_deadline(e, INT64_MAX);
     int st = lua_pcall(L, 1, 0, 0);
+    e->current_module = NULL;
     if (st != LUA_OK) {
-        char prefix[300];
-        snprintf(prefix, sizeof prefix, "%s: ", m->file ? m->file : m->name);
-        first_line(err, errlen, prefix,
-                   st == LUA_ERRMEM ? "out of memory" : lua_tostring(L, -1));
+        user_code_error(e, m, st, err, errlen, "");
         lua_pop(L, 1);
-        e->current_module = NULL;
         return -1;
     }
+    script_clear_timeout(e);
     return c.rc;
 }
 
@@ -371,14 +476,25 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
 {
     memset(e, 0, sizeof *e);
     e->worker_id = worker_id;
-    e->L = luaL_newstate();
+    e->call_timeout_ms = cfg->call_timeout_ms;
+    e->deadline_ns = INT64_MAX;
+    e->L = lua_newstate(limited_alloc, e);
     if (!e->L) {
         set_err(err, errlen, "cannot create a Lua state: out of memory");
         return -1;
     }
     lua_State *L = e->L;
+    *(struct script_engine **)lua_getextraspace(L) = e;
     luaL_openlibs(L);
+    if (cfg->sandbox)
+        sandbox_apply(L);
     lua_gc(L, LUA_GCGEN, 0, 0);
+    /* Installed on the main thread before any user code, so that every
+     * coroutine a script creates inherits it. */
+    if (e->call_timeout_ms)
+        lua_sethook(L, time_hook, LUA_MASKCOUNT, HOOK_COUNT_INSTRUCTIONS);
+    /* The standard libraries are in; the limit applies to the user's code. */
+    e->mem_limit = cfg->memory_limit;
 
     /* `require` finds modules in the scripts folder first. */
     lua_getglobal(L, "package");
@@ -427,10 +543,12 @@ void script_engine_close(struct script_engine *e)
         if (m->deinit_ref != LUA_NOREF) {
             script_push_msgh(L);
             lua_rawgeti(L, LUA_REGISTRYINDEX, m->deinit_ref);
-            e->current_module = m->name;
-            if (lua_pcall(L, 0, 0, -2) != LUA_OK)
-                log_error("module '%s': deinit() failed: %s", m->name, lua_tostring(L, -1));
-            e->current_module = NULL;
+            int st = run_user_code(e, m, 0, 0, -2);
+            if (st != LUA_OK) {
+                char err[512];
+                user_code_error(e, m, st, err, sizeof err, "");
+                log_error("module '%s': deinit() failed: %s", m->name, err);
+            }
             lua_settop(L, 0);
         }
         for (int hk = 0; hk < HOOK_COUNT; hk++)

@@ -11,6 +11,7 @@
 #include <lua.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "hooks.h"
@@ -34,13 +35,23 @@ struct script_hook_spec {
 struct script_engine {
     lua_State *L;
     int worker_id;
+    /* Limits. The allocator counts every byte of the state and refuses
+     * growth past mem_limit; a count hook stops code running past the
+     * deadline of the handler call, module body or init() in progress. */
+    size_t mem_used;
+    size_t mem_limit;           /* 0 = none */
+    unsigned call_timeout_ms;   /* 0 = no time limit (and no hook) */
+    int64_t deadline_ns;        /* CLOCK_MONOTONIC; INT64_MAX = none */
+    bool timed_out;             /* the running code passed its deadline */
+    char timeout_where[160];    /* "file:line" where it was stopped */
     struct script_module *modules;
     size_t module_count;
     struct script_hook_spec specs[HOOK_COUNT];
     const char *current_module; /* module whose code runs now, tags exhook.log */
 };
 
-/* Creates the state, loads every init module of `cfg` in order, runs each
+/* Creates the state in `e` (which must not move while open: the state
+ * keeps a pointer to it), loads every init module of `cfg` in order, runs each
  * module's init(). 0 on success; -1 with a one-line message in `err` naming
  * the file (and line, where Lua knows it), and `e` left closed. */
 int script_engine_open(struct script_engine *e, const struct config *cfg, int worker_id,
@@ -56,6 +67,18 @@ bool script_module_wants(const struct script_module *m, enum hook_id hook, const
 /* Writes the hooks OnProviderLoaded advertises, e.g.
  * "client.authenticate, message.publish [sensors/#, alerts/+]", or "(none)". */
 void script_describe_hooks(const struct script_engine *e, char *buf, size_t len);
+
+/* Monotonic clock in nanoseconds, the clock of deadline_ns. */
+int64_t script_now_ns(void);
+
+/* Sets the deadline for the code about to run: call_timeout from now, or
+ * `limit_ns` (an absolute CLOCK_MONOTONIC time, e.g. the broker's deadline)
+ * if that is earlier. */
+void script_arm_deadline(struct script_engine *e, int64_t limit_ns);
+
+/* After a protected call: clears the timeout state so the next call starts
+ * fresh. Returns whether the call had timed out. */
+bool script_clear_timeout(struct script_engine *e);
 
 /* Pushes the message handler used with lua_pcall: it turns an error into
  * "<message>\n<traceback>". */

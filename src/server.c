@@ -16,6 +16,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "reload.h"
 #include "script.h"
 
 /* Requests kept posted per method and worker: enough that a burst of calls
@@ -26,6 +27,12 @@
 #define METHOD_COUNT (HOOK_COUNT * HOOK_GENERATION_COUNT)
 
 enum call_state { CALL_WAITING, CALL_REPLYING };
+
+/* Written by the owning worker only, read by the main thread for the
+ * statistics: relaxed atomics, no lock. */
+struct hook_counters {
+    atomic_uint_fast64_t calls, errors, timeouts, memory;
+};
 
 struct worker;
 
@@ -53,8 +60,10 @@ struct worker {
     /* Taken only to post a request, so that the queue is never shut down
      * between the check of `stopping` and the post. */
     pthread_mutex_t post_lock;
-    struct script_engine engine;
+    struct script_engine *engine;
+    uint64_t generation; /* of the scripts `engine` runs */
     struct dispatch_reply reply;
+    struct hook_counters counters[HOOK_COUNT];
     struct call *calls;
     size_t call_count;
 };
@@ -68,6 +77,7 @@ struct method {
 struct server {
     grpc_server *grpc;
     int port;
+    struct reload reload;
     atomic_bool stopping;
     struct method methods[METHOD_COUNT];
     struct worker *workers;
@@ -168,6 +178,16 @@ static void reply(struct call *c, grpc_status_code status, const char *error,
     }
 }
 
+/* The broker's deadline on the scripts' clock. gRPC's monotonic clock has
+ * its own epoch, so go through the time remaining. */
+static int64_t deadline_ns(gpr_timespec deadline)
+{
+    if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
+        return INT64_MAX;
+    gpr_timespec left = gpr_time_sub(deadline, gpr_now(deadline.clock_type));
+    return script_now_ns() + left.tv_sec * 1000000000 + left.tv_nsec;
+}
+
 static void serve(struct call *c)
 {
     struct worker *w = c->w;
@@ -181,14 +201,44 @@ static void serve(struct call *c)
         return;
     }
     const struct method *m = &w->srv->methods[c->method];
+    struct reload *r = &w->srv->reload;
+    struct hook_counters *n = &w->counters[m->hook];
+    atomic_fetch_add_explicit(&n->calls, 1, memory_order_relaxed);
     if (!c->payload) {
+        atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
         reply(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL, 0);
         return;
     }
+    /* The broker loads the provider: the moment edited scripts take effect.
+     * The reply then lists the hooks of the new scripts. */
+    struct script_engine *fresh;
+    uint64_t generation;
+    if (m->hook == HOOK_PROVIDER_LOADED &&
+        reload_scripts(r, w->id, &fresh, &generation) == 0) {
+        reload_engine_free(w->engine);
+        w->engine = fresh;
+        w->generation = generation;
+    }
+    if (reload_behind(r, w->generation))
+        reload_refresh(r, w->id, &w->engine, &w->generation);
+
     grpc_slice req = read_payload(c->payload);
-    dispatch_call(&w->engine, m->hook, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
-                  &w->reply);
+    dispatch_call(w->engine, m->hook, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
+                  deadline_ns(c->deadline), &w->reply);
     grpc_slice_unref(req);
+    switch (w->reply.status) {
+    case GRPC_STATUS_OK:
+        break;
+    case GRPC_STATUS_DEADLINE_EXCEEDED:
+        atomic_fetch_add_explicit(&n->timeouts, 1, memory_order_relaxed);
+        break;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED:
+        atomic_fetch_add_explicit(&n->memory, 1, memory_order_relaxed);
+        break;
+    default:
+        atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
+        break;
+    }
     reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
 }
 
@@ -227,7 +277,7 @@ static void close_workers(struct server *s)
         struct worker *w = &s->workers[i];
         if (w->cq)
             grpc_completion_queue_destroy(w->cq);
-        script_engine_close(&w->engine);
+        reload_engine_free(w->engine);
         dispatch_reply_free(&w->reply);
         free(w->calls);
         pthread_mutex_destroy(&w->post_lock);
@@ -251,13 +301,17 @@ static void grpc_log(gpr_log_func_args *args)
     log_debug("grpc: %s (%s:%d)", args->message, args->file, args->line);
 }
 
-struct server *srv_create(const struct config *cfg, char *err, size_t errlen)
+struct server *srv_create(struct config *config, const char *config_path, char *err,
+                          size_t errlen)
 {
     struct server *s = calloc(1, sizeof *s);
-    if (!s) {
+    if (!s || reload_init(&s->reload, config_path, config) != 0) {
+        free(s);
+        cfg_free(config);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    const struct config *cfg = &s->reload.current->cfg;
     gpr_set_log_function(grpc_log);
     grpc_init();
 
@@ -298,7 +352,7 @@ struct server *srv_create(const struct config *cfg, char *err, size_t errlen)
         pthread_mutex_init(&w->post_lock, NULL);
         w->cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->grpc, w->cq, NULL);
-        if (script_engine_open(&w->engine, cfg, w->id, err, errlen) != 0)
+        if (!(w->engine = reload_engine_new(cfg, w->id, err, errlen)))
             goto fail;
     }
 
@@ -393,6 +447,38 @@ void srv_destroy(struct server *s, unsigned grace_ms)
         grpc_server_destroy(s->grpc);
     if (s->workers)
         close_workers(s);
+    reload_destroy(&s->reload);
     free(s);
     grpc_shutdown();
+}
+
+int srv_reload(struct server *s)
+{
+    struct script_engine *e;
+    uint64_t generation;
+    if (reload_scripts(&s->reload, 0, &e, &generation) != 0)
+        return -1;
+    /* Checked and published; each worker builds its own state before its
+     * next call. */
+    reload_engine_free(e);
+    return 0;
+}
+
+void srv_log_stats(struct server *s)
+{
+    for (int h = 0; h < HOOK_COUNT; h++) {
+        uint64_t calls = 0, errors = 0, timeouts = 0, memory = 0;
+        for (int i = 0; i < s->worker_count; i++) {
+            struct hook_counters *n = &s->workers[i].counters[h];
+            calls += atomic_load_explicit(&n->calls, memory_order_relaxed);
+            errors += atomic_load_explicit(&n->errors, memory_order_relaxed);
+            timeouts += atomic_load_explicit(&n->timeouts, memory_order_relaxed);
+            memory += atomic_load_explicit(&n->memory, memory_order_relaxed);
+        }
+        if (calls)
+            log_info("stats: %-20s calls=%llu errors=%llu timeouts=%llu memory=%llu",
+                     hook_defs[h].name ? hook_defs[h].name : hook_defs[h].rpc,
+                     (unsigned long long)calls, (unsigned long long)errors,
+                     (unsigned long long)timeouts, (unsigned long long)memory);
+    }
 }

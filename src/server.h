@@ -12,9 +12,12 @@
 
 struct server;
 
-/* Binds cfg->listen and loads the scripts into every worker's state. NULL
+/* Binds the configured address and loads the scripts into every worker's
+ * state. Takes `cfg` over (it is left empty, whatever the outcome);
+ * `config_path` is the file re-read on each reload (NULL: keep `cfg`). NULL
  * with a one-line message in `err` on failure (port in use, script error). */
-struct server *srv_create(const struct config *cfg, char *err, size_t errlen);
+struct server *srv_create(struct config *cfg, const char *config_path, char *err,
+                          size_t errlen);
 
 /* The port actually bound (useful with "host:0"). */
 int srv_port(const struct server *s);
@@ -24,6 +27,14 @@ int srv_worker_count(const struct server *s);
 
 /* Starts the workers; calls are served from now on. */
 int srv_start(struct server *s, char *err, size_t errlen);
+
+/* Re-reads the configuration and the scripts, as OnProviderLoaded does
+ * (SIGHUP). 0 if the new scripts are in use, -1 if the old ones stay. */
+int srv_reload(struct server *s);
+
+/* Writes the per-hook counters (calls, errors, timeouts, memory failures)
+ * to the log. */
+void srv_log_stats(struct server *s);
 
 /* Stops taking calls, lets those in flight finish (up to `grace_ms`, then
  * cancels them), stops the workers and frees everything, running each

@@ -73,6 +73,9 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.init_module_count, 1);
     assert_string_equal(cfg.init_modules[0], "main");
     assert_int_equal(cfg.call_timeout_ms, 5000);
+    assert_int_equal(cfg.memory_limit, 64 * 1024 * 1024);
+    assert_true(cfg.sandbox);
+    assert_int_equal(cfg.shutdown_timeout_ms, 5000);
     assert_int_equal(cfg.log_level, LOG_INFO);
     for (int i = 0; i < HOOK_COUNT; i++) {
         assert_int_equal(cfg.topics[i].count, 0);
@@ -90,6 +93,9 @@ static void test_empty_text_keeps_defaults(void **state)
     assert_string_equal(cfg.listen, "0.0.0.0:9000");
     assert_string_equal(cfg.init_modules[0], "main");
     assert_int_equal(cfg.call_timeout_ms, 5000);
+    assert_int_equal(cfg.memory_limit, 64 * 1024 * 1024);
+    assert_true(cfg.sandbox);
+    assert_int_equal(cfg.shutdown_timeout_ms, 5000);
     cfg_free(&cfg);
 }
 
@@ -102,6 +108,9 @@ static void test_partial_config_keeps_other_defaults(void **state)
     assert_int_equal(cfg.workers, 4);
     assert_string_equal(cfg.listen, "0.0.0.0:9000");
     assert_string_equal(cfg.lua_path, "scripts");
+    assert_int_equal(cfg.shutdown_timeout_ms, 5000);
+    assert_int_equal(cfg.memory_limit, 64 * 1024 * 1024);
+    assert_true(cfg.sandbox);
     assert_int_equal(cfg.log_level, LOG_INFO);
     cfg_free(&cfg);
 }
@@ -114,10 +123,13 @@ static void test_full_config_sets_every_key(void **state)
     load_ok(&cfg, "[server]\n"
                   "listen = [::]:9100\n"
                   "workers = 256\n"
+                  "shutdown_timeout = 30s\n"
                   "[lua]\n"
                   "path = /opt/hooks\n"
                   "init_module = auth , rules.acl,audit-log_2\n"
                   "call_timeout = 250ms\n"
+                  "memory_limit = 128MB\n"
+                  "sandbox = false\n"
                   "[log]\n"
                   "level = debug\n"
                   "[topics]\n"
@@ -127,12 +139,15 @@ static void test_full_config_sets_every_key(void **state)
                   "message.dropped = #\n");
     assert_string_equal(cfg.listen, "[::]:9100");
     assert_int_equal(cfg.workers, 256);
+    assert_int_equal(cfg.shutdown_timeout_ms, 30000);
     assert_string_equal(cfg.lua_path, "/opt/hooks");
     assert_int_equal(cfg.init_module_count, 3);
     assert_string_equal(cfg.init_modules[0], "auth");
     assert_string_equal(cfg.init_modules[1], "rules.acl");
     assert_string_equal(cfg.init_modules[2], "audit-log_2");
     assert_int_equal(cfg.call_timeout_ms, 250);
+    assert_int_equal(cfg.memory_limit, 128 * 1024 * 1024);
+    assert_false(cfg.sandbox);
     assert_int_equal(cfg.log_level, LOG_DEBUG);
 
     const struct cfg_filters *pub = &cfg.topics[HOOK_MESSAGE_PUBLISH];
@@ -224,6 +239,117 @@ static void test_workers_bounds_are_inclusive(void **state)
     cfg_free(&cfg);
 }
 
+static void test_call_timeout_zero_means_no_limit(void **state)
+{
+    static const char *zero[] = {"0", "0ms", "0s", "0m", "000"};
+    (void)state;
+    for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) {
+        struct config cfg;
+        char text[64];
+        snprintf(text, sizeof text, "[lua]\ncall_timeout = %s\n", zero[i]);
+        load_ok(&cfg, text);
+        assert_int_equal(cfg.call_timeout_ms, 0);
+        cfg_free(&cfg);
+    }
+}
+
+static void test_call_timeout_accepts_every_form(void **state)
+{
+    static const struct {
+        const char *text;
+        unsigned ms;
+    } cases[] = {{"1", 1},     {"1ms", 1},     {"1500", 1500},   {"500ms", 500},
+                 {"5s", 5000}, {"2m", 120000}, {"60m", 3600000}, {"3600000", 3600000}};
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+        char text[64];
+        snprintf(text, sizeof text, "[lua]\ncall_timeout = %s\n", cases[i].text);
+        load_ok(&cfg, text);
+        assert_int_equal(cfg.call_timeout_ms, cases[i].ms);
+        cfg_free(&cfg);
+    }
+}
+
+static void test_memory_limit_accepts_every_form(void **state)
+{
+    static const struct {
+        const char *text;
+        size_t bytes;
+    } cases[] = {
+        {"0", 0},
+        {"0MB", 0},
+        {"1MB", 1024 * 1024},
+        {"1048576", 1024 * 1024},
+        {"1024KB", 1024 * 1024},
+        {"1024k", 1024 * 1024},
+        {"2048Kb", 2 * 1024 * 1024},
+        {"64MB", 64 * 1024 * 1024},
+        {"64mb", 64 * 1024 * 1024},
+        {"512M", 512 * 1024 * 1024},
+        {"3m", 3 * 1024 * 1024},
+        {"1GB", (size_t)1024 * 1024 * 1024},
+        {"2g", (size_t)2 * 1024 * 1024 * 1024},
+        {"64GB", (size_t)64 * 1024 * 1024 * 1024},
+        {"68719476736", (size_t)64 * 1024 * 1024 * 1024},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+        char text[64];
+        snprintf(text, sizeof text, "[lua]\nmemory_limit = %s\n", cases[i].text);
+        load_ok(&cfg, text);
+        if (cfg.memory_limit != cases[i].bytes)
+            fail_msg("memory_limit = %s: got %zu, expected %zu", cases[i].text, cfg.memory_limit,
+                     cases[i].bytes);
+        cfg_free(&cfg);
+    }
+}
+
+static void test_every_sandbox_boolean_is_accepted(void **state)
+{
+    static const struct {
+        const char *text;
+        bool value;
+    } cases[] = {{"true", true},   {"TRUE", true},   {"True", true},  {"yes", true},
+                 {"Yes", true},    {"on", true},     {"ON", true},    {"1", true},
+                 {"false", false}, {"FALSE", false}, {"no", false},   {"NO", false},
+                 {"off", false},   {"Off", false},   {"0", false}};
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+        char text[64];
+        /* start from the opposite value so that every case really sets it */
+        cfg_defaults(&cfg);
+        cfg.sandbox = !cases[i].value;
+        snprintf(text, sizeof text, "[lua]\nsandbox = %s\n", cases[i].text);
+        char err[ERR_LEN] = "";
+        if (cfg_load_string(&cfg, text, "t.ini", err, sizeof err) != 0)
+            fail_msg("sandbox = %s: unexpected error: %s", cases[i].text, err);
+        if (cfg.sandbox != cases[i].value)
+            fail_msg("sandbox = %s: got %d", cases[i].text, (int)cfg.sandbox);
+        cfg_free(&cfg);
+    }
+}
+
+static void test_shutdown_timeout_accepts_every_form(void **state)
+{
+    static const struct {
+        const char *text;
+        unsigned ms;
+    } cases[] = {{"1", 1},       {"1ms", 1},     {"250ms", 250},   {"1500", 1500},
+                 {"30s", 30000}, {"2m", 120000}, {"60m", 3600000}, {"3600s", 3600000}};
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+        char text[64];
+        snprintf(text, sizeof text, "[server]\nshutdown_timeout = %s\n", cases[i].text);
+        load_ok(&cfg, text);
+        assert_int_equal(cfg.shutdown_timeout_ms, cases[i].ms);
+        cfg_free(&cfg);
+    }
+}
+
 static void test_line_of_197_characters_is_accepted(void **state)
 {
     struct config cfg;
@@ -253,6 +379,9 @@ static void test_shipped_config_parses(void **state)
     assert_int_equal(cfg.init_module_count, 1);
     assert_string_equal(cfg.init_modules[0], "example");
     assert_int_equal(cfg.call_timeout_ms, 5000);
+    assert_int_equal(cfg.memory_limit, 64 * 1024 * 1024);
+    assert_true(cfg.sandbox);
+    assert_int_equal(cfg.shutdown_timeout_ms, 5000);
     assert_int_equal(cfg.log_level, LOG_INFO);
     for (int i = 0; i < HOOK_COUNT; i++)
         assert_int_equal(cfg.topics[i].count, 0);
@@ -626,19 +755,107 @@ static void test_init_module_listed_twice_is_an_error(void **state)
 
 static void test_bad_call_timeout_is_an_error(void **state)
 {
-    static const char *bad[] = {"0", "0s", "-5s", "5x", "5 s", "s", "", "1.5s", "61m",
-                                "3600001", "5S", "5sec", "1h"};
+    static const char *bad[] = {"-5s", "5x", "5 s", "s", "", "1.5s", "61m", "3600001",
+                                "5S", "5sec", "1h", "-0", "+0", "0x", "0 s", "0S", "0h",
+                                "99999999999999999999999"};
     (void)state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[128];
         char expected[256];
         snprintf(text, sizeof text, "[lua]\ncall_timeout = %s\n", bad[i]);
         snprintf(expected, sizeof expected,
-                 "t.ini:2: call_timeout: expected a duration from 1ms to 1h such as 500ms, 5s "
-                 "or 2m, got '%s'",
+                 "t.ini:2: call_timeout: expected a duration up to 1h such as 500ms, 5s or 2m "
+                 "(0 = no limit), got '%s'",
                  bad[i]);
         assert_load_error(text, expected);
     }
+}
+
+static void test_bad_memory_limit_is_an_error(void **state)
+{
+    static const char *bad[] = {"64 MB", "-1", "-64MB", "+64MB", "", "MB", "1.5GB", "65GB",
+                                "65537MB", "68719476737", "64MiB", "64B", "1TB", "64MBB",
+                                "64KBM", "abc", "99999999999999999999999"};
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        char expected[256];
+        snprintf(text, sizeof text, "[lua]\nmemory_limit = %s\n", bad[i]);
+        snprintf(expected, sizeof expected,
+                 "t.ini:2: memory_limit: expected a size up to 64GB such as 512KB, 64MB or 1GB "
+                 "(0 = no limit), got '%s'",
+                 bad[i]);
+        assert_load_error(text, expected);
+    }
+}
+
+static void test_memory_limit_below_1mb_is_an_error(void **state)
+{
+    static const char *small[] = {"1", "1023", "1048575", "512KB", "1023k", "1023KB"};
+    (void)state;
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+        char text[128];
+        char expected[256];
+        snprintf(text, sizeof text, "[server]\nworkers = 1\n[lua]\nmemory_limit = %s\n",
+                 small[i]);
+        snprintf(expected, sizeof expected,
+                 "t.ini:4: memory_limit: at least 1MB, or 0 for no limit, got '%s'", small[i]);
+        assert_load_error(text, expected);
+    }
+}
+
+static void test_bad_sandbox_is_an_error(void **state)
+{
+    static const char *bad[] = {"", "2", "-1", "y", "n", "t", "f", "tru", "enabled",
+                                "disabled", "true false", "00", "none"};
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        char expected[256];
+        snprintf(text, sizeof text, "[lua]\npath = x\nsandbox = %s\n", bad[i]);
+        snprintf(expected, sizeof expected, "t.ini:3: sandbox: expected true or false, got '%s'",
+                 bad[i]);
+        assert_load_error(text, expected);
+    }
+}
+
+static void test_bad_shutdown_timeout_is_an_error(void **state)
+{
+    static const char *bad[] = {"0", "0s", "0ms", "-5s", "5x", "5 s", "s", "", "1.5s",
+                                "61m", "3600001", "5S", "1h", "99999999999999999999999"};
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        char expected[256];
+        snprintf(text, sizeof text, "[server]\nshutdown_timeout = %s\n", bad[i]);
+        snprintf(expected, sizeof expected,
+                 "t.ini:2: shutdown_timeout: expected a duration from 1ms to 1h such as 500ms, "
+                 "5s or 2m, got '%s'",
+                 bad[i]);
+        assert_load_error(text, expected);
+    }
+}
+
+static void test_new_keys_are_in_their_own_sections_only(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\nmemory_limit = 64MB\n",
+                      "t.ini:2: unknown key 'memory_limit' in section [server]");
+    assert_load_error("[server]\nsandbox = true\n",
+                      "t.ini:2: unknown key 'sandbox' in section [server]");
+    assert_load_error("[lua]\nshutdown_timeout = 5s\n",
+                      "t.ini:2: unknown key 'shutdown_timeout' in section [lua]");
+}
+
+static void test_duplicate_new_keys_are_errors(void **state)
+{
+    (void)state;
+    assert_load_error("[lua]\nsandbox = on\nsandbox = off\n",
+                      "t.ini:3: duplicate key 'sandbox' in section [lua]");
+    assert_load_error("[lua]\nmemory_limit = 1MB\nmemory_limit = 2MB\n",
+                      "t.ini:3: duplicate key 'memory_limit' in section [lua]");
+    assert_load_error("[server]\nshutdown_timeout = 1s\nshutdown_timeout = 2s\n",
+                      "t.ini:3: duplicate key 'shutdown_timeout' in section [server]");
 }
 
 static void test_bad_log_level_is_an_error(void **state)
@@ -746,6 +963,95 @@ static void test_duration_rejects_malformed_text(void **state)
     assert_int_equal(cfg_parse_duration_ms(NULL, &ms), -1);
 }
 
+/* ---- cfg_parse_size -------------------------------------------------- */
+
+static void assert_size(const char *text, size_t expected)
+{
+    size_t bytes = 42;
+
+    if (cfg_parse_size(text, &bytes) != 0)
+        fail_msg("'%s' should parse", text);
+    if (bytes != expected)
+        fail_msg("'%s': got %zu, expected %zu", text, bytes, expected);
+}
+
+static void test_size_units(void **state)
+{
+    (void)state;
+    assert_size("1048576", 1048576);
+    assert_size("1", 1);
+    assert_size("007", 7);
+    assert_size("512KB", 512 * 1024);
+    assert_size("512K", 512 * 1024);
+    assert_size("64MB", 64 * 1024 * 1024);
+    assert_size("64M", 64 * 1024 * 1024);
+    assert_size("1GB", (size_t)1024 * 1024 * 1024);
+    assert_size("1G", (size_t)1024 * 1024 * 1024);
+}
+
+static void test_size_units_are_case_insensitive(void **state)
+{
+    (void)state;
+    assert_size("2kb", 2 * 1024);
+    assert_size("2kB", 2 * 1024);
+    assert_size("2Kb", 2 * 1024);
+    assert_size("2k", 2 * 1024);
+    assert_size("3mb", 3 * 1024 * 1024);
+    assert_size("3mB", 3 * 1024 * 1024);
+    assert_size("3m", 3 * 1024 * 1024);
+    assert_size("4gb", (size_t)4 * 1024 * 1024 * 1024);
+    assert_size("4Gb", (size_t)4 * 1024 * 1024 * 1024);
+    assert_size("4g", (size_t)4 * 1024 * 1024 * 1024);
+}
+
+static void test_size_zero_is_zero(void **state)
+{
+    (void)state;
+    assert_size("0", 0);
+    assert_size("000", 0);
+    assert_size("0KB", 0);
+    assert_size("0M", 0);
+    assert_size("0gb", 0);
+}
+
+static void test_size_upper_bound_is_64gb(void **state)
+{
+    size_t bytes = 42;
+
+    (void)state;
+    assert_size("64GB", (size_t)64 * 1024 * 1024 * 1024);
+    assert_size("65536MB", (size_t)64 * 1024 * 1024 * 1024);
+    assert_size("67108864K", (size_t)64 * 1024 * 1024 * 1024);
+    assert_size("68719476736", (size_t)64 * 1024 * 1024 * 1024);
+    assert_int_equal(cfg_parse_size("65GB", &bytes), -1);
+    assert_int_equal(cfg_parse_size("65537MB", &bytes), -1);
+    assert_int_equal(cfg_parse_size("67108865K", &bytes), -1);
+    assert_int_equal(cfg_parse_size("68719476737", &bytes), -1);
+    /* large enough to overflow 64 bits once multiplied by the unit */
+    assert_int_equal(cfg_parse_size("17179869184G", &bytes), -1);
+    assert_int_equal(cfg_parse_size("18446744073709551616", &bytes), -1);
+    assert_int_equal(cfg_parse_size("99999999999999999999999GB", &bytes), -1);
+    assert_int_equal(bytes, 42); /* untouched on error */
+}
+
+static void test_size_rejects_malformed_text(void **state)
+{
+    static const char *bad[] = {"",     "KB",   "M",     "-1",   "-64MB", "+64MB", " 64MB",
+                                "64MB ", "64 MB", "64 M", "1.5GB", "1e6",  "64B",   "64b",
+                                "64MiB", "64MBB", "64KM", "1T",   "1TB",   "64x",   "0x10",
+                                "64MB;", "sixty-four"};
+    size_t bytes = 42;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (cfg_parse_size(bad[i], &bytes) != -1)
+            fail_msg("'%s' should be rejected", bad[i]);
+    }
+    assert_int_equal(bytes, 42);
+    assert_int_equal(cfg_parse_size(NULL, &bytes), -1);
+    assert_int_equal(cfg_parse_size("1MB", NULL), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -758,6 +1064,11 @@ int main(void)
         cmocka_unit_test(test_listen_accepts_names_ipv4_ipv6_and_port_range),
         cmocka_unit_test(test_every_log_level_name_is_accepted),
         cmocka_unit_test(test_workers_bounds_are_inclusive),
+        cmocka_unit_test(test_call_timeout_zero_means_no_limit),
+        cmocka_unit_test(test_call_timeout_accepts_every_form),
+        cmocka_unit_test(test_memory_limit_accepts_every_form),
+        cmocka_unit_test(test_every_sandbox_boolean_is_accepted),
+        cmocka_unit_test(test_shutdown_timeout_accepts_every_form),
         cmocka_unit_test(test_line_of_197_characters_is_accepted),
         cmocka_unit_test(test_shipped_config_parses),
         cmocka_unit_test(test_load_from_file_reports_path_and_line),
@@ -797,6 +1108,12 @@ int main(void)
         cmocka_unit_test(test_init_module_with_empty_dotted_part_is_an_error),
         cmocka_unit_test(test_init_module_listed_twice_is_an_error),
         cmocka_unit_test(test_bad_call_timeout_is_an_error),
+        cmocka_unit_test(test_bad_memory_limit_is_an_error),
+        cmocka_unit_test(test_memory_limit_below_1mb_is_an_error),
+        cmocka_unit_test(test_bad_sandbox_is_an_error),
+        cmocka_unit_test(test_bad_shutdown_timeout_is_an_error),
+        cmocka_unit_test(test_new_keys_are_in_their_own_sections_only),
+        cmocka_unit_test(test_duplicate_new_keys_are_errors),
         cmocka_unit_test(test_bad_log_level_is_an_error),
         cmocka_unit_test(test_unknown_topics_hook_is_an_error),
         cmocka_unit_test(test_non_message_topics_hook_is_an_error),
@@ -805,6 +1122,11 @@ int main(void)
         cmocka_unit_test(test_duration_units),
         cmocka_unit_test(test_duration_bounds_are_1ms_to_1h),
         cmocka_unit_test(test_duration_rejects_malformed_text),
+        cmocka_unit_test(test_size_units),
+        cmocka_unit_test(test_size_units_are_case_insensitive),
+        cmocka_unit_test(test_size_zero_is_zero),
+        cmocka_unit_test(test_size_upper_bound_is_64gb),
+        cmocka_unit_test(test_size_rejects_malformed_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,7 +59,7 @@ static void call(struct env *t, enum hook_id hook, const ProtobufCMessage *req)
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(len + 1);
     protobuf_c_message_pack(req, buf);
-    dispatch_call(&t->e, hook, buf, len, &t->out);
+    dispatch_call(&t->e, hook, buf, len, INT64_MAX, &t->out);
     free(buf);
 }
 
@@ -325,7 +325,7 @@ static void test_malformed_request_bytes_answer_invalid_argument(void **state)
     (void)state;
     struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
     static const uint8_t junk[] = {0x0a, 0x7f, 0x01};
-    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, junk, sizeof junk, &t->out);
+    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, junk, sizeof junk, INT64_MAX, &t->out);
     assert_int_equal(t->out.status, GRPC_STATUS_INVALID_ARGUMENT);
     assert_string_equal(t->out.error,
                         "OnClientAuthenticate: malformed ClientAuthenticateRequest (3 bytes)");
@@ -336,7 +336,7 @@ static void test_empty_request_is_all_defaults(void **state)
 {
     (void)state;
     struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
-    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, (const uint8_t *)"", 0, &t->out);
+    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, (const uint8_t *)"", 0, INT64_MAX, &t->out);
     assert_int_equal(t->out.status, GRPC_STATUS_OK);
     valued *v = emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
     assert_int_equal(v->type, T_IGNORE);

@@ -41,7 +41,7 @@ static int start_world(void **state)
     /* Port 0: the system picks a free one. */
     free(w->cfg.listen);
     w->cfg.listen = strdup("127.0.0.1:0");
-    w->srv = srv_create(&w->cfg, err, sizeof err);
+    w->srv = srv_create(&w->cfg, NULL, err, sizeof err);
     if (!w->srv)
         fail_msg("srv_create: %s", err);
     assert_int_equal(srv_start(w->srv, err, sizeof err), 0);
@@ -356,11 +356,14 @@ static void test_malformed_request_answers_invalid_argument_without_message(void
 static void test_second_server_on_the_same_port_is_refused(void **state)
 {
     struct world *w = *state;
-    char listen[64], err[512];
+    char listen[64], ini[512], err[512];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", srv_port(w->srv));
-    struct config cfg = w->cfg;
-    cfg.listen = listen;
-    struct server *s = srv_create(&cfg, err, sizeof err);
+    snprintf(ini, sizeof ini, "[server]\nlisten = %s\n[lua]\npath = %s/scripts\ninit_module = example\n",
+             listen, EXHOOKD_SOURCE_DIR);
+    struct config cfg;
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load_string(&cfg, ini, "test.ini", err, sizeof err), 0);
+    struct server *s = srv_create(&cfg, NULL, err, sizeof err);
     assert_null(s);
     char expected[256];
     snprintf(expected, sizeof expected,
