@@ -6,57 +6,23 @@
 
 #include "log.h"
 
-static struct cfg_ref *ref_new(void)
-{
-    struct cfg_ref *ref = calloc(1, sizeof *ref);
-    if (ref) {
-        atomic_init(&ref->refs, 1);
-        cfg_defaults(&ref->cfg);
-    }
-    return ref;
-}
-
-void reload_put(struct cfg_ref *ref)
-{
-    if (ref && atomic_fetch_sub(&ref->refs, 1) == 1) {
-        cfg_free(&ref->cfg);
-        free(ref);
-    }
-}
-
 int reload_init(struct reload *r, const char *config_path, struct config *cfg)
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
-    atomic_init(&r->generation, 0);
-    r->current = calloc(1, sizeof *r->current);
-    r->config_path = config_path ? strdup(config_path) : NULL;
-    if (!r->current || (config_path && !r->config_path)) {
-        cfg_free(cfg);
-        return -1;
-    }
-    atomic_init(&r->current->refs, 1);
-    r->current->cfg = *cfg;
+    r->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
+    if (config_path && !(r->config_path = strdup(config_path)))
+        return -1;
     return 0;
 }
 
 void reload_destroy(struct reload *r)
 {
-    reload_put(r->current);
+    cfg_free(&r->cfg);
     free(r->config_path);
     pthread_mutex_destroy(&r->lock);
     memset(r, 0, sizeof *r);
-}
-
-struct cfg_ref *reload_get(struct reload *r, uint64_t *generation)
-{
-    pthread_mutex_lock(&r->lock);
-    struct cfg_ref *ref = r->current;
-    atomic_fetch_add(&ref->refs, 1);
-    *generation = atomic_load(&r->generation);
-    pthread_mutex_unlock(&r->lock);
-    return ref;
 }
 
 struct script_engine *reload_engine_new(const struct config *cfg, int worker_id, char *err,
@@ -90,65 +56,50 @@ static void warn_restart_settings(const struct config *old, const struct config 
         log_warn("reload: changes to [server] and [log] take effect after a restart");
 }
 
-int reload_scripts(struct reload *r, int worker_id, struct script_engine **out,
-                   uint64_t *generation)
+int reload_build(struct reload *r, int count, reload_publish_fn *publish, void *ctx)
 {
-    char err[1024];
+    char err[1024] = "out of memory";
     int64_t start = script_now_ns();
+    int built = 0;
+    struct config fresh;
+    cfg_defaults(&fresh);
+    struct script_engine **engines = calloc((size_t)count, sizeof *engines);
     pthread_mutex_lock(&r->lock);
-    struct cfg_ref *ref;
-    if (r->config_path) {
-        ref = ref_new();
-        if (!ref) {
-            log_error("reload failed, the running scripts stay: out of memory");
-            goto fail;
-        }
-        if (cfg_load(&ref->cfg, r->config_path, err, sizeof err) != 0) {
-            log_error("reload failed, the running scripts stay: %s", err);
-            reload_put(ref);
-            goto fail;
-        }
-        warn_restart_settings(&r->current->cfg, &ref->cfg);
-    } else {
-        ref = r->current;
-        atomic_fetch_add(&ref->refs, 1);
-    }
-    struct script_engine *e = reload_engine_new(&ref->cfg, worker_id, err, sizeof err);
-    if (!e) {
-        log_error("reload failed, the running scripts stay: %s", err);
-        reload_put(ref);
+    const struct config *cfg = &r->cfg;
+    if (!engines)
         goto fail;
+    if (r->config_path) {
+        if (cfg_load(&fresh, r->config_path, err, sizeof err) != 0)
+            goto fail;
+        warn_restart_settings(&r->cfg, &fresh);
+        cfg = &fresh;
     }
-    reload_put(r->current);
-    r->current = ref;
-    *generation = atomic_fetch_add_explicit(&r->generation, 1, memory_order_release) + 1;
-    pthread_mutex_unlock(&r->lock);
-
+    for (; built < count; built++) {
+        engines[built] = reload_engine_new(cfg, built + 1, err, sizeof err);
+        if (!engines[built])
+            goto fail;
+    }
+    if (cfg == &fresh) {
+        cfg_free(&r->cfg);
+        r->cfg = fresh;
+    } else {
+        cfg_free(&fresh);
+    }
+    uint64_t generation = ++r->generation;
     char hooks[2048];
-    script_describe_hooks(e, hooks, sizeof hooks);
+    script_describe_hooks(engines[0], hooks, sizeof hooks);
+    publish(ctx, engines, count);
+    pthread_mutex_unlock(&r->lock);
+    free(engines);
     log_info("reloaded scripts (generation %llu) in %.1f ms; hooks: %s",
-             (unsigned long long)*generation, (double)(script_now_ns() - start) / 1e6, hooks);
-    *out = e;
+             (unsigned long long)generation, (double)(script_now_ns() - start) / 1e6, hooks);
     return 0;
 fail:
     pthread_mutex_unlock(&r->lock);
+    log_error("reload failed, the running scripts stay: %s", err);
+    while (built-- > 0)
+        reload_engine_free(engines[built]);
+    free(engines);
+    cfg_free(&fresh);
     return -1;
-}
-
-void reload_refresh(struct reload *r, int worker_id, struct script_engine **engine,
-                    uint64_t *seen)
-{
-    uint64_t generation;
-    struct cfg_ref *ref = reload_get(r, &generation);
-    char err[1024];
-    struct script_engine *e = reload_engine_new(&ref->cfg, worker_id, err, sizeof err);
-    reload_put(ref);
-    *seen = generation;
-    if (!e) {
-        log_error("worker %d keeps its previous scripts: %s", worker_id, err);
-        return;
-    }
-    reload_engine_free(*engine);
-    *engine = e;
-    log_debug("switched to scripts generation %llu", (unsigned long long)generation);
 }

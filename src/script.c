@@ -372,11 +372,13 @@ static int load_module(struct script_engine *e, const struct config *cfg,
             goto out;
         }
     }
-    if (take_function(L, tbl, raw, "deinit", &m->deinit_ref) < 0) {
+    get_member(L, tbl, raw, "deinit");
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) {
         set_err(err, errlen, "%s: 'deinit' is a %s, expected a function", m->file,
                 luaL_typename(L, -1));
         goto out;
     }
+    lua_pop(L, 1);
     if (load_topics(L, tbl, raw, m, err, errlen) != 0)
         goto out;
     for (int hk = 0; hk < HOOK_COUNT; hk++) {
@@ -404,6 +406,8 @@ static int load_module(struct script_engine *e, const struct config *cfg,
     } else {
         lua_pop(L, 1);
     }
+    /* Only a module whose init() succeeded gets its deinit() called. */
+    take_function(L, tbl, raw, "deinit", &m->deinit_ref);
     rc = 0;
 out:
     lua_settop(L, base);

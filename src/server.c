@@ -57,11 +57,14 @@ struct worker {
     pthread_t thread;
     bool started;
     grpc_completion_queue *cq;
-    /* Taken only to post a request, so that the queue is never shut down
-     * between the check of `stopping` and the post. */
+    /* Taken to post a request or start a reply, so that the queue is never
+     * shut down between the check of `stopping`/`cq_closed` and the
+     * operation: an operation on a shut-down queue aborts the process. */
     pthread_mutex_t post_lock;
+    bool cq_closed;
     struct script_engine *engine;
-    uint64_t generation; /* of the scripts `engine` runs */
+    /* New scripts from a reload, taken up before the next call. */
+    _Atomic(struct script_engine *) pending;
     struct dispatch_reply reply;
     struct hook_counters counters[HOOK_COUNT];
     struct call *calls;
@@ -169,12 +172,34 @@ static void reply(struct call *c, grpc_status_code status, const char *error,
     ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
     n++;
     c->state = CALL_REPLYING;
+    struct worker *w = c->w;
+    pthread_mutex_lock(&w->post_lock);
+    if (w->cq_closed) {
+        /* The call outlived the shutdown grace period and was cancelled. */
+        pthread_mutex_unlock(&w->post_lock);
+        release(c);
+        return;
+    }
     grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    pthread_mutex_unlock(&w->post_lock);
     if (rc != GRPC_CALL_OK) {
         /* No completion will come for this batch: recycle the call now. */
         log_error("cannot answer a call (grpc error %d)", (int)rc);
         release(c);
         post(c);
+    }
+}
+
+/* Switches to the scripts of a reload, if one came: the old state is
+ * closed here, on its own thread, between two calls. */
+static void take_pending(struct worker *w)
+{
+    if (!atomic_load_explicit(&w->pending, memory_order_relaxed))
+        return;
+    struct script_engine *e = atomic_exchange(&w->pending, NULL);
+    if (e) {
+        reload_engine_free(w->engine);
+        w->engine = e;
     }
 }
 
@@ -201,7 +226,6 @@ static void serve(struct call *c)
         return;
     }
     const struct method *m = &w->srv->methods[c->method];
-    struct reload *r = &w->srv->reload;
     struct hook_counters *n = &w->counters[m->hook];
     atomic_fetch_add_explicit(&n->calls, 1, memory_order_relaxed);
     if (!c->payload) {
@@ -211,16 +235,9 @@ static void serve(struct call *c)
     }
     /* The broker loads the provider: the moment edited scripts take effect.
      * The reply then lists the hooks of the new scripts. */
-    struct script_engine *fresh;
-    uint64_t generation;
-    if (m->hook == HOOK_PROVIDER_LOADED &&
-        reload_scripts(r, w->id, &fresh, &generation) == 0) {
-        reload_engine_free(w->engine);
-        w->engine = fresh;
-        w->generation = generation;
-    }
-    if (reload_behind(r, w->generation))
-        reload_refresh(r, w->id, &w->engine, &w->generation);
+    if (m->hook == HOOK_PROVIDER_LOADED)
+        srv_reload(w->srv);
+    take_pending(w);
 
     grpc_slice req = read_payload(c->payload);
     dispatch_call(w->engine, m->hook, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
@@ -278,6 +295,7 @@ static void close_workers(struct server *s)
         if (w->cq)
             grpc_completion_queue_destroy(w->cq);
         reload_engine_free(w->engine);
+        reload_engine_free(atomic_exchange(&w->pending, NULL));
         dispatch_reply_free(&w->reply);
         free(w->calls);
         pthread_mutex_destroy(&w->post_lock);
@@ -311,7 +329,7 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    const struct config *cfg = &s->reload.current->cfg;
+    const struct config *cfg = &s->reload.cfg;
     gpr_set_log_function(grpc_log);
     grpc_init();
 
@@ -427,6 +445,7 @@ void srv_destroy(struct server *s, unsigned grace_ms)
         if (!w->cq)
             continue;
         pthread_mutex_lock(&w->post_lock);
+        w->cq_closed = true;
         grpc_completion_queue_shutdown(w->cq);
         pthread_mutex_unlock(&w->post_lock);
         if (w->started) {
@@ -452,33 +471,41 @@ void srv_destroy(struct server *s, unsigned grace_ms)
     grpc_shutdown();
 }
 
+/* A state a worker has not taken up yet is replaced unused. */
+static void publish_engines(void *ctx, struct script_engine **engines, int count)
+{
+    struct server *s = ctx;
+    for (int i = 0; i < count; i++)
+        reload_engine_free(atomic_exchange(&s->workers[i].pending, engines[i]));
+}
+
 int srv_reload(struct server *s)
 {
-    struct script_engine *e;
-    uint64_t generation;
-    if (reload_scripts(&s->reload, 0, &e, &generation) != 0)
-        return -1;
-    /* Checked and published; each worker builds its own state before its
-     * next call. */
-    reload_engine_free(e);
-    return 0;
+    return reload_build(&s->reload, s->worker_count, publish_engines, s);
 }
 
 void srv_log_stats(struct server *s)
 {
+    uint64_t sum[4] = {0}, per[HOOK_COUNT][4] = {{0}};
     for (int h = 0; h < HOOK_COUNT; h++) {
-        uint64_t calls = 0, errors = 0, timeouts = 0, memory = 0;
         for (int i = 0; i < s->worker_count; i++) {
             struct hook_counters *n = &s->workers[i].counters[h];
-            calls += atomic_load_explicit(&n->calls, memory_order_relaxed);
-            errors += atomic_load_explicit(&n->errors, memory_order_relaxed);
-            timeouts += atomic_load_explicit(&n->timeouts, memory_order_relaxed);
-            memory += atomic_load_explicit(&n->memory, memory_order_relaxed);
+            per[h][0] += atomic_load_explicit(&n->calls, memory_order_relaxed);
+            per[h][1] += atomic_load_explicit(&n->errors, memory_order_relaxed);
+            per[h][2] += atomic_load_explicit(&n->timeouts, memory_order_relaxed);
+            per[h][3] += atomic_load_explicit(&n->memory, memory_order_relaxed);
         }
-        if (calls)
+        for (int k = 0; k < 4; k++)
+            sum[k] += per[h][k];
+    }
+    log_info("stats: %llu calls, %llu errors, %llu timeouts, %llu memory failures since start",
+             (unsigned long long)sum[0], (unsigned long long)sum[1],
+             (unsigned long long)sum[2], (unsigned long long)sum[3]);
+    for (int h = 0; h < HOOK_COUNT; h++) {
+        if (per[h][0])
             log_info("stats: %-20s calls=%llu errors=%llu timeouts=%llu memory=%llu",
                      hook_defs[h].name ? hook_defs[h].name : hook_defs[h].rpc,
-                     (unsigned long long)calls, (unsigned long long)errors,
-                     (unsigned long long)timeouts, (unsigned long long)memory);
+                     (unsigned long long)per[h][0], (unsigned long long)per[h][1],
+                     (unsigned long long)per[h][2], (unsigned long long)per[h][3]);
     }
 }

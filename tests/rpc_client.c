@@ -10,16 +10,28 @@
 struct rpc_client {
     grpc_channel *channel;
     grpc_completion_queue *cq;
+    int timeout_ms;
 };
 
-struct rpc_client *rpc_client_open(const char *target)
+struct rpc_client *rpc_client_open_args(const char *target, const grpc_channel_args *args)
 {
     struct rpc_client *c = calloc(1, sizeof *c);
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    c->channel = grpc_channel_create(target, creds, NULL);
+    c->channel = grpc_channel_create(target, creds, args);
     grpc_channel_credentials_release(creds);
     c->cq = grpc_completion_queue_create_for_pluck(NULL);
+    c->timeout_ms = 30000;
     return c;
+}
+
+struct rpc_client *rpc_client_open(const char *target)
+{
+    return rpc_client_open_args(target, NULL);
+}
+
+void rpc_client_set_timeout(struct rpc_client *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
 }
 
 void rpc_client_close(struct rpc_client *c)
@@ -38,7 +50,7 @@ int rpc_call_raw(struct rpc_client *c, const char *path, const void *data, size_
 {
     memset(out, 0, sizeof *out);
     gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                         gpr_time_from_seconds(30, GPR_TIMESPAN));
+                                         gpr_time_from_millis(c->timeout_ms, GPR_TIMESPAN));
     grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
                                                grpc_slice_from_static_string(path), NULL,
                                                deadline, NULL);

@@ -20,6 +20,10 @@ struct rpc_result {
 };
 
 struct rpc_client *rpc_client_open(const char *target);
+/* Same, with channel arguments (e.g. compression). */
+struct rpc_client *rpc_client_open_args(const char *target, const grpc_channel_args *args);
+/* Deadline of the following calls (default 30 s), sent as grpc-timeout. */
+void rpc_client_set_timeout(struct rpc_client *c, int timeout_ms);
 void rpc_client_close(struct rpc_client *c);
 
 /* Calls `path` ("/emqx.exhook.v3.HookProvider/OnClientAuthenticate") with raw

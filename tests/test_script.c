@@ -351,28 +351,54 @@ static void test_deinit_runs_at_close_in_reverse_module_order(void **state)
     fx_free(&fx);
 }
 
-static void test_deinit_of_loaded_modules_runs_when_a_later_module_fails(void **state)
+/* Writes module `file`: `prefix` then a deinit() that appends "ok" to the
+ * file whose path it stores in `path`. */
+static void write_deinit_module(struct fixture *fx, const char *file, const char *prefix,
+                                char *path, size_t pathlen)
 {
-    (void)state;
-    struct fixture fx;
-    char text[1024], path[512], got[256], err[ERR_LEN];
-
-    fx_init(&fx);
-    snprintf(path, sizeof path, "%s/deinit.txt", fx.dir);
+    char text[1024];
+    snprintf(path, pathlen, "%s/deinit.txt", fx->dir);
     snprintf(text, sizeof text,
-             "function deinit()\n"
+             "%sfunction deinit()\n"
              "  local f = assert(io.open('%s', 'a'))\n"
              "  f:write('ok\\n')\n"
              "  f:close()\n"
              "end\n",
-             path);
-    fx_write(&fx, "ok.lua", text);
+             prefix, path);
+    fx_write(fx, file, text);
+}
+
+static void test_deinit_of_loaded_modules_runs_when_a_later_module_fails(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    char path[512], got[256], err[ERR_LEN];
+
+    fx_init(&fx);
+    write_deinit_module(&fx, "ok.lua", "", path, sizeof path);
     fx_write(&fx, "broken.lua", "error('nope')\n");
     fx_configure(&fx, "ok, broken", NULL);
     open_fails(&fx, err, sizeof err);
     assert_contains(err, "broken.lua:1: nope");
     read_file(path, got, sizeof got);
     assert_string_equal(got, "ok\n");
+    fx_free(&fx);
+}
+
+static void test_deinit_is_not_called_for_a_module_whose_init_failed(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    char path[512], got[256], err[ERR_LEN];
+
+    fx_init(&fx);
+    write_deinit_module(&fx, "db.lua", "function init() error('no database') end\n", path,
+                        sizeof path);
+    fx_configure(&fx, "db", NULL);
+    open_fails(&fx, err, sizeof err);
+    assert_contains(err, "db.lua:1: no database");
+    read_file(path, got, sizeof got);
+    assert_string_equal(got, "");
     fx_free(&fx);
 }
 
@@ -882,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_init_runs_once_right_after_each_module_loads_in_order),
         cmocka_unit_test(test_deinit_runs_at_close_in_reverse_module_order),
         cmocka_unit_test(test_deinit_of_loaded_modules_runs_when_a_later_module_fails),
+        cmocka_unit_test(test_deinit_is_not_called_for_a_module_whose_init_failed),
         cmocka_unit_test(test_require_finds_modules_in_scripts_folder_and_subfolders),
         cmocka_unit_test(test_exhook_api_worker_id_version_topic_match_and_log),
         cmocka_unit_test(test_publish_spec_is_union_of_module_filters),

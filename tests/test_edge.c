@@ -1,0 +1,277 @@
+/* The gRPC edge: what a misbehaving or vanishing client, or a stop with
+ * calls in flight, does to the server. Never a crash, never a leak (the
+ * suite also runs under ASan), and the server keeps serving. */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <grpc/compression.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "exhook.pb-c.h"
+#include "fixtures.h"
+#include "rpc_client.h"
+#include "script.h"
+#include "server.h"
+
+#define AUTH_PATH "/emqx.exhook.v3.HookProvider/OnClientAuthenticate"
+
+struct world {
+    struct fixture fx;
+    struct server *srv;
+    char target[64];
+};
+
+/* "slow" spins for `ms` (the handler writes started.txt first), anyone else
+ * is let in at once. deinit() appends a line to deinit.txt. */
+static struct world *start(int slow_ms)
+{
+    struct world *w = calloc(1, sizeof *w);
+    fx_init(&w->fx);
+    char module[1024];
+    snprintf(module, sizeof module,
+             "local dir = '%s'\n"
+             "local function mark(name)\n"
+             "  local f = io.open(dir .. '/' .. name, 'a'); f:write('x\\n'); f:close()\n"
+             "end\n"
+             "function on_client_authenticate(ci)\n"
+             "  if ci.username == 'slow' then\n"
+             "    mark('started.txt')\n"
+             "    local t = os.clock() + %d / 1000\n"
+             "    while os.clock() < t do end\n"
+             "  end\n"
+             "  return true\n"
+             "end\n"
+             "function deinit() mark('deinit.txt') end\n",
+             w->fx.dir, slow_ms);
+    fx_write(&w->fx, "m.lua", module);
+    fx_configure(&w->fx, "m", "[server]\nworkers = 2\n[log]\nlevel = error\n");
+    log_set_level(LOG_ERROR);
+    free(w->fx.cfg.listen);
+    w->fx.cfg.listen = strdup("127.0.0.1:0");
+    char err[512];
+    w->srv = srv_create(&w->fx.cfg, NULL, err, sizeof err);
+    if (!w->srv)
+        fail_msg("srv_create: %s", err);
+    assert_int_equal(srv_start(w->srv, err, sizeof err), 0);
+    snprintf(w->target, sizeof w->target, "127.0.0.1:%d", srv_port(w->srv));
+    return w;
+}
+
+static void stop(struct world *w, unsigned grace_ms)
+{
+    if (w->srv)
+        srv_destroy(w->srv, grace_ms);
+    fx_free(&w->fx);
+    free(w);
+}
+
+static size_t lines_in(struct world *w, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", w->fx.dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = 0;
+    for (int ch; (ch = fgetc(f)) != EOF;)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+static void auth_request(const char *username, uint8_t *buf, size_t *len)
+{
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = (char *)username;
+    ci.clientid = "c1";
+    Emqx__Exhook__V3__ClientAuthenticateRequest r =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    r.clientinfo = &ci;
+    *len = protobuf_c_message_pack(&r.base, buf);
+}
+
+/* One authenticate call; returns its status, and checks the verdict (true)
+ * when it succeeded. */
+static grpc_status_code authenticate(struct rpc_client *c, const char *username)
+{
+    uint8_t buf[128];
+    size_t len;
+    auth_request(username, buf, &len);
+    struct rpc_result r;
+    assert_int_equal(rpc_call_raw(c, AUTH_PATH, buf, len, &r), 0);
+    grpc_status_code st = r.status;
+    if (st == GRPC_STATUS_OK) {
+        Emqx__Exhook__V3__ValuedResponse *v =
+            emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
+        assert_non_null(v);
+        assert_true(v->bool_result);
+        emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    } else {
+        assert_false(r.got_message); /* an error never carries a message */
+    }
+    rpc_result_free(&r);
+    return st;
+}
+
+static void assert_serving(struct world *w)
+{
+    struct rpc_client *c = rpc_client_open(w->target);
+    assert_int_equal(authenticate(c, "fine"), GRPC_STATUS_OK);
+    rpc_client_close(c);
+}
+
+static void test_oversized_request_is_refused_and_server_goes_on(void **state)
+{
+    (void)state;
+    struct world *w = start(0);
+    struct rpc_client *c = rpc_client_open(w->target);
+    size_t big = 5 * 1024 * 1024; /* over gRPC's 4 MB default */
+    uint8_t *junk = calloc(1, big);
+    struct rpc_result r;
+    assert_int_equal(rpc_call_raw(c, AUTH_PATH, junk, big, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_false(r.got_message);
+    rpc_result_free(&r);
+    free(junk);
+    assert_int_equal(authenticate(c, "fine"), GRPC_STATUS_OK);
+    rpc_client_close(c);
+    stop(w, 1000);
+}
+
+static void test_gzip_compressed_request_is_served(void **state)
+{
+    (void)state;
+    struct world *w = start(0);
+    grpc_arg arg = {.type = GRPC_ARG_INTEGER,
+                    .key = GRPC_COMPRESSION_CHANNEL_DEFAULT_ALGORITHM,
+                    .value.integer = GRPC_COMPRESS_GZIP};
+    grpc_channel_args args = {1, &arg};
+    struct rpc_client *c = rpc_client_open_args(w->target, &args);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(authenticate(c, "fine"), GRPC_STATUS_OK);
+    rpc_client_close(c);
+    stop(w, 1000);
+}
+
+static void test_client_deadline_shorter_than_the_handler_stops_it(void **state)
+{
+    (void)state;
+    struct world *w = start(2000);
+    struct rpc_client *c = rpc_client_open(w->target);
+    rpc_client_set_timeout(c, 100);
+    int64_t t0 = script_now_ns();
+    assert_int_equal(authenticate(c, "slow"), GRPC_STATUS_DEADLINE_EXCEEDED);
+    rpc_client_set_timeout(c, 30000);
+    /* The handler was stopped at the broker's deadline, not after 2 s: the
+     * next call on either worker is answered at once. */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(authenticate(c, "fine"), GRPC_STATUS_OK);
+    assert_true(script_now_ns() - t0 < 1500 * 1000000LL);
+    rpc_client_close(c);
+    stop(w, 1000);
+}
+
+static void test_garbage_and_closed_connections_do_not_hurt(void **state)
+{
+    (void)state;
+    struct world *w = start(0);
+#define SEND(text) {text, sizeof text - 1}
+    static const struct {
+        const char *data;
+        size_t len;
+    } sends[] = {
+        SEND("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        /* a valid preface, then a frame header announcing 16 MB, then junk */
+        SEND("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\x04\x00\x00\x00\x00\x00 garbage"),
+        SEND("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), /* and then vanish */
+        SEND(""),
+    };
+#undef SEND
+    for (size_t i = 0; i < sizeof sends / sizeof sends[0]; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(srv_port(w->srv))};
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        assert_int_equal(write(fd, sends[i].data, sends[i].len), (ssize_t)sends[i].len);
+        close(fd);
+    }
+    assert_serving(w);
+    stop(w, 1000);
+}
+
+struct slow_call {
+    const char *target;
+    grpc_status_code status;
+};
+
+static void *slow_caller(void *arg)
+{
+    struct slow_call *sc = arg;
+    struct rpc_client *c = rpc_client_open(sc->target);
+    sc->status = authenticate(c, "slow");
+    rpc_client_close(c);
+    return NULL;
+}
+
+static void wait_for_start(struct world *w)
+{
+    for (int i = 0; i < 500 && lines_in(w, "started.txt") == 0; i++)
+        usleep(10000);
+    assert_int_equal(lines_in(w, "started.txt"), 1);
+}
+
+/* Starts a slow call, stops the server with `grace_ms` once the handler
+ * runs, and returns what the caller got. */
+static grpc_status_code stop_during_slow_call(struct world *w, unsigned grace_ms)
+{
+    struct slow_call sc = {w->target, GRPC_STATUS_UNKNOWN};
+    pthread_t t;
+    pthread_create(&t, NULL, slow_caller, &sc);
+    wait_for_start(w);
+    srv_destroy(w->srv, grace_ms);
+    w->srv = NULL;
+    pthread_join(t, NULL);
+    return sc.status;
+}
+
+static void test_stop_lets_calls_in_flight_finish_then_runs_deinit(void **state)
+{
+    (void)state;
+    struct world *w = start(300);
+    assert_int_equal(stop_during_slow_call(w, 5000), GRPC_STATUS_OK);
+    assert_int_equal(lines_in(w, "deinit.txt"), 2); /* one per worker state */
+    stop(w, 0);
+}
+
+static void test_stop_cancels_calls_that_outlast_the_grace_period(void **state)
+{
+    (void)state;
+    struct world *w = start(800);
+    grpc_status_code st = stop_during_slow_call(w, 50);
+    assert_int_not_equal(st, GRPC_STATUS_OK);
+    assert_int_not_equal(st, GRPC_STATUS_UNKNOWN);
+    assert_int_equal(lines_in(w, "deinit.txt"), 2);
+    stop(w, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_oversized_request_is_refused_and_server_goes_on),
+        cmocka_unit_test(test_gzip_compressed_request_is_served),
+        cmocka_unit_test(test_client_deadline_shorter_than_the_handler_stops_it),
+        cmocka_unit_test(test_garbage_and_closed_connections_do_not_hurt),
+        cmocka_unit_test(test_stop_lets_calls_in_flight_finish_then_runs_deinit),
+        cmocka_unit_test(test_stop_cancels_calls_that_outlast_the_grace_period),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
