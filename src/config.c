@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errbuf.h"
 #include "topic.h"
 
 #define DEFAULT_LISTEN "0.0.0.0:9000"
@@ -19,6 +20,13 @@
 #define DEFAULT_CALL_TIMEOUT_MS 5000u
 #define DEFAULT_SHUTDOWN_TIMEOUT_MS 5000u
 #define DEFAULT_MEMORY_LIMIT ((size_t)64 * 1024 * 1024)
+/* gRPC's own default receive limit, which EMQX's client also keeps. */
+#define DEFAULT_MAX_MESSAGE_SIZE ((size_t)4 * 1024 * 1024)
+/* Below 1KB even an ordinary authenticate request would not fit; above 1GB
+ * one request could hold a worker's memory hostage (and gRPC counts message
+ * sizes in an int). */
+#define MIN_MESSAGE_SIZE ((size_t)1024)
+#define MAX_MESSAGE_SIZE ((size_t)1024 * 1024 * 1024)
 #define MAX_WORKERS 256
 #define MAX_DURATION_MS (60u * 60u * 1000u)
 #define MAX_SIZE ((uint64_t)64 * 1024 * 1024 * 1024)
@@ -46,19 +54,6 @@ static int fail(char *msg, size_t msglen, const char *fmt, ...)
     vsnprintf(msg, msglen, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* Defaults have no way to report failure; running on without a listen
@@ -318,23 +313,30 @@ static int set_memory_limit(struct config *cfg, const char *key, const char *val
     return 0;
 }
 
-static int set_sandbox(struct config *cfg, const char *key, const char *value, char *msg,
-                       size_t msglen)
+/* Every boolean key takes the same spellings, so that a form that works for
+ * one works for all. */
+static int set_bool(bool *slot, const char *key, const char *value, char *msg, size_t msglen)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
 
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         if (strcasecmp(value, yes[i]) == 0) {
-            cfg->sandbox = true;
+            *slot = true;
             return 0;
         }
         if (strcasecmp(value, no[i]) == 0) {
-            cfg->sandbox = false;
+            *slot = false;
             return 0;
         }
     }
     return fail(msg, msglen, "%s: expected true or false, got '%s'", key, value);
+}
+
+static int set_sandbox(struct config *cfg, const char *key, const char *value, char *msg,
+                       size_t msglen)
+{
+    return set_bool(&cfg->sandbox, key, value, msg, msglen);
 }
 
 static int set_shutdown_timeout(struct config *cfg, const char *key, const char *value, char *msg,
@@ -348,6 +350,52 @@ static int set_shutdown_timeout(struct config *cfg, const char *key, const char 
                     key, value);
     cfg->shutdown_timeout_ms = ms;
     return 0;
+}
+
+static int set_max_message_size(struct config *cfg, const char *key, const char *value,
+                                char *msg, size_t msglen)
+{
+    size_t bytes;
+
+    if (cfg_parse_size(value, &bytes) != 0 || bytes < MIN_MESSAGE_SIZE ||
+        bytes > MAX_MESSAGE_SIZE)
+        return fail(msg, msglen, "%s: expected a size from 1KB to 1GB such as 4MB, got '%s'", key,
+                    value);
+    cfg->max_message_size = bytes;
+    return 0;
+}
+
+/* A path of a PEM file. Only emptiness is checked here: whether the file is
+ * there and holds what it should is tls_server_credentials' job, at start. */
+static int set_path(char **slot, const char *key, const char *value, char *msg, size_t msglen)
+{
+    if (*value == '\0')
+        return fail(msg, msglen, "%s: must not be empty", key);
+    return replace_string(slot, value, msg, msglen);
+}
+
+static int set_tls_cert(struct config *cfg, const char *key, const char *value, char *msg,
+                        size_t msglen)
+{
+    return set_path(&cfg->tls.cert, key, value, msg, msglen);
+}
+
+static int set_tls_key(struct config *cfg, const char *key, const char *value, char *msg,
+                       size_t msglen)
+{
+    return set_path(&cfg->tls.key, key, value, msg, msglen);
+}
+
+static int set_tls_ca(struct config *cfg, const char *key, const char *value, char *msg,
+                      size_t msglen)
+{
+    return set_path(&cfg->tls.ca, key, value, msg, msglen);
+}
+
+static int set_tls_verify_client(struct config *cfg, const char *key, const char *value,
+                                 char *msg, size_t msglen)
+{
+    return set_bool(&cfg->tls.verify_client, key, value, msg, msglen);
 }
 
 static int set_log_level(struct config *cfg, const char *key, const char *value, char *msg,
@@ -390,12 +438,17 @@ static const struct key_def {
     {"server", "listen", set_listen},
     {"server", "workers", set_workers},
     {"server", "shutdown_timeout", set_shutdown_timeout},
+    {"server", "max_message_size", set_max_message_size},
     {"lua", "path", set_lua_path},
     {"lua", "init_module", set_init_module},
     {"lua", "call_timeout", set_call_timeout},
     {"lua", "memory_limit", set_memory_limit},
     {"lua", "sandbox", set_sandbox},
     {"log", "level", set_log_level},
+    {"tls", "cert", set_tls_cert},
+    {"tls", "key", set_tls_key},
+    {"tls", "ca", set_tls_ca},
+    {"tls", "verify_client", set_tls_verify_client},
 };
 
 #define KEY_COUNT (sizeof key_defs / sizeof key_defs[0])
@@ -403,7 +456,7 @@ static const struct key_def {
 /* [topics] has no fixed keys: they are hook names, checked separately. */
 static bool section_known(const char *name, size_t len)
 {
-    static const char *const sections[] = {"server", "lua", "log", "topics"};
+    static const char *const sections[] = {"server", "lua", "log", "tls", "topics"};
 
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
@@ -608,6 +661,21 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     return 0;
 }
 
+/* The [tls] keys that only make sense together. Checked on the whole result,
+ * since the keys may come in any order; there is no single line to blame. */
+static const char *tls_problem(const struct config *cfg)
+{
+    if ((cfg->tls.cert == NULL) != (cfg->tls.key == NULL))
+        return "cert and key go together: set both or neither";
+    /* Before the ca check: without a certificate there is no TLS at all, so
+     * adding a ca would not be the fix. */
+    if (cfg->tls.cert == NULL && (cfg->tls.ca != NULL || cfg->tls.verify_client))
+        return "ca and verify_client need cert and key";
+    if (cfg->tls.verify_client && cfg->tls.ca == NULL)
+        return "verify_client needs ca, the CA that signs the brokers' certificates";
+    return NULL;
+}
+
 static int load_text(struct config *cfg, const char *text, size_t len, const char *name,
                      char *err, size_t errlen)
 {
@@ -615,16 +683,21 @@ static int load_text(struct config *cfg, const char *text, size_t len, const cha
     int rc = ini_parse_stream(read_line, &st, on_entry, &st);
 
     if (st.err_line != 0) {
-        set_err(err, errlen, "%s:%d: %s", name, st.err_line, st.err_msg);
+        errbuf_set(err, errlen, "%s:%d: %s", name, st.err_line, st.err_msg);
         return -1;
     }
     /* Only reachable if inih disagrees with classify() about a line. */
     if (rc > 0) {
-        set_err(err, errlen, "%s:%d: syntax error", name, rc);
+        errbuf_set(err, errlen, "%s:%d: syntax error", name, rc);
         return -1;
     }
     if (rc != 0) {
-        set_err(err, errlen, "%s: parse error %d", name, rc);
+        errbuf_set(err, errlen, "%s: parse error %d", name, rc);
+        return -1;
+    }
+    const char *why = tls_problem(cfg);
+    if (why != NULL) {
+        errbuf_set(err, errlen, "%s: [tls] %s", name, why);
         return -1;
     }
     return 0;
@@ -649,47 +722,67 @@ void cfg_defaults(struct config *cfg)
     cfg->memory_limit = DEFAULT_MEMORY_LIMIT;
     cfg->sandbox = true;
     cfg->shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS;
+    cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
     cfg->log_level = LOG_INFO;
+}
+
+char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err,
+                    size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+
+    if (f == NULL) {
+        errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (len == cap) {
+            /* One byte over the cap tells "exactly at the cap" from "larger". */
+            size_t grown = cap == 0 ? 8192 : cap * 2;
+            if (grown > max_bytes + 1)
+                grown = max_bytes + 1;
+            char *p = realloc(buf, grown + 1);
+            if (p == NULL) {
+                errbuf_set(err, errlen, "%s: out of memory", path);
+                goto error;
+            }
+            buf = p;
+            cap = grown;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0 || len > max_bytes)
+            break;
+    }
+    if (ferror(f)) {
+        /* e.g. EISDIR: fopen opens a directory, reading it fails */
+        errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
+        goto error;
+    }
+    if (len > max_bytes) {
+        errbuf_set(err, errlen, "%s: file too large (over %zu bytes)", path, max_bytes);
+        goto error;
+    }
+    buf[len] = '\0';
+    fclose(f);
+    *len_out = len;
+    return buf;
+error:
+    free(buf);
+    fclose(f);
+    return NULL;
 }
 
 int cfg_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-    FILE *f = NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    int ret = -1;
-
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    /* One byte over the cap tells "exactly at the cap" from "larger". */
-    buf = malloc(MAX_FILE_SIZE + 1);
-    if (buf == NULL) {
-        set_err(err, errlen, "%s: out of memory", path);
-        goto out;
-    }
-    for (;;) {
-        size_t got = fread(buf + len, 1, MAX_FILE_SIZE + 1 - len, f);
-        len += got;
-        if (got == 0 || len > MAX_FILE_SIZE)
-            break;
-    }
-    if (ferror(f)) {
-        /* e.g. EISDIR: fopen happily opens a directory, reading it fails */
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (len > MAX_FILE_SIZE) {
-        set_err(err, errlen, "%s: file too large (over %d bytes)", path, MAX_FILE_SIZE);
-        goto out;
-    }
-    ret = load_text(cfg, buf, len, path, err, errlen);
-out:
+    size_t len;
+    char *buf = cfg_read_file(path, MAX_FILE_SIZE, &len, err, errlen);
+    if (buf == NULL)
+        return -1;
+    int ret = load_text(cfg, buf, len, path, err, errlen);
     free(buf);
-    if (f != NULL)
-        fclose(f);
     return ret;
 }
 
@@ -699,7 +792,7 @@ int cfg_load_string(struct config *cfg, const char *text, const char *name, char
     if (name == NULL)
         name = "<string>";
     if (text == NULL) {
-        set_err(err, errlen, "%s: no text", name);
+        errbuf_set(err, errlen, "%s: no text", name);
         return -1;
     }
     return load_text(cfg, text, strlen(text), name, err, errlen);
@@ -714,6 +807,9 @@ void cfg_free(struct config *cfg)
     for (size_t i = 0; i < cfg->init_module_count; i++)
         free(cfg->init_modules[i]);
     free(cfg->init_modules);
+    free(cfg->tls.cert);
+    free(cfg->tls.key);
+    free(cfg->tls.ca);
     for (int i = 0; i < HOOK_COUNT; i++)
         cfg_filters_free(&cfg->topics[i]);
     /* Zeroed, a freed config is harmless to free again. */

@@ -25,6 +25,15 @@ struct config {
     size_t memory_limit;       /* [lua] memory_limit, bytes per Lua state, default 64MB; 0 = none */
     bool sandbox;              /* [lua] sandbox, default true */
     unsigned shutdown_timeout_ms; /* [server] shutdown_timeout, default 5s */
+    size_t max_message_size;   /* [server] max_message_size, default 4MB; 1KB..1GB */
+    /* [tls]: serve over TLS when cert is set (cert and key go together);
+     * with verify_client, brokers must present a certificate signed by ca. */
+    struct {
+        char *cert;            /* PEM certificate chain file */
+        char *key;             /* PEM private key file */
+        char *ca;              /* PEM CA bundle for client certificates */
+        bool verify_client;    /* default false; true requires ca */
+    } tls;
     enum log_level log_level;  /* [log] level, default info */
     /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
     struct cfg_filters topics[HOOK_COUNT];
@@ -43,6 +52,11 @@ int cfg_load_string(struct config *cfg, const char *text, const char *name, char
                     size_t errlen);
 
 void cfg_free(struct config *cfg);
+
+/* Reads a whole file of at most `max_bytes` into a NUL-terminated malloc'd
+ * buffer, its length in *len. NULL with "<path>: <why>" in `err` when it
+ * cannot be read or is larger. */
+char *cfg_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen);
 
 /* Frees the filters of `f` and leaves it empty. */
 void cfg_filters_free(struct cfg_filters *f);

@@ -20,6 +20,8 @@ typedef Emqx__Exhook__V3__ValuedResponse pb_valued;
 struct call_ctx {
     struct script_engine *e;
     enum hook_id hook;
+    int version;
+    const ProtobufCMessageDescriptor *desc; /* of the request */
     int64_t deadline_ns;
     const ProtobufCMessage *req;
     struct dispatch_reply *out;
@@ -36,15 +38,15 @@ static void fail(struct call_ctx *c, grpc_status_code status, const char *fmt, .
     c->out->status = status;
 }
 
-static int pack_reply(struct call_ctx *c, const ProtobufCMessage *msg)
+int dispatch_reply_pack(struct dispatch_reply *out, const ProtobufCMessage *msg)
 {
-    struct dispatch_reply *out = c->out;
     size_t need = protobuf_c_message_get_packed_size(msg);
     if (need > out->cap) {
         size_t cap = need < 256 ? 256 : need * 2;
         uint8_t *data = realloc(out->data, cap);
         if (!data) {
-            fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory packing the reply");
+            out->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            snprintf(out->error, sizeof out->error, "out of memory packing the reply");
             return -1;
         }
         out->data = data;
@@ -55,9 +57,14 @@ static int pack_reply(struct call_ctx *c, const ProtobufCMessage *msg)
     return 0;
 }
 
+static int pack_reply(struct call_ctx *c, const ProtobufCMessage *msg)
+{
+    return dispatch_reply_pack(c->out, msg);
+}
+
 static const ProtobufCFieldDescriptor *request_field(const struct call_ctx *c, const char *name)
 {
-    return protobuf_c_message_descriptor_get_field_by_name(hook_defs[c->hook].request, name);
+    return protobuf_c_message_descriptor_get_field_by_name(c->desc, name);
 }
 
 /* The Message inside a message.* request, or NULL. */
@@ -95,6 +102,9 @@ static int push_args(lua_State *L, const struct call_ctx *c)
         lua_setfield(L, -2, "props");
     }
     pb_field_to_lua(L, request_field(c, "meta"), c->req);
+    /* For the rare script that cares which broker generation calls. */
+    lua_pushfstring(L, "v%d", c->version);
+    lua_setfield(L, -2, "interface");
     return n + 1;
 }
 
@@ -414,10 +424,13 @@ static void pack_loaded(struct call_ctx *c)
     size_t n = 0;
     for (int hk = 0; hk < HOOK_COUNT; hk++) {
         const struct script_hook_spec *s = &c->e->specs[hk];
-        if (!s->registered || !hook_defs[hk].name)
+        /* Each generation gets its own names: a name the broker does not
+         * know makes it refuse the whole provider. */
+        const char *name = hooks_name(hk, c->version);
+        if (!s->registered || !name)
             continue;
         emqx__exhook__v3__hook_spec__init(&specs[n]);
-        specs[n].name = (char *)hook_defs[hk].name;
+        specs[n].name = (char *)name;
         specs[n].n_topics = s->topics.count;
         specs[n].topics = s->topics.items;
         ptrs[n] = &specs[n];
@@ -455,18 +468,24 @@ static int run_call(lua_State *L)
     return 0;
 }
 
-void dispatch_call(struct script_engine *e, enum hook_id hook, const uint8_t *request,
-                   size_t len, int64_t deadline_ns, struct dispatch_reply *out)
+void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
+                   const uint8_t *request, size_t len, int64_t deadline_ns,
+                   struct dispatch_reply *out)
 {
-    const struct hook_def *d = &hook_defs[hook];
-    struct call_ctx c = {.e = e, .hook = hook, .deadline_ns = deadline_ns, .out = out};
+    const char *rpc = hooks_rpc(hook, version);
+    struct call_ctx c = {.e = e,
+                         .hook = hook,
+                         .version = version,
+                         .desc = hooks_request(hook, version),
+                         .deadline_ns = deadline_ns,
+                         .out = out};
     out->status = GRPC_STATUS_OK;
     out->error[0] = '\0';
     out->len = 0;
-    ProtobufCMessage *req = protobuf_c_message_unpack(d->request, NULL, len, request);
+    ProtobufCMessage *req = protobuf_c_message_unpack(c.desc, NULL, len, request);
     if (!req) {
-        fail(&c, GRPC_STATUS_INVALID_ARGUMENT, "%s: malformed %s (%zu bytes)", d->rpc,
-             d->request->short_name, len);
+        fail(&c, GRPC_STATUS_INVALID_ARGUMENT, "%s: malformed %s (%zu bytes)", rpc,
+             c.desc->short_name, len);
         log_warn("%s", out->error);
         return;
     }
@@ -478,9 +497,9 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, const uint8_t *re
     if (st != LUA_OK) {
         if (st == LUA_ERRMEM)
             fail(&c, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                 "%s: out of memory in the Lua state (memory_limit)", d->rpc);
+                 "%s: out of memory in the Lua state (memory_limit)", rpc);
         else
-            fail(&c, GRPC_STATUS_INTERNAL, "%s: %s", d->rpc, lua_tostring(L, -1));
+            fail(&c, GRPC_STATUS_INTERNAL, "%s: %s", rpc, lua_tostring(L, -1));
         log_error("%s", out->error);
     }
     lua_settop(L, 0);

@@ -20,7 +20,8 @@ struct dispatch_reply {
     size_t cap;              /* the buffer is reused from call to call */
 };
 
-/* Serves one call of `hook` on engine `e`. Every handler runs under the
+/* Serves one call of `hook`, as sent by a broker speaking interface
+ * generation `version` (1, 2 or 3), on engine `e`. Every handler runs under the
  * engine's call_timeout, cut short by `deadline_ns` (CLOCK_MONOTONIC, the
  * broker's deadline; INT64_MAX for none). The reply buffer in `out` is grown
  * as needed and kept for the next call.
@@ -28,8 +29,13 @@ struct dispatch_reply {
  * Statuses: OK; INVALID_ARGUMENT for a request that does not decode;
  * UNKNOWN for a script error or a bad return value; DEADLINE_EXCEEDED for a
  * handler stopped by the time limit; RESOURCE_EXHAUSTED for the memory limit. */
-void dispatch_call(struct script_engine *e, enum hook_id hook, const uint8_t *request,
-                   size_t len, int64_t deadline_ns, struct dispatch_reply *out);
+void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
+                   const uint8_t *request, size_t len, int64_t deadline_ns,
+                   struct dispatch_reply *out);
+
+/* Packs `msg` into out's buffer (growing it) and sets status OK; on failure
+ * sets RESOURCE_EXHAUSTED and returns -1. */
+int dispatch_reply_pack(struct dispatch_reply *out, const ProtobufCMessage *msg);
 
 void dispatch_reply_free(struct dispatch_reply *r);
 

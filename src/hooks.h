@@ -47,9 +47,12 @@ enum hook_kind {
 struct hook_def {
     const char *rpc;     /* method name, e.g. "OnClientAuthenticate" */
     const char *name;    /* EMQX hook name, e.g. "client.authenticate"; NULL for provider rpcs */
+    const char *rpc_v1;  /* the v1 (EMQX 4.x) method name where it differs, else NULL */
+    const char *name_v1; /* the v1 hook name where it differs, else NULL */
     const char *handler; /* Lua function, e.g. "on_client_authenticate" */
     const char *alias;   /* another accepted Lua function name, or NULL */
     const ProtobufCMessageDescriptor *request;
+    const ProtobufCMessageDescriptor *request_v1; /* where v1's wire format differs */
     enum hook_kind kind;
     /* Request fields handed to the handler, in order; `meta` always follows. */
     const char *args[HOOK_MAX_ARGS];
@@ -57,14 +60,21 @@ struct hook_def {
 
 extern const struct hook_def hook_defs[HOOK_COUNT];
 
-/* Interface generations served on the same port. */
+/* Interface generations served on the same port: v1 = EMQX 4.3/4.4,
+ * v2 = EMQX 5.0-5.8, v3 = EMQX 5.9+ and 6.x. */
 struct hook_generation {
     const char *package; /* "emqx.exhook.v2" */
     int version;         /* 2 */
 };
 
-#define HOOK_GENERATION_COUNT 2
+#define HOOK_GENERATION_COUNT 3
 extern const struct hook_generation hook_generations[HOOK_GENERATION_COUNT];
+
+/* The method name, EMQX hook name (NULL for provider rpcs) and request type
+ * of `id` in interface generation `version`. */
+const char *hooks_rpc(enum hook_id id, int version);
+const char *hooks_name(enum hook_id id, int version);
+const ProtobufCMessageDescriptor *hooks_request(enum hook_id id, int version);
 
 /* Index of the hook with EMQX name `name` ("message.publish"), or -1. */
 int hooks_find_by_name(const char *name);

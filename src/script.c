@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "log.h"
 #include "lua_api.h"
 #include "sandbox.h"
@@ -107,16 +108,6 @@ static int msgh(lua_State *L)
 
 void script_push_msgh(lua_State *L) { lua_pushcfunction(L, msgh); }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Lua error text up to the traceback: the "file:line: what" part. */
 static void first_line(char *err, size_t errlen, const char *prefix, const char *msg)
 {
@@ -187,7 +178,7 @@ static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m,
         return 0;
     }
     if (!lua_istable(L, -1)) {
-        set_err(err, errlen, "%s: 'topics' must be a table of hook name = filters, got a %s",
+        errbuf_set(err, errlen, "%s: 'topics' must be a table of hook name = filters, got a %s",
                 m->file, luaL_typename(L, -1));
         return -1;
     }
@@ -197,7 +188,7 @@ static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m,
         const char *hook = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
         int id = hook ? hooks_find_by_name(hook) : -1;
         if (id < 0 || !hooks_is_message(id)) {
-            set_err(err, errlen,
+            errbuf_set(err, errlen,
                     "%s: topics: '%s' is not a message hook (use message.publish, "
                     "message.delivered, message.acked or message.dropped)",
                     m->file, hook ? hook : luaL_typename(L, -2));
@@ -208,7 +199,7 @@ static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m,
                         : lua_istable(L, list)         ? (lua_Integer)lua_rawlen(L, list)
                                                        : -1;
         if (n <= 0) {
-            set_err(err, errlen, "%s: topics[\"%s\"] must be a filter or a non-empty list of filters",
+            errbuf_set(err, errlen, "%s: topics[\"%s\"] must be a filter or a non-empty list of filters",
                     m->file, hook);
             return -1;
         }
@@ -220,12 +211,12 @@ static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m,
             const char *filter = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
             const char *why = "not a string";
             if (!filter || topic_filter_valid(filter, &why) != 0) {
-                set_err(err, errlen, "%s: topics[\"%s\"]: invalid filter '%s': %s", m->file,
+                errbuf_set(err, errlen, "%s: topics[\"%s\"]: invalid filter '%s': %s", m->file,
                         hook, filter ? filter : "?", why);
                 return -1;
             }
             if (filters_add(&m->filters[id], filter) != 0) {
-                set_err(err, errlen, "out of memory");
+                errbuf_set(err, errlen, "out of memory");
                 return -1;
             }
             lua_pop(L, 1);
@@ -293,10 +284,10 @@ static void user_code_error(struct script_engine *e, const struct script_module 
     char where[sizeof e->timeout_where];
     snprintf(where, sizeof where, "%s", e->timeout_where);
     if (script_clear_timeout(e))
-        set_err(err, errlen, "%s%s: timed out after %u ms (call_timeout)", prefix, where,
+        errbuf_set(err, errlen, "%s%s: timed out after %u ms (call_timeout)", prefix, where,
                 e->call_timeout_ms);
     else if (st == LUA_ERRMEM)
-        set_err(err, errlen, "%s%s: out of memory (memory_limit)", prefix,
+        errbuf_set(err, errlen, "%s%s: out of memory (memory_limit)", prefix,
                 m->file ? m->file : m->name);
     else
         first_line(err, errlen, prefix, lua_tostring(e->L, -1));
@@ -317,7 +308,7 @@ static int load_module(struct script_engine *e, const struct config *cfg,
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", cfg->lua_path, cfg->lua_path);
     lua_call(L, 2, 2);
     if (lua_isnil(L, -2)) {
-        set_err(err, errlen, "init module '%s' not found in '%s/' (looked for %s)", m->name,
+        errbuf_set(err, errlen, "init module '%s' not found in '%s/' (looked for %s)", m->name,
                 cfg->lua_path, lua_tostring(L, -1));
         for (char *p = err; *p; p++) {
             if (*p == '\n' || *p == '\t')
@@ -327,7 +318,7 @@ static int load_module(struct script_engine *e, const struct config *cfg,
     }
     m->file = strdup(lua_tostring(L, -2));
     if (!m->file) {
-        set_err(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         goto out;
     }
 
@@ -367,14 +358,14 @@ static int load_module(struct script_engine *e, const struct config *cfg,
             found = take_function(L, tbl, raw, which, &m->handlers[hk]);
         }
         if (found < 0) {
-            set_err(err, errlen, "%s: '%s' is a %s, expected a function", m->file, which,
+            errbuf_set(err, errlen, "%s: '%s' is a %s, expected a function", m->file, which,
                     luaL_typename(L, -1));
             goto out;
         }
     }
     get_member(L, tbl, raw, "deinit");
     if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) {
-        set_err(err, errlen, "%s: 'deinit' is a %s, expected a function", m->file,
+        errbuf_set(err, errlen, "%s: 'deinit' is a %s, expected a function", m->file,
                 luaL_typename(L, -1));
         goto out;
     }
@@ -384,7 +375,7 @@ static int load_module(struct script_engine *e, const struct config *cfg,
     for (int hk = 0; hk < HOOK_COUNT; hk++) {
         if (hooks_is_message(hk) && m->filters[hk].count == 0 &&
             filters_copy(&m->filters[hk], &cfg->topics[hk]) != 0) {
-            set_err(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             goto out;
         }
     }
@@ -394,7 +385,7 @@ static int load_module(struct script_engine *e, const struct config *cfg,
     get_member(L, tbl, raw, "init");
     if (!lua_isnil(L, -1)) {
         if (!lua_isfunction(L, -1)) {
-            set_err(err, errlen, "%s: 'init' is a %s, expected a function", m->file,
+            errbuf_set(err, errlen, "%s: 'init' is a %s, expected a function", m->file,
                     luaL_typename(L, -1));
             goto out;
         }
@@ -484,7 +475,7 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
     e->deadline_ns = INT64_MAX;
     e->L = lua_newstate(limited_alloc, e);
     if (!e->L) {
-        set_err(err, errlen, "cannot create a Lua state: out of memory");
+        errbuf_set(err, errlen, "cannot create a Lua state: out of memory");
         return -1;
     }
     lua_State *L = e->L;
@@ -511,7 +502,7 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
 
     e->modules = calloc(cfg->init_module_count, sizeof *e->modules);
     if (!e->modules) {
-        set_err(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < cfg->init_module_count; i++) {
@@ -521,14 +512,14 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
         for (int hk = 0; hk < HOOK_COUNT; hk++)
             m->handlers[hk] = LUA_NOREF;
         if (!(m->name = strdup(cfg->init_modules[i]))) {
-            set_err(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             goto fail;
         }
         if (load_module_protected(e, cfg, m, err, errlen) != 0)
             goto fail;
     }
     if (compute_specs(e) != 0) {
-        set_err(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         goto fail;
     }
     return 0;

@@ -15,16 +15,21 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "health.h"
 #include "log.h"
 #include "reload.h"
 #include "script.h"
+#include "tls.h"
 
 /* Requests kept posted per method and worker: enough that a burst of calls
  * for one rpc rarely waits for a worker to re-post. */
 #define CALLS_PER_METHOD 4
 /* Catch-all requests per worker for method paths we do not serve. */
 #define UNKNOWN_CALLS 2
-#define METHOD_COUNT (HOOK_COUNT * HOOK_GENERATION_COUNT)
+/* Every rpc of every generation, then the health check. */
+#define HOOK_METHOD_COUNT (HOOK_COUNT * HOOK_GENERATION_COUNT)
+#define HEALTH_METHOD HOOK_METHOD_COUNT
+#define METHOD_COUNT (HOOK_METHOD_COUNT + 1)
 
 enum call_state { CALL_WAITING, CALL_REPLYING };
 
@@ -74,6 +79,7 @@ struct worker {
 struct method {
     char path[96];
     enum hook_id hook;
+    int version; /* interface generation */
     void *handle;
 };
 
@@ -226,6 +232,14 @@ static void serve(struct call *c)
         return;
     }
     const struct method *m = &w->srv->methods[c->method];
+    if (c->method == HEALTH_METHOD) {
+        grpc_slice req = read_payload(c->payload);
+        health_check(GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
+                     !atomic_load(&w->srv->stopping), &w->reply);
+        grpc_slice_unref(req);
+        reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
+        return;
+    }
     struct hook_counters *n = &w->counters[m->hook];
     atomic_fetch_add_explicit(&n->calls, 1, memory_order_relaxed);
     if (!c->payload) {
@@ -240,8 +254,8 @@ static void serve(struct call *c)
     take_pending(w);
 
     grpc_slice req = read_payload(c->payload);
-    dispatch_call(w->engine, m->hook, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
-                  deadline_ns(c->deadline), &w->reply);
+    dispatch_call(w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(req),
+                  GRPC_SLICE_LENGTH(req), deadline_ns(c->deadline), &w->reply);
     grpc_slice_unref(req);
     switch (w->reply.status) {
     case GRPC_STATUS_OK:
@@ -337,6 +351,10 @@ struct server *srv_create(struct config *config, const char *config_path, char *
      * the stream limit: accept both instead of answering with GOAWAY. */
     grpc_arg args[] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = (int)cfg->max_message_size},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+         .value.integer = (int)cfg->max_message_size},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
          .value.integer = 1},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
@@ -346,15 +364,19 @@ struct server *srv_create(struct config *config, const char *config_path, char *
     grpc_channel_args chargs = {.num_args = sizeof args / sizeof args[0], .args = args};
     s->grpc = grpc_server_create(&chargs, NULL);
 
-    for (int g = 0; g < HOOK_GENERATION_COUNT; g++) {
-        for (int h = 0; h < HOOK_COUNT; h++) {
-            struct method *m = &s->methods[g * HOOK_COUNT + h];
-            snprintf(m->path, sizeof m->path, "/%s.HookProvider/%s", hook_generations[g].package,
-                     hook_defs[h].rpc);
-            m->hook = (enum hook_id)h;
-            m->handle = grpc_server_register_method(s->grpc, m->path, NULL,
-                                                    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    for (int k = 0; k < METHOD_COUNT; k++) {
+        struct method *m = &s->methods[k];
+        if (k == HEALTH_METHOD) {
+            snprintf(m->path, sizeof m->path, "%s", HEALTH_CHECK_PATH);
+        } else {
+            const struct hook_generation *g = &hook_generations[k / HOOK_COUNT];
+            m->hook = (enum hook_id)(k % HOOK_COUNT);
+            m->version = g->version;
+            snprintf(m->path, sizeof m->path, "/%s.HookProvider/%s", g->package,
+                     hooks_rpc(m->hook, m->version));
         }
+        m->handle = grpc_server_register_method(s->grpc, m->path, NULL,
+                                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
 
     s->worker_count = worker_count(cfg);
@@ -374,7 +396,9 @@ struct server *srv_create(struct config *config, const char *config_path, char *
             goto fail;
     }
 
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = tls_server_credentials(cfg, err, errlen);
+    if (!creds)
+        goto fail;
     s->port = grpc_server_add_http2_port(s->grpc, cfg->listen, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {

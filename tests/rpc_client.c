@@ -13,15 +13,37 @@ struct rpc_client {
     int timeout_ms;
 };
 
-struct rpc_client *rpc_client_open_args(const char *target, const grpc_channel_args *args)
+/* Takes `creds` over. */
+static struct rpc_client *open_with(const char *target, grpc_channel_credentials *creds,
+                                    const grpc_channel_args *args)
 {
     struct rpc_client *c = calloc(1, sizeof *c);
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     c->channel = grpc_channel_create(target, creds, args);
     grpc_channel_credentials_release(creds);
     c->cq = grpc_completion_queue_create_for_pluck(NULL);
     c->timeout_ms = 30000;
     return c;
+}
+
+struct rpc_client *rpc_client_open_args(const char *target, const grpc_channel_args *args)
+{
+    return open_with(target, grpc_insecure_credentials_create(), args);
+}
+
+struct rpc_client *rpc_client_open_tls(const char *target, const char *ca_pem,
+                                       const char *cert_pem, const char *key_pem,
+                                       const char *server_name)
+{
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = key_pem, .cert_chain = cert_pem};
+    grpc_channel_credentials *creds =
+        grpc_ssl_credentials_create(ca_pem, cert_pem != NULL ? &pair : NULL, NULL, NULL);
+    /* The name the server certificate is checked against, when the target
+     * (an IP address) is not it. */
+    grpc_arg arg = {.type = GRPC_ARG_STRING,
+                    .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                    .value.string = (char *)server_name};
+    grpc_channel_args args = {.num_args = 1, .args = &arg};
+    return open_with(target, creds, server_name != NULL ? &args : NULL);
 }
 
 struct rpc_client *rpc_client_open(const char *target)

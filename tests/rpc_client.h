@@ -22,6 +22,13 @@ struct rpc_result {
 struct rpc_client *rpc_client_open(const char *target);
 /* Same, with channel arguments (e.g. compression). */
 struct rpc_client *rpc_client_open_args(const char *target, const grpc_channel_args *args);
+/* Over TLS, trusting the PEM CA bundle `ca_pem`; `cert_pem` and `key_pem`
+ * (both or neither, may be NULL) are the client certificate for mutual TLS.
+ * `server_name`, when not NULL, is the name the server certificate must
+ * carry instead of the target's host. */
+struct rpc_client *rpc_client_open_tls(const char *target, const char *ca_pem,
+                                       const char *cert_pem, const char *key_pem,
+                                       const char *server_name);
 /* Deadline of the following calls (default 30 s), sent as grpc-timeout. */
 void rpc_client_set_timeout(struct rpc_client *c, int timeout_ms);
 void rpc_client_close(struct rpc_client *c);

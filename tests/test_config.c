@@ -76,6 +76,11 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.memory_limit, 64 * 1024 * 1024);
     assert_true(cfg.sandbox);
     assert_int_equal(cfg.shutdown_timeout_ms, 5000);
+    assert_int_equal(cfg.max_message_size, 4 * 1024 * 1024);
+    assert_null(cfg.tls.cert);
+    assert_null(cfg.tls.key);
+    assert_null(cfg.tls.ca);
+    assert_false(cfg.tls.verify_client);
     assert_int_equal(cfg.log_level, LOG_INFO);
     for (int i = 0; i < HOOK_COUNT; i++) {
         assert_int_equal(cfg.topics[i].count, 0);
@@ -124,6 +129,7 @@ static void test_full_config_sets_every_key(void **state)
                   "listen = [::]:9100\n"
                   "workers = 256\n"
                   "shutdown_timeout = 30s\n"
+                  "max_message_size = 16MB\n"
                   "[lua]\n"
                   "path = /opt/hooks\n"
                   "init_module = auth , rules.acl,audit-log_2\n"
@@ -132,6 +138,11 @@ static void test_full_config_sets_every_key(void **state)
                   "sandbox = false\n"
                   "[log]\n"
                   "level = debug\n"
+                  "[tls]\n"
+                  "cert = /etc/exhookd/server.pem\n"
+                  "key = /etc/exhookd/server.key\n"
+                  "ca = /etc/exhookd/brokers-ca.pem\n"
+                  "verify_client = true\n"
                   "[topics]\n"
                   "message.publish = sensors/#, alerts/+ ,$SYS/brokers/+\n"
                   "message.delivered = a/b\n"
@@ -140,6 +151,11 @@ static void test_full_config_sets_every_key(void **state)
     assert_string_equal(cfg.listen, "[::]:9100");
     assert_int_equal(cfg.workers, 256);
     assert_int_equal(cfg.shutdown_timeout_ms, 30000);
+    assert_int_equal(cfg.max_message_size, 16 * 1024 * 1024);
+    assert_string_equal(cfg.tls.cert, "/etc/exhookd/server.pem");
+    assert_string_equal(cfg.tls.key, "/etc/exhookd/server.key");
+    assert_string_equal(cfg.tls.ca, "/etc/exhookd/brokers-ca.pem");
+    assert_true(cfg.tls.verify_client);
     assert_string_equal(cfg.lua_path, "/opt/hooks");
     assert_int_equal(cfg.init_module_count, 3);
     assert_string_equal(cfg.init_modules[0], "auth");
@@ -350,6 +366,138 @@ static void test_shutdown_timeout_accepts_every_form(void **state)
     }
 }
 
+static void test_max_message_size_accepts_every_form(void **state)
+{
+    static const struct {
+        const char *text;
+        size_t bytes;
+    } cases[] = {
+        {"1KB", 1024},
+        {"1024", 1024},
+        {"1k", 1024},
+        {"1025", 1025},
+        {"512KB", 512 * 1024},
+        {"4MB", 4 * 1024 * 1024},
+        {"4m", 4 * 1024 * 1024},
+        {"4194304", 4 * 1024 * 1024},
+        {"100mb", 100 * 1024 * 1024},
+        {"1GB", (size_t)1024 * 1024 * 1024},
+        {"1g", (size_t)1024 * 1024 * 1024},
+        {"1024MB", (size_t)1024 * 1024 * 1024},
+        {"1073741824", (size_t)1024 * 1024 * 1024},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+        char text[64];
+        snprintf(text, sizeof text, "[server]\nmax_message_size = %s\n", cases[i].text);
+        load_ok(&cfg, text);
+        if (cfg.max_message_size != cases[i].bytes)
+            fail_msg("max_message_size = %s: got %zu, expected %zu", cases[i].text,
+                     cfg.max_message_size, cases[i].bytes);
+        cfg_free(&cfg);
+    }
+}
+
+static void test_tls_cert_and_key_alone_give_tls_without_client_check(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[tls]\ncert = etc/tls/server.pem\nkey = etc/tls/server.key\n");
+    assert_string_equal(cfg.tls.cert, "etc/tls/server.pem");
+    assert_string_equal(cfg.tls.key, "etc/tls/server.key");
+    assert_null(cfg.tls.ca);
+    assert_false(cfg.tls.verify_client);
+    cfg_free(&cfg);
+}
+
+static void test_tls_keys_may_come_in_any_order(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    /* the pairing checks look at the whole file, not at the order of lines */
+    load_ok(&cfg, "[tls]\nverify_client = on\nca = ca.pem\n[log]\nlevel = info\n"
+                  "[tls]\nkey = k.pem\ncert = c.pem\n");
+    assert_string_equal(cfg.tls.cert, "c.pem");
+    assert_string_equal(cfg.tls.key, "k.pem");
+    assert_string_equal(cfg.tls.ca, "ca.pem");
+    assert_true(cfg.tls.verify_client);
+    cfg_free(&cfg);
+}
+
+static void test_tls_ca_without_verify_client_is_accepted(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[tls]\ncert = c.pem\nkey = k.pem\nca = ca.pem\n");
+    assert_string_equal(cfg.tls.ca, "ca.pem");
+    assert_false(cfg.tls.verify_client);
+    cfg_free(&cfg);
+}
+
+static void test_tls_paths_are_kept_verbatim(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[tls]\ncert = /etc/My Certs/server.pem\nkey = ./k.pem\n");
+    assert_string_equal(cfg.tls.cert, "/etc/My Certs/server.pem");
+    assert_string_equal(cfg.tls.key, "./k.pem");
+    cfg_free(&cfg);
+}
+
+static void test_empty_tls_section_is_accepted(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[tls]\n; nothing yet\n");
+    assert_null(cfg.tls.cert);
+    cfg_free(&cfg);
+}
+
+static void test_verify_client_false_alone_is_accepted(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    /* false is the default: saying so asks for nothing that needs cert */
+    load_ok(&cfg, "[tls]\nverify_client = false\n");
+    assert_null(cfg.tls.cert);
+    assert_false(cfg.tls.verify_client);
+    cfg_free(&cfg);
+}
+
+static void test_every_verify_client_boolean_is_accepted(void **state)
+{
+    static const struct {
+        const char *text;
+        bool value;
+    } cases[] = {{"true", true},   {"TRUE", true},   {"True", true},  {"yes", true},
+                 {"Yes", true},    {"on", true},     {"ON", true},    {"1", true},
+                 {"false", false}, {"FALSE", false}, {"no", false},   {"NO", false},
+                 {"off", false},   {"Off", false},   {"0", false}};
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+        char text[128];
+        char err[ERR_LEN] = "";
+        /* start from the opposite value so that every case really sets it */
+        cfg_defaults(&cfg);
+        cfg.tls.verify_client = !cases[i].value;
+        snprintf(text, sizeof text, "[tls]\ncert = c\nkey = k\nca = a\nverify_client = %s\n",
+                 cases[i].text);
+        if (cfg_load_string(&cfg, text, "t.ini", err, sizeof err) != 0)
+            fail_msg("verify_client = %s: unexpected error: %s", cases[i].text, err);
+        if (cfg.tls.verify_client != cases[i].value)
+            fail_msg("verify_client = %s: got %d", cases[i].text, (int)cfg.tls.verify_client);
+        cfg_free(&cfg);
+    }
+}
+
 static void test_line_of_197_characters_is_accepted(void **state)
 {
     struct config cfg;
@@ -382,6 +530,12 @@ static void test_shipped_config_parses(void **state)
     assert_int_equal(cfg.memory_limit, 64 * 1024 * 1024);
     assert_true(cfg.sandbox);
     assert_int_equal(cfg.shutdown_timeout_ms, 5000);
+    assert_int_equal(cfg.max_message_size, 4 * 1024 * 1024);
+    /* TLS is documented there but commented out: plain HTTP/2 by default */
+    assert_null(cfg.tls.cert);
+    assert_null(cfg.tls.key);
+    assert_null(cfg.tls.ca);
+    assert_false(cfg.tls.verify_client);
     assert_int_equal(cfg.log_level, LOG_INFO);
     for (int i = 0; i < HOOK_COUNT; i++)
         assert_int_equal(cfg.topics[i].count, 0);
@@ -858,6 +1012,145 @@ static void test_duplicate_new_keys_are_errors(void **state)
                       "t.ini:3: duplicate key 'shutdown_timeout' in section [server]");
 }
 
+static void test_bad_max_message_size_is_an_error(void **state)
+{
+    static const char *bad[] = {"0",    "1",     "1023", "1023B", "0m",   "0KB",
+                                "1073741825", "1025MB", "2GB", "64GB", "65GB", "",
+                                "4 MB", "-4MB",  "+4MB", "4MiB",  "4.5MB", "MB",
+                                "4MBB", "abc",   "99999999999999999999999"};
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        char expected[256];
+        snprintf(text, sizeof text, "[server]\nmax_message_size = %s\n", bad[i]);
+        snprintf(expected, sizeof expected,
+                 "t.ini:2: max_message_size: expected a size from 1KB to 1GB such as 4MB, "
+                 "got '%s'",
+                 bad[i]);
+        assert_load_error(text, expected);
+    }
+}
+
+static void test_empty_tls_path_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[tls]\ncert =\nkey = k\n", "t.ini:2: cert: must not be empty");
+    assert_load_error("[tls]\ncert = c\nkey =\n", "t.ini:3: key: must not be empty");
+    assert_load_error("[tls]\ncert = c\nkey = k\nca = \n", "t.ini:4: ca: must not be empty");
+}
+
+static void test_bad_verify_client_is_an_error(void **state)
+{
+    static const char *bad[] = {"", "2", "-1", "y", "n", "t", "f", "tru", "required",
+                                "optional", "true false", "00", "none"};
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        char expected[256];
+        snprintf(text, sizeof text, "[tls]\nca = a\nverify_client = %s\n", bad[i]);
+        snprintf(expected, sizeof expected,
+                 "t.ini:3: verify_client: expected true or false, got '%s'", bad[i]);
+        assert_load_error(text, expected);
+    }
+}
+
+static void test_tls_cert_and_key_go_together(void **state)
+{
+    static const char *texts[] = {
+        "[tls]\ncert = c.pem\n",
+        "[tls]\nkey = k.pem\n",
+        "[tls]\ncert = c.pem\nca = ca.pem\nverify_client = true\n",
+        /* the missing half is named before what needs it */
+        "[tls]\nkey = k.pem\nca = ca.pem\n",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        assert_load_error(texts[i], "t.ini: [tls] cert and key go together: set both or neither");
+}
+
+static void test_tls_verify_client_needs_ca(void **state)
+{
+    (void)state;
+    assert_load_error("[tls]\ncert = c.pem\nkey = k.pem\nverify_client = true\n",
+                      "t.ini: [tls] verify_client needs ca, the CA that signs the brokers' "
+                      "certificates");
+    assert_load_error("[tls]\ncert = c.pem\nkey = k.pem\nverify_client = yes\n",
+                      "t.ini: [tls] verify_client needs ca, the CA that signs the brokers' "
+                      "certificates");
+}
+
+static void test_tls_ca_and_verify_client_need_cert(void **state)
+{
+    static const char *texts[] = {
+        "[tls]\nca = ca.pem\n",
+        "[tls]\nverify_client = true\n",
+        "[tls]\nca = ca.pem\nverify_client = on\n",
+        "[tls]\nca = ca.pem\nverify_client = false\n",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        assert_load_error(texts[i], "t.ini: [tls] ca and verify_client need cert and key");
+}
+
+static void test_tls_line_errors_come_before_whole_file_checks(void **state)
+{
+    (void)state;
+    /* cert without key too, but the bad line is the first thing to fix */
+    assert_load_error("[tls]\ncert = c.pem\ncrt = x\n",
+                      "t.ini:3: unknown key 'crt' in section [tls]");
+    assert_load_error("[tls]\ncert = c.pem\nverify_client = maybe\n",
+                      "t.ini:3: verify_client: expected true or false, got 'maybe'");
+}
+
+static void test_tls_check_from_file_names_the_file(void **state)
+{
+    static const char text[] = "[tls]\ncert = c.pem\n";
+    char path[64];
+    char err[ERR_LEN] = "";
+    char expected[ERR_LEN];
+    struct config cfg;
+
+    (void)state;
+    write_temp(path, sizeof path, text, sizeof text - 1);
+    cfg_defaults(&cfg);
+    assert_int_equal(cfg_load(&cfg, path, err, sizeof err), -1);
+    snprintf(expected, sizeof expected, "%s: [tls] cert and key go together: set both or neither",
+             path);
+    assert_string_equal(err, expected);
+    /* what was read stays freeable (ASan checks) */
+    assert_string_equal(cfg.tls.cert, "c.pem");
+    cfg_free(&cfg);
+    unlink(path);
+}
+
+static void test_tls_keys_are_in_their_own_section_only(void **state)
+{
+    (void)state;
+    assert_load_error("[server]\ncert = c.pem\n",
+                      "t.ini:2: unknown key 'cert' in section [server]");
+    assert_load_error("[server]\nverify_client = true\n",
+                      "t.ini:2: unknown key 'verify_client' in section [server]");
+    assert_load_error("[tls]\nlisten = a:1\n", "t.ini:2: unknown key 'listen' in section [tls]");
+    assert_load_error("[tls]\nmax_message_size = 4MB\n",
+                      "t.ini:2: unknown key 'max_message_size' in section [tls]");
+    assert_load_error("[lua]\nmax_message_size = 4MB\n",
+                      "t.ini:2: unknown key 'max_message_size' in section [lua]");
+    assert_load_error("[TLS]\ncert = c.pem\n", "t.ini:1: unknown section [TLS]");
+}
+
+static void test_duplicate_tls_keys_are_errors(void **state)
+{
+    (void)state;
+    assert_load_error("[tls]\ncert = a\ncert = b\n", "t.ini:3: duplicate key 'cert' in section [tls]");
+    assert_load_error("[tls]\nkey = a\n[log]\nlevel = info\n[tls]\nkey = b\n",
+                      "t.ini:6: duplicate key 'key' in section [tls]");
+    assert_load_error("[tls]\nca = a\nca = b\n", "t.ini:3: duplicate key 'ca' in section [tls]");
+    assert_load_error("[tls]\nverify_client = 1\nverify_client = 0\n",
+                      "t.ini:3: duplicate key 'verify_client' in section [tls]");
+    assert_load_error("[server]\nmax_message_size = 1MB\nmax_message_size = 2MB\n",
+                      "t.ini:3: duplicate key 'max_message_size' in section [server]");
+}
+
 static void test_bad_log_level_is_an_error(void **state)
 {
     (void)state;
@@ -1068,6 +1361,14 @@ int main(void)
         cmocka_unit_test(test_call_timeout_accepts_every_form),
         cmocka_unit_test(test_memory_limit_accepts_every_form),
         cmocka_unit_test(test_every_sandbox_boolean_is_accepted),
+        cmocka_unit_test(test_max_message_size_accepts_every_form),
+        cmocka_unit_test(test_tls_cert_and_key_alone_give_tls_without_client_check),
+        cmocka_unit_test(test_tls_keys_may_come_in_any_order),
+        cmocka_unit_test(test_tls_ca_without_verify_client_is_accepted),
+        cmocka_unit_test(test_tls_paths_are_kept_verbatim),
+        cmocka_unit_test(test_empty_tls_section_is_accepted),
+        cmocka_unit_test(test_verify_client_false_alone_is_accepted),
+        cmocka_unit_test(test_every_verify_client_boolean_is_accepted),
         cmocka_unit_test(test_shutdown_timeout_accepts_every_form),
         cmocka_unit_test(test_line_of_197_characters_is_accepted),
         cmocka_unit_test(test_shipped_config_parses),
@@ -1114,6 +1415,16 @@ int main(void)
         cmocka_unit_test(test_bad_shutdown_timeout_is_an_error),
         cmocka_unit_test(test_new_keys_are_in_their_own_sections_only),
         cmocka_unit_test(test_duplicate_new_keys_are_errors),
+        cmocka_unit_test(test_bad_max_message_size_is_an_error),
+        cmocka_unit_test(test_empty_tls_path_is_an_error),
+        cmocka_unit_test(test_bad_verify_client_is_an_error),
+        cmocka_unit_test(test_tls_cert_and_key_go_together),
+        cmocka_unit_test(test_tls_verify_client_needs_ca),
+        cmocka_unit_test(test_tls_ca_and_verify_client_need_cert),
+        cmocka_unit_test(test_tls_line_errors_come_before_whole_file_checks),
+        cmocka_unit_test(test_tls_check_from_file_names_the_file),
+        cmocka_unit_test(test_tls_keys_are_in_their_own_section_only),
+        cmocka_unit_test(test_duplicate_tls_keys_are_errors),
         cmocka_unit_test(test_bad_log_level_is_an_error),
         cmocka_unit_test(test_unknown_topics_hook_is_an_error),
         cmocka_unit_test(test_non_message_topics_hook_is_an_error),

@@ -15,6 +15,7 @@
 
 #include "dispatch.h"
 #include "exhook.pb-c.h"
+#include "exhook_v1.pb-c.h"
 #include "fixtures.h"
 
 typedef Emqx__Exhook__V3__ValuedResponse valued;
@@ -59,7 +60,7 @@ static void call(struct env *t, enum hook_id hook, const ProtobufCMessage *req)
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(len + 1);
     protobuf_c_message_pack(req, buf);
-    dispatch_call(&t->e, hook, buf, len, INT64_MAX, &t->out);
+    dispatch_call(&t->e, hook, 3, buf, len, INT64_MAX, &t->out);
     free(buf);
 }
 
@@ -325,7 +326,7 @@ static void test_malformed_request_bytes_answer_invalid_argument(void **state)
     (void)state;
     struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
     static const uint8_t junk[] = {0x0a, 0x7f, 0x01};
-    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, junk, sizeof junk, INT64_MAX, &t->out);
+    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, 3, junk, sizeof junk, INT64_MAX, &t->out);
     assert_int_equal(t->out.status, GRPC_STATUS_INVALID_ARGUMENT);
     assert_string_equal(t->out.error,
                         "OnClientAuthenticate: malformed ClientAuthenticateRequest (3 bytes)");
@@ -336,7 +337,7 @@ static void test_empty_request_is_all_defaults(void **state)
 {
     (void)state;
     struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
-    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, (const uint8_t *)"", 0, INT64_MAX, &t->out);
+    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, 3, (const uint8_t *)"", 0, INT64_MAX, &t->out);
     assert_int_equal(t->out.status, GRPC_STATUS_OK);
     valued *v = emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
     assert_int_equal(v->type, T_IGNORE);
@@ -662,6 +663,57 @@ static void test_exhook_log_joins_arguments_and_names_the_module(void **state)
     close_env(t);
 }
 
+static void test_v1_and_v2_provider_loaded_use_their_generations_names(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "acl", NULL, "acl.lua",
+        "function on_provider_loaded(broker, meta)\n"
+        "  _G.seen = tostring(broker.uptime) .. ' ' .. meta.interface\n"
+        "end\n"
+        "function on_client_check_acl(ci, action, topic) return true end\n"
+        "function on_session_takenover(ci) end\n",
+        NULL);
+    /* EMQX 4.x: uptime is text, and the hooks have their 4.x names. */
+    Emqx__Exhook__V1__BrokerInfo b1 = EMQX__EXHOOK__V1__BROKER_INFO__INIT;
+    b1.uptime = "3 hours";
+    Emqx__Exhook__V1__ProviderLoadedRequest r1 = EMQX__EXHOOK__V1__PROVIDER_LOADED_REQUEST__INIT;
+    r1.broker = &b1;
+    uint8_t buf[128];
+    size_t len = protobuf_c_message_pack(&r1.base, buf);
+    dispatch_call(&t->e, HOOK_PROVIDER_LOADED, 1, buf, len, INT64_MAX, &t->out);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    char seen[64];
+    assert_string_equal(global_str(t, "seen", seen, sizeof seen), "3 hours v1");
+    Emqx__Exhook__V3__LoadedResponse *lr =
+        emqx__exhook__v3__loaded_response__unpack(NULL, t->out.len, t->out.data);
+    assert_int_equal(lr->n_hooks, 2);
+    assert_string_equal(lr->hooks[0]->name, "client.check_acl");
+    assert_string_equal(lr->hooks[1]->name, "session.takeovered");
+    emqx__exhook__v3__loaded_response__free_unpacked(lr, NULL);
+
+    /* EMQX 5.x: uptime in milliseconds, 5.x names. */
+    Emqx__Exhook__V3__BrokerInfo b2 = EMQX__EXHOOK__V3__BROKER_INFO__INIT;
+    b2.uptime = 5000;
+    Emqx__Exhook__V3__ProviderLoadedRequest r2 = EMQX__EXHOOK__V3__PROVIDER_LOADED_REQUEST__INIT;
+    r2.broker = &b2;
+    len = protobuf_c_message_pack(&r2.base, buf);
+    dispatch_call(&t->e, HOOK_PROVIDER_LOADED, 2, buf, len, INT64_MAX, &t->out);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    assert_string_equal(global_str(t, "seen", seen, sizeof seen), "5000 v2");
+    lr = emqx__exhook__v3__loaded_response__unpack(NULL, t->out.len, t->out.data);
+    assert_int_equal(lr->n_hooks, 2);
+    assert_string_equal(lr->hooks[0]->name, "client.authorize");
+    assert_string_equal(lr->hooks[1]->name, "session.takenover");
+    emqx__exhook__v3__loaded_response__free_unpacked(lr, NULL);
+
+    /* A v1 uptime sent to a v2 method does not decode: the types differ. */
+    len = protobuf_c_message_pack(&r1.base, buf);
+    dispatch_call(&t->e, HOOK_PROVIDER_LOADED, 2, buf, len, INT64_MAX, &t->out);
+    assert_int_equal(t->out.status, GRPC_STATUS_INVALID_ARGUMENT);
+    close_env(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_properties_and_user_properties_are_read_by_name),
         cmocka_unit_test(test_provider_loaded_calls_handler_and_lists_hooks),
         cmocka_unit_test(test_exhook_log_joins_arguments_and_names_the_module),
+        cmocka_unit_test(test_v1_and_v2_provider_loaded_use_their_generations_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "exhook.pb-c.h"
+#include "health.pb-c.h"
 #include "fixtures.h"
 #include "rpc_client.h"
 #include "script.h"
@@ -32,7 +33,7 @@ struct world {
 
 /* "slow" spins for `ms` (the handler writes started.txt first), anyone else
  * is let in at once. deinit() appends a line to deinit.txt. */
-static struct world *start(int slow_ms)
+static struct world *start_workers(int slow_ms, int workers)
 {
     struct world *w = calloc(1, sizeof *w);
     fx_init(&w->fx);
@@ -53,7 +54,9 @@ static struct world *start(int slow_ms)
              "function deinit() mark('deinit.txt') end\n",
              w->fx.dir, slow_ms);
     fx_write(&w->fx, "m.lua", module);
-    fx_configure(&w->fx, "m", "[server]\nworkers = 2\n[log]\nlevel = error\n");
+    char extra[128];
+    snprintf(extra, sizeof extra, "[server]\nworkers = %d\n[log]\nlevel = error\n", workers);
+    fx_configure(&w->fx, "m", extra);
     log_set_level(LOG_ERROR);
     free(w->fx.cfg.listen);
     w->fx.cfg.listen = strdup("127.0.0.1:0");
@@ -64,6 +67,11 @@ static struct world *start(int slow_ms)
     assert_int_equal(srv_start(w->srv, err, sizeof err), 0);
     snprintf(w->target, sizeof w->target, "127.0.0.1:%d", srv_port(w->srv));
     return w;
+}
+
+static struct world *start(int slow_ms)
+{
+    return start_workers(slow_ms, 2);
 }
 
 static void stop(struct world *w, unsigned grace_ms)
@@ -263,6 +271,57 @@ static void test_stop_cancels_calls_that_outlast_the_grace_period(void **state)
     stop(w, 0);
 }
 
+struct health_call {
+    const char *target;
+    grpc_status_code status;
+    int serving;
+};
+
+static void *health_caller(void *arg)
+{
+    struct health_call *hc = arg;
+    struct rpc_client *c = rpc_client_open(hc->target);
+    uint8_t buf[8];
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    size_t len = protobuf_c_message_pack(&req.base, buf);
+    struct rpc_result r;
+    assert_int_equal(rpc_call_raw(c, "/grpc.health.v1.Health/Check", buf, len, &r), 0);
+    hc->status = r.status;
+    if (r.status == GRPC_STATUS_OK) {
+        Grpc__Health__V1__HealthCheckResponse *h =
+            grpc__health__v1__health_check_response__unpack(NULL, r.reply_len, r.reply);
+        hc->serving = h->status;
+        grpc__health__v1__health_check_response__free_unpacked(h, NULL);
+    }
+    rpc_result_free(&r);
+    rpc_client_close(c);
+    return NULL;
+}
+
+static void test_health_is_not_serving_once_shutdown_begins(void **state)
+{
+    (void)state;
+    /* One worker, busy with a slow call: a health check arriving now waits
+     * for it, and is answered after the stop has begun. */
+    struct world *w = start_workers(600, 1);
+    struct slow_call sc = {w->target, GRPC_STATUS_UNKNOWN};
+    struct health_call hc = {w->target, GRPC_STATUS_UNKNOWN, -1};
+    pthread_t slow, check;
+    pthread_create(&slow, NULL, slow_caller, &sc);
+    wait_for_start(w);
+    pthread_create(&check, NULL, health_caller, &hc);
+    usleep(200000); /* the check reaches the server's queue */
+    srv_destroy(w->srv, 5000);
+    w->srv = NULL;
+    pthread_join(slow, NULL);
+    pthread_join(check, NULL);
+    assert_int_equal(sc.status, GRPC_STATUS_OK);
+    assert_int_equal(hc.status, GRPC_STATUS_OK);
+    assert_int_equal(hc.serving,
+                     GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    stop(w, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_garbage_and_closed_connections_do_not_hurt),
         cmocka_unit_test(test_stop_lets_calls_in_flight_finish_then_runs_deinit),
         cmocka_unit_test(test_stop_cancels_calls_that_outlast_the_grace_period),
+        cmocka_unit_test(test_health_is_not_serving_once_shutdown_begins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

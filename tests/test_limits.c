@@ -60,7 +60,7 @@ static void authenticate(struct env *t, const char *username, int64_t deadline_n
     r.clientinfo = &ci;
     uint8_t buf[256];
     size_t len = protobuf_c_message_pack(&r.base, buf);
-    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, buf, len, deadline_ns, &t->out);
+    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, 3, buf, len, deadline_ns, &t->out);
 }
 
 /* The state still answers: a well-behaved call gets STOP_AND_RETURN true. */

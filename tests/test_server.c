@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "exhook.pb-c.h"
+#include "exhook_v1.pb-c.h"
+#include "health.pb-c.h"
 #include "fixtures.h"
 #include "rpc_client.h"
 #include "server.h"
@@ -70,6 +72,10 @@ static Emqx__Exhook__V3__RequestMeta meta = {
 static Emqx__Exhook__V3__BrokerInfo broker = {
     PROTOBUF_C_MESSAGE_INIT(&emqx__exhook__v3__broker_info__descriptor), "5.8.0", "EMQX",
     86400000, "2026-11-23T10:00:00Z"};
+/* EMQX 4.x sends its uptime as text. */
+static Emqx__Exhook__V1__BrokerInfo broker_v1 = {
+    PROTOBUF_C_MESSAGE_INIT(&emqx__exhook__v1__broker_info__descriptor), "4.4.19", "EMQX",
+    "3 hours, 5 minutes, 2 seconds", "2026-11-23 10:00:00"};
 static Emqx__Exhook__V3__ConnInfo conninfo = {
     PROTOBUF_C_MESSAGE_INIT(&emqx__exhook__v3__conn_info__descriptor),
     "emqx@127.0.0.1", "c1", "normaluser", "10.0.0.7", 1883, "MQTT", "5", 60, 51234};
@@ -105,15 +111,21 @@ static void set_field(ProtobufCMessage *m, const char *name, const void *value)
         memcpy((char *)m + f->offset, &value, sizeof value);
 }
 
-/* A request of the type of `hook` with every part a broker sends filled. */
-static ProtobufCMessage *make_request(enum hook_id hook, Emqx__Exhook__V3__ClientInfo *ci,
+/* A request of the type of `hook` in interface generation `version`, with
+ * every part a broker sends filled. (Other than BrokerInfo, v1's messages
+ * are the same on the wire as v3's.) */
+static ProtobufCMessage *make_request(int version, enum hook_id hook,
+                                      Emqx__Exhook__V3__ClientInfo *ci,
                                       Emqx__Exhook__V3__Message *msg)
 {
-    const ProtobufCMessageDescriptor *d = hook_defs[hook].request;
+    const ProtobufCMessageDescriptor *d = hooks_request(hook, version);
     ProtobufCMessage *m = calloc(1, d->sizeof_message);
     d->message_init(m);
     set_field(m, "meta", &meta);
-    set_field(m, "broker", &broker);
+    if (version == 1)
+        set_field(m, "broker", &broker_v1);
+    else
+        set_field(m, "broker", &broker);
     set_field(m, "conninfo", &conninfo);
     set_field(m, "clientinfo", ci);
     set_field(m, "message", msg);
@@ -126,8 +138,10 @@ static ProtobufCMessage *make_request(enum hook_id hook, Emqx__Exhook__V3__Clien
 static void path_of(char *buf, size_t len, int generation, enum hook_id hook)
 {
     snprintf(buf, len, "/%s.HookProvider/%s", hook_generations[generation].package,
-             hook_defs[hook].rpc);
+             hooks_rpc(hook, hook_generations[generation].version));
 }
+
+#define VERSION(g) (hook_generations[g].version)
 
 static void call_ok(struct world *w, const char *path, const ProtobufCMessage *req,
                     struct rpc_result *r)
@@ -161,7 +175,7 @@ static void test_every_notification_rpc_answers_empty_success(void **state)
                 continue;
             Emqx__Exhook__V3__ClientInfo ci = client_info("normaluser", 0);
             Emqx__Exhook__V3__Message msg = make_message("demo/in");
-            ProtobufCMessage *req = make_request((enum hook_id)h, &ci, &msg);
+            ProtobufCMessage *req = make_request(VERSION(g), (enum hook_id)h, &ci, &msg);
             char path[128];
             path_of(path, sizeof path, g, (enum hook_id)h);
             struct rpc_result r;
@@ -177,7 +191,7 @@ static void test_provider_loaded_lists_the_example_hooks(void **state)
 {
     struct world *w = *state;
     for (int g = 0; g < HOOK_GENERATION_COUNT; g++) {
-        ProtobufCMessage *req = make_request(HOOK_PROVIDER_LOADED, NULL, NULL);
+        ProtobufCMessage *req = make_request(VERSION(g), HOOK_PROVIDER_LOADED, NULL, NULL);
         char path[128];
         path_of(path, sizeof path, g, HOOK_PROVIDER_LOADED);
         struct rpc_result r;
@@ -185,9 +199,10 @@ static void test_provider_loaded_lists_the_example_hooks(void **state)
         Emqx__Exhook__V3__LoadedResponse *lr =
             emqx__exhook__v3__loaded_response__unpack(NULL, r.reply_len, r.reply);
         assert_non_null(lr);
-        static const char *const names[] = {"client.connected", "client.disconnected",
-                                            "client.authenticate", "client.authorize",
-                                            "message.publish"};
+        /* EMQX 4.x refuses the whole provider for a name it does not know. */
+        const char *names[] = {"client.connected", "client.disconnected", "client.authenticate",
+                               VERSION(g) == 1 ? "client.check_acl" : "client.authorize",
+                               "message.publish"};
         assert_int_equal(lr->n_hooks, 5);
         for (size_t i = 0; i < 5; i++)
             assert_string_equal(lr->hooks[i]->name, names[i]);
@@ -216,7 +231,7 @@ static void test_authenticate_refuses_baduser_allows_gooduser_ignores_others(voi
     for (int g = 0; g < HOOK_GENERATION_COUNT; g++) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             Emqx__Exhook__V3__ClientInfo ci = client_info(cases[i].username, 0);
-            ProtobufCMessage *req = make_request(HOOK_CLIENT_AUTHENTICATE, &ci, NULL);
+            ProtobufCMessage *req = make_request(VERSION(g), HOOK_CLIENT_AUTHENTICATE, &ci, NULL);
             Emqx__Exhook__V3__ValuedResponse *v =
                 call_valued(w, g, HOOK_CLIENT_AUTHENTICATE, req);
             assert_int_equal(v->type, cases[i].type);
@@ -251,7 +266,7 @@ static void test_authorize_denies_system_topic_publish_to_non_superusers(void **
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             Emqx__Exhook__V3__ClientInfo ci = client_info("normaluser", cases[i].superuser);
             Emqx__Exhook__V3__ClientAuthorizeRequest *req =
-                (void *)make_request(HOOK_CLIENT_AUTHORIZE, &ci, NULL);
+                (void *)make_request(VERSION(g), HOOK_CLIENT_AUTHORIZE, &ci, NULL);
             req->topic = (char *)cases[i].topic;
             req->type = cases[i].subscribe
                             ? EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__AUTHORIZE_REQ_TYPE__SUBSCRIBE
@@ -282,7 +297,7 @@ static void test_publish_rewrites_demo_in_drops_demo_drop_ignores_others(void **
     struct world *w = *state;
     for (int g = 0; g < HOOK_GENERATION_COUNT; g++) {
         Emqx__Exhook__V3__Message msg = make_message("demo/in");
-        ProtobufCMessage *req = make_request(HOOK_MESSAGE_PUBLISH, NULL, &msg);
+        ProtobufCMessage *req = make_request(VERSION(g), HOOK_MESSAGE_PUBLISH, NULL, &msg);
         Emqx__Exhook__V3__ValuedResponse *v = call_valued(w, g, HOOK_MESSAGE_PUBLISH, req);
         assert_int_equal(v->type, T_CONTINUE);
         assert_int_equal(v->value_case, EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE);
@@ -297,7 +312,7 @@ static void test_publish_rewrites_demo_in_drops_demo_drop_ignores_others(void **
         free(req);
 
         msg = make_message("demo/drop");
-        req = make_request(HOOK_MESSAGE_PUBLISH, NULL, &msg);
+        req = make_request(VERSION(g), HOOK_MESSAGE_PUBLISH, NULL, &msg);
         v = call_valued(w, g, HOOK_MESSAGE_PUBLISH, req);
         assert_int_equal(v->type, T_STOP);
         assert_string_equal(v->message->topic, "demo/drop");
@@ -309,7 +324,7 @@ static void test_publish_rewrites_demo_in_drops_demo_drop_ignores_others(void **
         static const char *const untouched[] = {"demo/other", "sensors/1"};
         for (size_t i = 0; i < 2; i++) {
             msg = make_message(untouched[i]);
-            req = make_request(HOOK_MESSAGE_PUBLISH, NULL, &msg);
+            req = make_request(VERSION(g), HOOK_MESSAGE_PUBLISH, NULL, &msg);
             v = call_valued(w, g, HOOK_MESSAGE_PUBLISH, req);
             assert_int_equal(v->type, T_IGNORE);
             emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
@@ -345,12 +360,48 @@ static void test_malformed_request_answers_invalid_argument_without_message(void
 
     /* and the server goes on serving */
     Emqx__Exhook__V3__ClientInfo ci = client_info("gooduser", 0);
-    ProtobufCMessage *req = make_request(HOOK_CLIENT_AUTHENTICATE, &ci, NULL);
-    Emqx__Exhook__V3__ValuedResponse *v = call_valued(w, 1, HOOK_CLIENT_AUTHENTICATE, req);
+    ProtobufCMessage *req = make_request(3, HOOK_CLIENT_AUTHENTICATE, &ci, NULL);
+    Emqx__Exhook__V3__ValuedResponse *v = call_valued(w, 2, HOOK_CLIENT_AUTHENTICATE, req);
     assert_int_equal(v->type, T_STOP);
     assert_true(v->bool_result);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
     free(req);
+}
+
+/* grpc.health.v1.Health/Check for `service`: the status, and the serving
+ * status when it answered OK. */
+static grpc_status_code health(struct world *w, const char *service, int *serving)
+{
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = (char *)service;
+    struct rpc_result r;
+    assert_int_equal(rpc_call(w->client, "/grpc.health.v1.Health/Check", &req.base, &r), 0);
+    grpc_status_code st = r.status;
+    if (st == GRPC_STATUS_OK) {
+        Grpc__Health__V1__HealthCheckResponse *h =
+            grpc__health__v1__health_check_response__unpack(NULL, r.reply_len, r.reply);
+        assert_non_null(h);
+        *serving = h->status;
+        grpc__health__v1__health_check_response__free_unpacked(h, NULL);
+    }
+    rpc_result_free(&r);
+    return st;
+}
+
+static void test_health_check_serves_the_server_and_each_generation(void **state)
+{
+    struct world *w = *state;
+    static const char *const services[] = {"", "emqx.exhook.v1.HookProvider",
+                                           "emqx.exhook.v2.HookProvider",
+                                           "emqx.exhook.v3.HookProvider"};
+    for (size_t i = 0; i < 4; i++) {
+        int serving = -1;
+        assert_int_equal(health(w, services[i], &serving), GRPC_STATUS_OK);
+        assert_int_equal(serving, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+    }
+    int serving = -1;
+    assert_int_equal(health(w, "emqx.exhook.v9.HookProvider", &serving), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(serving, -1);
 }
 
 static void test_second_server_on_the_same_port_is_refused(void **state)
@@ -382,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_publish_rewrites_demo_in_drops_demo_drop_ignores_others),
         cmocka_unit_test(test_unknown_method_answers_unimplemented),
         cmocka_unit_test(test_malformed_request_answers_invalid_argument_without_message),
+        cmocka_unit_test(test_health_check_serves_the_server_and_each_generation),
         cmocka_unit_test(test_second_server_on_the_same_port_is_refused),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
