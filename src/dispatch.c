@@ -103,7 +103,8 @@ static int push_args(lua_State *L, const struct call_ctx *c)
     }
     pb_field_to_lua(L, request_field(c, "meta"), c->req);
     /* For the rare script that cares which broker generation calls. */
-    lua_pushfstring(L, "v%d", c->version);
+    static const char *const interfaces[] = {"v1", "v2", "v3"};
+    lua_pushstring(L, interfaces[c->version - 1]);
     lua_setfield(L, -2, "interface");
     return n + 1;
 }
@@ -482,11 +483,13 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
     out->status = GRPC_STATUS_OK;
     out->error[0] = '\0';
     out->len = 0;
-    ProtobufCMessage *req = protobuf_c_message_unpack(c.desc, NULL, len, request);
+    ProtobufCAllocator alloc = arena_protobuf_allocator(&out->arena);
+    ProtobufCMessage *req = protobuf_c_message_unpack(c.desc, &alloc, len, request);
     if (!req) {
         fail(&c, GRPC_STATUS_INVALID_ARGUMENT, "%s: malformed %s (%zu bytes)", rpc,
              c.desc->short_name, len);
         log_warn("%s", out->error);
+        arena_reset(&out->arena);
         return;
     }
     c.req = req;
@@ -503,11 +506,12 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
         log_error("%s", out->error);
     }
     lua_settop(L, 0);
-    protobuf_c_message_free_unpacked(req, NULL);
+    arena_reset(&out->arena);
 }
 
 void dispatch_reply_free(struct dispatch_reply *r)
 {
+    arena_free(&r->arena);
     free(r->data);
     r->data = NULL;
     r->cap = r->len = 0;

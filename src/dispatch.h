@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "hooks.h"
 #include "script.h"
 
@@ -18,6 +19,7 @@ struct dispatch_reply {
     uint8_t *data;           /* packed reply message when status is OK */
     size_t len;
     size_t cap;              /* the buffer is reused from call to call */
+    struct arena arena;      /* the decoded request, reset after each call */
 };
 
 /* Serves one call of `hook`, as sent by a broker speaking interface
