@@ -1,6 +1,7 @@
 #include "dispatch.h"
 
 #include <lauxlib.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct call_ctx {
     enum hook_id hook;
     int version;
     const ProtobufCMessageDescriptor *desc; /* of the request */
+    const struct request_fields *fields;
     int64_t deadline_ns;
     const ProtobufCMessage *req;
     struct dispatch_reply *out;
@@ -62,15 +64,42 @@ static int pack_reply(struct call_ctx *c, const ProtobufCMessage *msg)
     return dispatch_reply_pack(c->out, msg);
 }
 
-static const ProtobufCFieldDescriptor *request_field(const struct call_ctx *c, const char *name)
+/* The request fields dispatch reads, looked up by name once per rpc and
+ * generation instead of on every call. */
+struct request_fields {
+    const ProtobufCFieldDescriptor *args[HOOK_MAX_ARGS];
+    const ProtobufCFieldDescriptor *meta, *props, *user_props, *message;
+};
+
+static struct request_fields fields_table[HOOK_COUNT][HOOK_GENERATION_COUNT];
+static pthread_once_t fields_once = PTHREAD_ONCE_INIT;
+
+static void fields_init(void)
 {
-    return protobuf_c_message_descriptor_get_field_by_name(c->desc, name);
+    for (int g = 0; g < HOOK_GENERATION_COUNT; g++) {
+        for (int h = 0; h < HOOK_COUNT; h++) {
+            const ProtobufCMessageDescriptor *d = hooks_request(h, hook_generations[g].version);
+            struct request_fields *f = &fields_table[h][g];
+            for (int i = 0; i < HOOK_MAX_ARGS && hook_defs[h].args[i]; i++)
+                f->args[i] = protobuf_c_message_descriptor_get_field_by_name(d, hook_defs[h].args[i]);
+            f->meta = protobuf_c_message_descriptor_get_field_by_name(d, "meta");
+            f->props = protobuf_c_message_descriptor_get_field_by_name(d, "props");
+            f->user_props = protobuf_c_message_descriptor_get_field_by_name(d, "user_props");
+            f->message = protobuf_c_message_descriptor_get_field_by_name(d, "message");
+        }
+    }
+}
+
+static const struct request_fields *fields_of(enum hook_id hook, int version)
+{
+    pthread_once(&fields_once, fields_init);
+    return &fields_table[hook][version - 1];
 }
 
 /* The Message inside a message.* request, or NULL. */
 static const pb_message *request_message(const struct call_ctx *c)
 {
-    const ProtobufCFieldDescriptor *f = request_field(c, "message");
+    const ProtobufCFieldDescriptor *f = c->fields->message;
     return f ? *(pb_message *const *)((const char *)c->req + f->offset) : NULL;
 }
 
@@ -78,7 +107,7 @@ static const pb_message *request_message(const struct call_ctx *c)
  * properties; scripts find them under props["User-Property"] either way. */
 static void add_user_props(lua_State *L, const struct call_ctx *c)
 {
-    const ProtobufCFieldDescriptor *f = request_field(c, "user_props");
+    const ProtobufCFieldDescriptor *f = c->fields->user_props;
     if (!f || *(const size_t *)((const char *)c->req + f->quantifier_offset) == 0)
         return;
     lua_createtable(L, 0, 4);
@@ -91,17 +120,17 @@ static int push_args(lua_State *L, const struct call_ctx *c)
     const struct hook_def *d = &hook_defs[c->hook];
     int n = 0;
     for (; n < HOOK_MAX_ARGS && d->args[n]; n++) {
-        pb_field_to_lua(L, request_field(c, d->args[n]), c->req);
+        pb_field_to_lua(L, c->fields->args[n], c->req);
         if (strcmp(d->args[n], "props") == 0)
             add_user_props(L, c);
     }
     if (c->hook == HOOK_MESSAGE_PUBLISH) {
         /* PUBLISH properties (v3) travel with the message they belong to. */
-        pb_field_to_lua(L, request_field(c, "props"), c->req);
+        pb_field_to_lua(L, c->fields->props, c->req);
         add_user_props(L, c);
         lua_setfield(L, -2, "props");
     }
-    pb_field_to_lua(L, request_field(c, "meta"), c->req);
+    pb_field_to_lua(L, c->fields->meta, c->req);
     /* For the rare script that cares which broker generation calls. */
     static const char *const interfaces[] = {"v1", "v2", "v3"};
     lua_pushstring(L, interfaces[c->version - 1]);
@@ -478,6 +507,7 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
                          .hook = hook,
                          .version = version,
                          .desc = hooks_request(hook, version),
+                         .fields = fields_of(hook, version),
                          .deadline_ns = deadline_ns,
                          .out = out};
     out->status = GRPC_STATUS_OK;

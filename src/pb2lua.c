@@ -198,15 +198,35 @@ static void push_field(lua_State *L, const ProtobufCFieldDescriptor *f,
     push_element(L, f, field_ptr(f, msg), depth);
 }
 
+/* Pushes the array of `desc`'s field names as Lua strings. They are made
+ * once per state and kept in the registry under the descriptor's address:
+ * storing a field then needs no string lookup by name. */
+static void push_field_names(lua_State *L, const ProtobufCMessageDescriptor *desc)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, desc) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_createtable(L, (int)desc->n_fields, 0);
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        lua_pushstring(L, desc->fields[i].name);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, desc);
+}
+
 static void push_message(lua_State *L, const ProtobufCMessageDescriptor *desc,
                          const ProtobufCMessage *msg, int depth)
 {
     lua_createtable(L, 0, (int)desc->n_fields + 1);
+    push_field_names(L, desc);
+    int names = lua_gettop(L);
     for (unsigned i = 0; i < desc->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &desc->fields[i];
-        push_field(L, f, msg, depth);
-        lua_setfield(L, -2, f->name);
+        lua_rawgeti(L, names, (lua_Integer)i + 1);
+        push_field(L, &desc->fields[i], msg, depth);
+        lua_rawset(L, names - 1);
     }
+    lua_pop(L, 1);
     /* Brokers from 5.4 send a filter's QoS inside subopts; give scripts one
      * place to read it whichever broker sent the filter. */
     if (desc == &emqx__exhook__v3__topic_filter__descriptor && msg) {
