@@ -1,11 +1,12 @@
 #!/bin/sh
-# Installs the Debian packages exhookd needs to build and test, if missing.
+# Installs the Debian packages exhookd needs to build and test, and any
+# packages named as arguments (bench/compare.sh adds its peers'), if missing.
 # Uses sudo when not run as root. Safe to run again: it installs nothing when
 # everything is there.
 set -eu
 
 PACKAGES="gcc make cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
-liblua5.4-dev libinih-dev libcmocka-dev libssl-dev openssl"
+liblua5.4-dev libinih-dev libcmocka-dev libssl-dev openssl $*"
 
 missing=""
 for p in $PACKAGES; do

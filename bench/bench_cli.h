@@ -1,0 +1,24 @@
+#ifndef EXHOOK_BENCH_CLI_H
+#define EXHOOK_BENCH_CLI_H
+
+/* The load generator's command line: the settings of one run. */
+
+#include <stdbool.h>
+
+#include "bench_requests.h"
+
+struct bcli_opts {
+    const char *target;
+    int version; /* interface generation: 1, 2, 3, or another to see errors */
+    const struct breq_scenario *sc;
+    int connections, in_flight, threads;
+    double duration, warmup, rate; /* seconds, seconds, calls/s (0: closed loop) */
+    long long calls;               /* 0: run for `duration` */
+    bool quiet;
+};
+
+/* Fills `o` from the command line. Prints the usage and exits 0 on --help;
+ * on a bad option says what is wrong, prints the usage and exits 2. */
+void bcli_parse(int argc, char **argv, struct bcli_opts *o);
+
+#endif
