@@ -342,56 +342,94 @@ static int merge_message(lua_State *L, int cur, int t, char *why, size_t whylen)
     return 0;
 }
 
-/* Packs the reply of message.publish: the original message with topic, qos,
- * payload and headers from the table at `cur`. The broker copies topic, qos
- * and payload unconditionally, so all of them are always sent. */
+/* The reply's headers: those of the Lua table at `h`, or of the request
+ * when h is 0, and allow_publish = "false" when the message is dropped. The
+ * entries live in a userdata owned by Lua, so they are freed by the
+ * collector even if packing is interrupted by an error. */
+static void set_headers(lua_State *L, pb_message *msg, const pb_message *orig, int h, bool drop)
+{
+    typedef Emqx__Exhook__V3__Message__HeadersEntry entry;
+    size_t n = drop;
+    if (h) {
+        lua_pushnil(L);
+        while (lua_next(L, h)) {
+            n++;
+            lua_pop(L, 1);
+        }
+    } else if (orig) {
+        n += orig->n_headers;
+    }
+    entry *entries = lua_newuserdatauv(L, n * (sizeof *entries + sizeof(void *)) + 1, 0);
+    entry **ptrs = (void *)(entries + n);
+    size_t i = 0;
+    if (h) {
+        lua_pushnil(L);
+        while (lua_next(L, h)) {
+            const char *key = lua_tostring(L, -2);
+            if (!drop || strcmp(key, "allow_publish") != 0) {
+                emqx__exhook__v3__message__headers_entry__init(&entries[i]);
+                entries[i].key = (char *)key;
+                entries[i].value = (char *)lua_tostring(L, -1);
+                i++;
+            }
+            lua_pop(L, 1);
+        }
+    } else if (orig) {
+        for (size_t k = 0; k < orig->n_headers; k++) {
+            if (!drop || strcmp(orig->headers[k]->key, "allow_publish") != 0)
+                entries[i++] = *orig->headers[k];
+        }
+    }
+    if (drop) {
+        emqx__exhook__v3__message__headers_entry__init(&entries[i]);
+        entries[i].key = "allow_publish";
+        entries[i].value = "false";
+        i++;
+    }
+    for (size_t k = 0; k < i; k++)
+        ptrs[k] = &entries[k];
+    msg->n_headers = i;
+    msg->headers = ptrs;
+}
+
+/* Packs the reply of message.publish: the request's message, with topic,
+ * qos, payload and headers from the table at `cur` when the scripts changed
+ * it (cur 0: unchanged). The broker copies topic, qos and payload
+ * unconditionally, so all of them are always sent. */
 static void pack_publish(lua_State *L, struct call_ctx *c, int cur, int type, bool drop)
 {
     const pb_message *orig = request_message(c);
     pb_message msg = EMQX__EXHOOK__V3__MESSAGE__INIT;
     if (orig)
         msg = *orig;
-    lua_getfield(L, cur, "topic");
-    msg.topic = (char *)lua_tostring(L, -1);
-    lua_getfield(L, cur, "qos");
-    msg.qos = (uint32_t)lua_tointeger(L, -1);
-    lua_getfield(L, cur, "payload");
-    msg.payload.data = (uint8_t *)lua_tolstring(L, -1, &msg.payload.len);
-    lua_getfield(L, cur, "headers");
-    int h = lua_gettop(L);
-    if (drop) {
-        lua_pushliteral(L, "false");
-        lua_setfield(L, h, "allow_publish");
+    int h = 0;
+    if (cur) {
+        lua_getfield(L, cur, "topic");
+        msg.topic = (char *)lua_tostring(L, -1);
+        lua_getfield(L, cur, "qos");
+        msg.qos = (uint32_t)lua_tointeger(L, -1);
+        lua_getfield(L, cur, "payload");
+        msg.payload.data = (uint8_t *)lua_tolstring(L, -1, &msg.payload.len);
+        lua_getfield(L, cur, "headers");
+        h = lua_gettop(L);
     }
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, h)) {
-        n++;
-        lua_pop(L, 1);
-    }
-    /* Scratch memory owned by Lua: freed by the collector even if packing
-     * is interrupted by an error. */
-    Emqx__Exhook__V3__Message__HeadersEntry *entries =
-        lua_newuserdatauv(L, n * (sizeof *entries + sizeof(void *)) + 1, 0);
-    Emqx__Exhook__V3__Message__HeadersEntry **ptrs = (void *)(entries + n);
-    size_t i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, h)) {
-        emqx__exhook__v3__message__headers_entry__init(&entries[i]);
-        entries[i].key = (char *)lua_tostring(L, -2);
-        entries[i].value = (char *)lua_tostring(L, -1);
-        ptrs[i] = &entries[i];
-        i++;
-        lua_pop(L, 1);
-    }
-    msg.n_headers = n;
-    msg.headers = ptrs;
+    set_headers(L, &msg, orig, h, drop);
 
     pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
     reply.type = type;
     reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE;
     reply.message = &msg;
     pack_reply(c, &reply.base);
+}
+
+/* Whether a module after the i-th one handles this hook. */
+static bool later_handler(const struct call_ctx *c, size_t i)
+{
+    for (size_t j = i + 1; j < c->e->module_count; j++) {
+        if (c->e->modules[j].handlers[c->hook] != LUA_NOREF)
+            return true;
+    }
+    return false;
 }
 
 /* message.publish: each module sees the message as the previous ones left
@@ -407,9 +445,16 @@ static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
         lua_pop(L, 1);
         if (!wants)
             continue;
-        copy_message(L, cur);
-        int copy = lua_gettop(L);
-        if (call_handler(L, c, m, nargs, copy) != 0)
+        /* A module edits a copy, so that returning nil leaves the message
+         * as it was. While nothing has changed and no later module would
+         * see it, the table itself will do: a nil or false answer is then
+         * built from the request, not from the table. */
+        int base = lua_gettop(L), arg = 0;
+        if (changed || later_handler(c, i)) {
+            copy_message(L, cur);
+            arg = lua_gettop(L);
+        }
+        if (call_handler(L, c, m, nargs, arg) != 0)
             return;
         int r1 = lua_gettop(L) - 1;
         if (chain_word(L, r1 + 1, &stop) != 0) {
@@ -433,7 +478,7 @@ static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
             bad_return(c, m, what);
             return;
         }
-        lua_settop(L, copy - 1);
+        lua_settop(L, base);
     }
     if (!changed && !stop) {
         pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
@@ -441,7 +486,7 @@ static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
         pack_reply(c, &reply.base);
         return;
     }
-    pack_publish(L, c, cur,
+    pack_publish(L, c, changed ? cur : 0,
                  stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
                       : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE,
                  drop);

@@ -461,6 +461,69 @@ static void test_publish_chain_passes_changes_on_and_nil_keeps_message(void **st
     close_env(t);
 }
 
+static size_t header_count(const Emqx__Exhook__V3__Message *m, const char *key)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_headers; i++)
+        n += strcmp(m->headers[i]->key, key) == 0;
+    return n;
+}
+
+static void test_publish_in_place_edits_without_a_returned_table_never_reach_the_reply(void **state)
+{
+    (void)state;
+    /* A single module gets the message table itself (no copy is needed):
+     * its edits must still count only when it returns the table. */
+    static const char *const bodies[] = {
+        "m.topic = 'leak'; m.payload = 'leak'; m.headers.leak = '1'; return nil, 'stop'",
+        "m.topic = 'leak'; m.payload = 'leak'; m.headers.leak = '1'; return false",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "function on_message_publish(m) %s end\n", bodies[i]);
+        struct env *t = open_env("p", NULL, "p.lua", body, NULL);
+        valued *v = publish(t, "a/b");
+        assert_int_equal(v->type, T_STOP);
+        assert_string_equal(v->message->topic, "a/b");
+        assert_int_equal(v->message->payload.len, sizeof payload);
+        assert_memory_equal(v->message->payload.data, payload, sizeof payload);
+        assert_null(header(v->message, "leak"));
+        assert_string_equal(header(v->message, "username"), "u1");
+        assert_int_equal(header_count(v->message, "allow_publish"), i == 1);
+        assert_untouched_fields(v->message);
+        emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+        close_env(t);
+    }
+}
+
+static void test_publish_drop_replaces_an_allow_publish_header(void **state)
+{
+    (void)state;
+    struct env *t = open_env(
+        "p", NULL, "p.lua",
+        "function on_message_publish(m)\n"
+        "  if m.headers.allow_publish then return false end\n"
+        "  m.headers.allow_publish = 'true'; return m, 'continue'\n"
+        "end\n",
+        NULL);
+    /* first the module sets allow_publish = true ... */
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_string_equal(header(v->message, "allow_publish"), "true");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+    /* ... and a chain where one module sets it and the next drops */
+    t = open_env("a, b", NULL, "a.lua",
+                 "function on_message_publish(m) m.headers.allow_publish = 'true'; return m end\n",
+                 "b.lua", "function on_message_publish(m) return false end\n", NULL);
+    v = publish(t, "a/b");
+    assert_int_equal(v->type, T_STOP);
+    assert_int_equal(header_count(v->message, "allow_publish"), 1);
+    assert_string_equal(header(v->message, "allow_publish"), "false");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
 static void test_publish_invalid_changes_are_errors(void **state)
 {
     (void)state;
@@ -731,6 +794,8 @@ int main(void)
         cmocka_unit_test(test_publish_false_drops_with_allow_publish_false),
         cmocka_unit_test(test_publish_stop_word_stops_the_chain),
         cmocka_unit_test(test_publish_chain_passes_changes_on_and_nil_keeps_message),
+        cmocka_unit_test(test_publish_in_place_edits_without_a_returned_table_never_reach_the_reply),
+        cmocka_unit_test(test_publish_drop_replaces_an_allow_publish_header),
         cmocka_unit_test(test_publish_invalid_changes_are_errors),
         cmocka_unit_test(test_publish_headers_numbers_become_strings),
         cmocka_unit_test(test_module_topic_filters_decide_who_sees_a_message),
