@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # compare.sh: exhookd against the usual ways of writing an ExHook server, on
 # this machine, over loopback. The three servers give the same answers
-# (scripts/example.lua): exhookd (C + Lua, port 9400), peer-cpp (bare gRPC C++
+# (scripts/example.lua): exhookd (C + Lua, port 9410 + workers), peer-cpp (bare gRPC C++
 # callback server, 9401), peer-python (grpcio + ThreadPoolExecutor(10), 9402).
 # Installs what is missing, builds everything, then for ROUNDS rounds and each
 # rpc of RPCS starts each server in turn and loads it with build/exhook-bench
 # (8 connections x 16 in flight, DURATION s); then a latency run at 5,000
 # calls/s (exhookd and peer-cpp). Prints one markdown table; exits 1 if any
 # reply was wrong or any run failed.   Run from anywhere:  bench/compare.sh
-#   env: ROUNDS=3 DURATION=10 RPCS="authenticate publish" WORKERS=2 (BUILD=build)
+#   env: ROUNDS=3 DURATION=10 RPCS="authenticate publish" WORKERS="1 2" (BUILD=build)
+#   (WORKERS: one exhookd per worker count, on port 9410 + count)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 RPCS=${RPCS:-"authenticate publish"}
-WORKERS=${WORKERS:-2}
+WORKERS=${WORKERS:-"1 2"}
 BUILD=${BUILD:-$ROOT/build}
 LAT_RATE=5000
 BENCH=$BUILD/exhook-bench
@@ -63,16 +64,25 @@ trap cleanup EXIT
 trap 'say interrupted; exit 130' INT
 trap 'say terminated; exit 143' TERM
 
-# exhookd's configuration: the shipped one, on loopback, with the repo's scripts.
-sed -e "s|^listen = .*|listen = 127.0.0.1:9400|" -e "s|^workers = .*|workers = $WORKERS|" \
-    -e "s|^path = .*|path = $ROOT/scripts|" -e "s|^level = .*|level = warn|" \
-    "$ROOT/etc/exhook.ini" >"$TMP/exhook.ini"
-"$BUILD/exhookd" -t -c "$TMP/exhook.ini" >&2
+# exhookd's configuration: the shipped one, on loopback, with the repo's
+# scripts; one per worker count.
+for w in $WORKERS; do
+    sed -e "s|^listen = .*|listen = 127.0.0.1:$((9410 + w))|" -e "s|^workers = .*|workers = $w|" \
+        -e "s|^path = .*|path = $ROOT/scripts|" -e "s|^level = .*|level = warn|" \
+        "$ROOT/etc/exhook.ini" >"$TMP/exhook-$w.ini"
+    "$BUILD/exhookd" -t -c "$TMP/exhook-$w.ini" >&2
+done
 
-port_of() { case $1 in exhookd) echo 9400 ;; peer-cpp) echo 9401 ;; peer-python) echo 9402 ;; esac; }
+port_of() {
+    case $1 in
+        exhookd-*) echo $((9410 + ${1#exhookd-})) ;;
+        peer-cpp) echo 9401 ;;
+        peer-python) echo 9402 ;;
+    esac
+}
 cmd_of() {
     case $1 in
-        exhookd) echo "$BUILD/exhookd -c $TMP/exhook.ini" ;;
+        exhookd-*) echo "$BUILD/exhookd -c $TMP/exhook-${1#exhookd-}.ini" ;;
         peer-cpp) echo "$PEER_CPP 127.0.0.1:9401" ;;
         peer-python) echo "$PYTHON $ROOT/bench/peer-python/server.py 127.0.0.1:9402" ;;
     esac
@@ -136,20 +146,24 @@ run_bench() {  # kind server rpc extra-args...
     fi
 }
 
-SERVERS=(exhookd peer-cpp peer-python)
+EXHOOKDS=()
+for w in $WORKERS; do EXHOOKDS+=("exhookd-$w"); done
+SERVERS=("${EXHOOKDS[@]}" peer-cpp peer-python)
+LAT_SERVERS=("${EXHOOKDS[@]}" peer-cpp)
 : >"$RESULTS"
 for round in $(seq "$ROUNDS"); do
     for rpc in $RPCS; do
         # Alternate the servers, and rotate who goes first from round to round.
-        for i in 0 1 2; do
-            run_bench tput "${SERVERS[(i + round - 1) % 3]}" "$rpc"
+        for i in "${!SERVERS[@]}"; do
+            run_bench tput "${SERVERS[(i + round - 1) % ${#SERVERS[@]}]}" "$rpc"
         done
     done
     say "round $round/$ROUNDS done"
 done
 for round in $(seq "$ROUNDS"); do
-    for i in 0 1; do
-        run_bench lat "${SERVERS[(i + round - 1) % 2]}" authenticate -R "$LAT_RATE"
+    for i in "${!LAT_SERVERS[@]}"; do
+        run_bench lat "${LAT_SERVERS[(i + round - 1) % ${#LAT_SERVERS[@]}]}" authenticate \
+            -R "$LAT_RATE"
     done
 done
 
@@ -172,7 +186,13 @@ errs() {  # "0", or the error count plus how many runs exited non-zero
             if ($7 != "-") e += $7; if ($4 != 0) bad++ }
         END { printf "%d%s\n", e, bad ? sprintf(", failed runs: %d", bad) : "" }' "$RESULTS"
 }
-label() { [ "$1" = exhookd ] && echo "exhookd ($WORKERS workers)" || echo "$1"; }
+label() {
+    case $1 in
+        exhookd-1) echo "exhookd (1 worker)" ;;
+        exhookd-*) echo "exhookd (${1#exhookd-} workers)" ;;
+        *) echo "$1" ;;
+    esac
+}
 
 med_calls() { vals "$1" "$2" "$3" 5 | median; }
 med_p99() { vals "$1" "$2" "$3" 6 | median; }
@@ -191,7 +211,7 @@ for rpc in $RPCS; do
     done
 done
 cpp_p99=$(med_p99 lat peer-cpp authenticate)
-for s in exhookd peer-cpp; do
+for s in "${LAT_SERVERS[@]}"; do
     v=$(vals lat "$s" authenticate 5)
     p99=$(med_p99 lat "$s" authenticate)
     echo "| $(label "$s") | authenticate at $LAT_RATE/s offered | $(spread "$v") |" \
@@ -207,8 +227,8 @@ Runs with errors or a non-zero exit count only in the errors column.
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 - machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1); servers and load tool share them
 - rounds: $ROUNDS, servers alternated within each round; exhookd workers: $WORKERS
-- servers:
-  - \`$(cmd_of exhookd)\` (etc/exhook.ini with listen 127.0.0.1:9400, workers $WORKERS, path $ROOT/scripts, log level warn)
+- servers (exhookd: etc/exhook.ini with listen 127.0.0.1:9410+workers, that many workers, path $ROOT/scripts, log level warn):
+$(for s in "${EXHOOKDS[@]}"; do echo "  - \`$(cmd_of "$s")\`"; done)
   - \`$(cmd_of peer-cpp)\`
   - \`$(cmd_of peer-python)\`
 - load: \`$BENCH -t 127.0.0.1:PORT -i v3 -r RPC ${LOAD[*]} -q\`

@@ -17,16 +17,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-failed=0
-passed=0
-
-check() { # name, condition result (0 = ok), details
-    if [ "$2" -eq 0 ]; then
-        passed=$((passed + 1)); echo "ok   $1"
-    else
-        failed=$((failed + 1)); echo "FAIL $1: $3"
-    fi
-}
+. "$(dirname "$0")/testlib.sh"
 
 # run <args...>: runs the bench (at most 60 s); sets RC, OUT, ERR
 run() {
@@ -123,5 +114,4 @@ run -c 0
 [ $RC -eq 2 ] && grep -q "invalid connections: '0'" <<<"$ERR"
 check "a bad option value exits 2" $? "rc=$RC err=$ERR"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

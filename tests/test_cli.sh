@@ -8,16 +8,7 @@ BIN=$1
 SRC=$2
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"; [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null' EXIT
-failed=0
-passed=0
-
-check() { # name, condition result (0 = ok), details
-    if [ "$2" -eq 0 ]; then
-        passed=$((passed + 1)); echo "ok   $1"
-    else
-        failed=$((failed + 1)); echo "FAIL $1: $3"
-    fi
-}
+. "$(dirname "$0")/testlib.sh"
 
 # run <args...>: sets RC, OUT, ERR
 run() {
@@ -119,5 +110,4 @@ PID=
 [ $RC -eq 0 ] && grep -q "SIGTERM: stopping" "$WORK/run.log" && grep -q "stopped$" "$WORK/run.log"
 check "SIGTERM stops the server with exit 0" $? "rc=$RC log=$(cat "$WORK/run.log")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
