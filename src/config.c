@@ -1,6 +1,10 @@
+/* Loading etc/exhook.ini: the table of keys and what each one sets in struct
+ * config, the reading of the file line by line under inih so that every error
+ * names its line, and the public cfg_ calls. How the text of a single value is
+ * parsed and checked is config_values.c's part. */
+
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -9,10 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "config_values.h"
 #include "errbuf.h"
-#include "topic.h"
 
 #define DEFAULT_LISTEN "0.0.0.0:9000"
 #define DEFAULT_LUA_PATH "scripts"
@@ -28,8 +31,6 @@
 #define MIN_MESSAGE_SIZE ((size_t)1024)
 #define MAX_MESSAGE_SIZE ((size_t)1024 * 1024 * 1024)
 #define MAX_WORKERS 256
-#define MAX_DURATION_MS (60u * 60u * 1000u)
-#define MAX_SIZE ((uint64_t)64 * 1024 * 1024 * 1024)
 /* A Lua state with the standard libraries loaded takes a few hundred KB, so
  * a smaller limit would only make every script fail to load. */
 #define MIN_MEMORY_LIMIT ((size_t)1024 * 1024)
@@ -42,19 +43,6 @@
 #define MESSAGE_HOOK_NAMES "message.publish, message.delivered, message.acked, message.dropped"
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static int fail(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Formats a message and returns -1, so a setter can `return fail(...)`. */
-static int fail(char *msg, size_t msglen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* Defaults have no way to report failure; running on without a listen
  * address or script path would only fail later and more obscurely. */
@@ -69,86 +57,6 @@ static char *xstrdup(const char *s)
     return copy;
 }
 
-static bool is_space(char c) { return isspace((unsigned char)c) != 0; }
-
-/* Parses a plain decimal number (no sign, no spaces). Values above `max`
- * saturate to max + 1 so an overlong number cannot wrap into range. */
-static int parse_uint(const char *text, uint64_t max, uint64_t *out, const char **rest)
-{
-    uint64_t n = 0;
-    const char *p = text;
-
-    if (*p < '0' || *p > '9')
-        return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        n = n * 10 + (uint64_t)(*p - '0');
-        if (n > max)
-            n = max + 1;
-    }
-    *out = n;
-    if (rest != NULL)
-        *rest = p;
-    else if (*p != '\0')
-        return -1;
-    return 0;
-}
-
-void cfg_filters_free(struct cfg_filters *list)
-{
-    for (size_t i = 0; i < list->count; i++)
-        free(list->items[i]);
-    free(list->items);
-    list->items = NULL;
-    list->count = 0;
-}
-
-/* Splits "a, b ,c" into trimmed copies. An empty list or element is an error:
- * it is almost always a stray comma or a value cut short by a comment. */
-static int list_split(const char *key, const char *value, struct cfg_filters *out, char *msg,
-                      size_t msglen)
-{
-    struct cfg_filters list = {0};
-    size_t slots = 1;
-    const char *p = value;
-
-    if (*value == '\0')
-        return fail(msg, msglen, "%s: empty list", key);
-    for (const char *c = value; *c != '\0'; c++)
-        slots += *c == ',';
-    list.items = calloc(slots, sizeof *list.items);
-    if (list.items == NULL)
-        return fail(msg, msglen, "out of memory");
-    for (;;) {
-        const char *end = strchr(p, ',');
-        if (end == NULL)
-            end = p + strlen(p);
-        const char *s = p;
-        const char *e = end;
-        while (s < e && is_space(*s))
-            s++;
-        while (e > s && is_space(e[-1]))
-            e--;
-        if (s == e) {
-            fail(msg, msglen, "%s: empty element in list '%s'", key, value);
-            goto error;
-        }
-        list.items[list.count] = strndup(s, (size_t)(e - s));
-        if (list.items[list.count] == NULL) {
-            fail(msg, msglen, "out of memory");
-            goto error;
-        }
-        list.count++;
-        if (*end == '\0')
-            break;
-        p = end + 1;
-    }
-    *out = list;
-    return 0;
-error:
-    cfg_filters_free(&list);
-    return -1;
-}
-
 /* ---- value setters ---------------------------------------------------- */
 
 typedef int (*setter_fn)(struct config *cfg, const char *key, const char *value, char *msg,
@@ -159,42 +67,18 @@ static int replace_string(char **slot, const char *value, char *msg, size_t msgl
     char *copy = strdup(value);
 
     if (copy == NULL)
-        return fail(msg, msglen, "out of memory");
+        return cfgv_fail(msg, msglen, "out of memory");
     free(*slot);
     *slot = copy;
     return 0;
 }
 
-/* host:port as gRPC takes it. IPv6 hosts need brackets, because otherwise the
- * last ':' of the address could not be told from the port separator. */
 static int set_listen(struct config *cfg, const char *key, const char *value, char *msg,
                       size_t msglen)
 {
-    const char *colon = strrchr(value, ':');
-    uint64_t port;
-
-    if (colon == NULL || colon == value)
-        goto bad;
-    size_t hostlen = (size_t)(colon - value);
-    for (size_t i = 0; i < hostlen; i++) {
-        if (is_space(value[i]))
-            goto bad;
-    }
-    if (value[0] == '[') {
-        if (hostlen < 3 || value[hostlen - 1] != ']' || memchr(value + 1, '[', hostlen - 1) ||
-            memchr(value + 1, ']', hostlen - 2))
-            goto bad;
-    } else if (memchr(value, ':', hostlen) || memchr(value, '[', hostlen) ||
-               memchr(value, ']', hostlen)) {
-        goto bad;
-    }
-    if (parse_uint(colon + 1, 65535, &port, NULL) != 0)
-        goto bad;
-    if (port < 1 || port > 65535)
-        return fail(msg, msglen, "%s: port must be 1..65535, got '%s'", key, value);
+    if (cfgv_check_listen(key, value, msg, msglen) != 0)
+        return -1;
     return replace_string(&cfg->listen, value, msg, msglen);
-bad:
-    return fail(msg, msglen, "%s: expected host:port, got '%s'", key, value);
 }
 
 static int set_workers(struct config *cfg, const char *key, const char *value, char *msg,
@@ -202,9 +86,9 @@ static int set_workers(struct config *cfg, const char *key, const char *value, c
 {
     uint64_t n;
 
-    if (parse_uint(value, MAX_WORKERS, &n, NULL) != 0 || n > MAX_WORKERS)
-        return fail(msg, msglen, "%s: expected an integer 0..%d, got '%s'", key, MAX_WORKERS,
-                    value);
+    if (cfgv_parse_uint(value, MAX_WORKERS, &n, NULL) != 0 || n > MAX_WORKERS)
+        return cfgv_fail(msg, msglen, "%s: expected an integer 0..%d, got '%s'", key, MAX_WORKERS,
+                         value);
     cfg->workers = (int)n;
     return 0;
 }
@@ -213,25 +97,8 @@ static int set_lua_path(struct config *cfg, const char *key, const char *value, 
                         size_t msglen)
 {
     if (*value == '\0')
-        return fail(msg, msglen, "%s: must not be empty", key);
+        return cfgv_fail(msg, msglen, "%s: must not be empty", key);
     return replace_string(&cfg->lua_path, value, msg, msglen);
-}
-
-/* NULL if `name` can be handed to the module loader, else why not. Dots map
- * to subfolders as in Lua's require, so they must separate real names:
- * ".x", "x." or "x..y" would turn into odd or absolute paths. */
-static const char *module_name_problem(const char *name)
-{
-    for (const char *p = name; *p != '\0'; p++) {
-        char c = *p;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '.' || c == '-';
-        if (!ok)
-            return "allowed characters: letters, digits, '_', '.', '-'";
-    }
-    if (name[0] == '.' || name[strlen(name) - 1] == '.' || strstr(name, "..") != NULL)
-        return "dots must separate non-empty names";
-    return NULL;
 }
 
 static int set_init_module(struct config *cfg, const char *key, const char *value, char *msg,
@@ -239,44 +106,14 @@ static int set_init_module(struct config *cfg, const char *key, const char *valu
 {
     struct cfg_filters list;
 
-    if (list_split(key, value, &list, msg, msglen) != 0)
+    if (cfgv_parse_module_list(key, value, &list, msg, msglen) != 0)
         return -1;
-    for (size_t i = 0; i < list.count; i++) {
-        const char *why = module_name_problem(list.items[i]);
-        if (why != NULL) {
-            fail(msg, msglen, "%s: invalid module name '%s' (%s)", key, list.items[i], why);
-            goto error;
-        }
-        /* Loading a module twice would run each of its handlers twice. */
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(list.items[i], list.items[j]) == 0) {
-                fail(msg, msglen, "%s: module '%s' listed twice", key, list.items[i]);
-                goto error;
-            }
-        }
-    }
     for (size_t i = 0; i < cfg->init_module_count; i++)
         free(cfg->init_modules[i]);
     free(cfg->init_modules);
     cfg->init_modules = list.items;
     cfg->init_module_count = list.count;
     return 0;
-error:
-    cfg_filters_free(&list);
-    return -1;
-}
-
-/* True for a well-formed zero duration: "0", "0ms", "0s", "0m" (cfg_parse_duration_ms
- * rejects these, as most durations make no sense at zero). */
-static bool duration_is_zero(const char *value)
-{
-    uint64_t n;
-    const char *suffix;
-
-    if (parse_uint(value, MAX_DURATION_MS, &n, &suffix) != 0 || n != 0)
-        return false;
-    return *suffix == '\0' || strcmp(suffix, "ms") == 0 || strcmp(suffix, "s") == 0 ||
-           strcmp(suffix, "m") == 0;
 }
 
 static int set_call_timeout(struct config *cfg, const char *key, const char *value, char *msg,
@@ -284,15 +121,15 @@ static int set_call_timeout(struct config *cfg, const char *key, const char *val
 {
     unsigned ms;
 
-    if (duration_is_zero(value)) {
+    if (cfgv_duration_is_zero(value)) {
         cfg->call_timeout_ms = 0;
         return 0;
     }
     if (cfg_parse_duration_ms(value, &ms) != 0)
-        return fail(msg, msglen,
-                    "%s: expected a duration up to 1h such as 500ms, 5s or 2m (0 = no limit), "
-                    "got '%s'",
-                    key, value);
+        return cfgv_fail(msg, msglen,
+                         "%s: expected a duration up to 1h such as 500ms, 5s or 2m (0 = no limit), "
+                         "got '%s'",
+                         key, value);
     cfg->call_timeout_ms = ms;
     return 0;
 }
@@ -303,40 +140,21 @@ static int set_memory_limit(struct config *cfg, const char *key, const char *val
     size_t bytes;
 
     if (cfg_parse_size(value, &bytes) != 0)
-        return fail(msg, msglen,
-                    "%s: expected a size up to 64GB such as 512KB, 64MB or 1GB (0 = no limit), "
-                    "got '%s'",
-                    key, value);
+        return cfgv_fail(
+            msg, msglen,
+            "%s: expected a size up to 64GB such as 512KB, 64MB or 1GB (0 = no limit), "
+            "got '%s'",
+            key, value);
     if (bytes != 0 && bytes < MIN_MEMORY_LIMIT)
-        return fail(msg, msglen, "%s: at least 1MB, or 0 for no limit, got '%s'", key, value);
+        return cfgv_fail(msg, msglen, "%s: at least 1MB, or 0 for no limit, got '%s'", key, value);
     cfg->memory_limit = bytes;
     return 0;
-}
-
-/* Every boolean key takes the same spellings, so that a form that works for
- * one works for all. */
-static int set_bool(bool *slot, const char *key, const char *value, char *msg, size_t msglen)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strcasecmp(value, yes[i]) == 0) {
-            *slot = true;
-            return 0;
-        }
-        if (strcasecmp(value, no[i]) == 0) {
-            *slot = false;
-            return 0;
-        }
-    }
-    return fail(msg, msglen, "%s: expected true or false, got '%s'", key, value);
 }
 
 static int set_sandbox(struct config *cfg, const char *key, const char *value, char *msg,
                        size_t msglen)
 {
-    return set_bool(&cfg->sandbox, key, value, msg, msglen);
+    return cfgv_parse_bool(key, value, &cfg->sandbox, msg, msglen);
 }
 
 static int set_shutdown_timeout(struct config *cfg, const char *key, const char *value, char *msg,
@@ -345,9 +163,9 @@ static int set_shutdown_timeout(struct config *cfg, const char *key, const char 
     unsigned ms;
 
     if (cfg_parse_duration_ms(value, &ms) != 0)
-        return fail(msg, msglen,
-                    "%s: expected a duration from 1ms to 1h such as 500ms, 5s or 2m, got '%s'",
-                    key, value);
+        return cfgv_fail(msg, msglen,
+                         "%s: expected a duration from 1ms to 1h such as 500ms, 5s or 2m, got '%s'",
+                         key, value);
     cfg->shutdown_timeout_ms = ms;
     return 0;
 }
@@ -357,10 +175,9 @@ static int set_max_message_size(struct config *cfg, const char *key, const char 
 {
     size_t bytes;
 
-    if (cfg_parse_size(value, &bytes) != 0 || bytes < MIN_MESSAGE_SIZE ||
-        bytes > MAX_MESSAGE_SIZE)
-        return fail(msg, msglen, "%s: expected a size from 1KB to 1GB such as 4MB, got '%s'", key,
-                    value);
+    if (cfg_parse_size(value, &bytes) != 0 || bytes < MIN_MESSAGE_SIZE || bytes > MAX_MESSAGE_SIZE)
+        return cfgv_fail(msg, msglen, "%s: expected a size from 1KB to 1GB such as 4MB, got '%s'",
+                         key, value);
     cfg->max_message_size = bytes;
     return 0;
 }
@@ -370,7 +187,7 @@ static int set_max_message_size(struct config *cfg, const char *key, const char 
 static int set_path(char **slot, const char *key, const char *value, char *msg, size_t msglen)
 {
     if (*value == '\0')
-        return fail(msg, msglen, "%s: must not be empty", key);
+        return cfgv_fail(msg, msglen, "%s: must not be empty", key);
     return replace_string(slot, value, msg, msglen);
 }
 
@@ -395,7 +212,7 @@ static int set_tls_ca(struct config *cfg, const char *key, const char *value, ch
 static int set_tls_verify_client(struct config *cfg, const char *key, const char *value,
                                  char *msg, size_t msglen)
 {
-    return set_bool(&cfg->tls.verify_client, key, value, msg, msglen);
+    return cfgv_parse_bool(key, value, &cfg->tls.verify_client, msg, msglen);
 }
 
 static int set_log_level(struct config *cfg, const char *key, const char *value, char *msg,
@@ -404,8 +221,8 @@ static int set_log_level(struct config *cfg, const char *key, const char *value,
     enum log_level level;
 
     if (log_level_parse(value, &level) != 0)
-        return fail(msg, msglen, "%s: expected debug, info, warn, warning or error, got '%s'",
-                    key, value);
+        return cfgv_fail(msg, msglen, "%s: expected debug, info, warn, warning or error, got '%s'",
+                         key, value);
     cfg->log_level = level;
     return 0;
 }
@@ -415,16 +232,8 @@ static int set_topic_filters(struct config *cfg, enum hook_id id, const char *ke
 {
     struct cfg_filters list;
 
-    if (list_split(key, value, &list, msg, msglen) != 0)
+    if (cfgv_parse_filter_list(key, value, &list, msg, msglen) != 0)
         return -1;
-    for (size_t i = 0; i < list.count; i++) {
-        const char *why = NULL;
-        if (topic_filter_valid(list.items[i], &why) != 0) {
-            fail(msg, msglen, "%s: invalid topic filter '%s': %s", key, list.items[i], why);
-            cfg_filters_free(&list);
-            return -1;
-        }
-    }
     cfg_filters_free(&cfg->topics[id]);
     cfg->topics[id] = list;
     return 0;
@@ -507,7 +316,7 @@ static const char *scan_to(const char *s, const char *chars)
     while (*s != '\0' && !(chars != NULL && strchr(chars, *s) != NULL) &&
            !(INI_ALLOW_INLINE_COMMENTS && was_space &&
              strchr(INI_INLINE_COMMENT_PREFIXES, *s) != NULL)) {
-        was_space = is_space(*s);
+        was_space = cfgv_is_space(*s);
         s++;
     }
     return s;
@@ -524,7 +333,7 @@ static void classify(struct load_state *st, const char *buf)
     if (INI_ALLOW_BOM && st->line == 1 && (unsigned char)s[0] == 0xEF &&
         (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
         s += 3;
-    while (is_space(*s))
+    while (cfgv_is_space(*s))
         s++;
     if (*s == '\0' || strchr(INI_START_COMMENT_PREFIXES, *s) != NULL) {
         st->kind = LINE_BLANK;
@@ -814,78 +623,4 @@ void cfg_free(struct config *cfg)
         cfg_filters_free(&cfg->topics[i]);
     /* Zeroed, a freed config is harmless to free again. */
     memset(cfg, 0, sizeof *cfg);
-}
-
-int cfg_parse_duration_ms(const char *text, unsigned *out_ms)
-{
-    uint64_t n;
-    uint64_t unit;
-    const char *suffix;
-
-    if (text == NULL || out_ms == NULL)
-        return -1;
-    if (parse_uint(text, MAX_DURATION_MS, &n, &suffix) != 0)
-        return -1;
-    if (*suffix == '\0' || strcmp(suffix, "ms") == 0)
-        unit = 1;
-    else if (strcmp(suffix, "s") == 0)
-        unit = 1000;
-    else if (strcmp(suffix, "m") == 0)
-        unit = 60 * 1000;
-    else
-        return -1;
-    /* n is at most MAX_DURATION_MS + 1, so this cannot overflow 64 bits. */
-    n *= unit;
-    if (n == 0 || n > MAX_DURATION_MS)
-        return -1;
-    *out_ms = (unsigned)n;
-    return 0;
-}
-
-int cfg_parse_size(const char *text, size_t *out_bytes)
-{
-    uint64_t n;
-    uint64_t unit;
-    const char *suffix;
-
-    if (text == NULL || out_bytes == NULL)
-        return -1;
-    if (parse_uint(text, MAX_SIZE, &n, &suffix) != 0)
-        return -1;
-    /* "K", "KB", "k", "kb", "kB": a letter for the power of 1024, then an optional B. */
-    switch (suffix[0]) {
-    case '\0':
-        unit = 1;
-        break;
-    case 'k':
-    case 'K':
-        unit = 1024;
-        break;
-    case 'm':
-    case 'M':
-        unit = 1024 * 1024;
-        break;
-    case 'g':
-    case 'G':
-        unit = 1024 * 1024 * 1024;
-        break;
-    default:
-        return -1;
-    }
-    if (unit != 1) {
-        suffix++;
-        if (*suffix == 'b' || *suffix == 'B')
-            suffix++;
-        if (*suffix != '\0')
-            return -1;
-    }
-    /* n is at most MAX_SIZE + 1; dividing first keeps n * unit from overflowing. */
-    if (n > MAX_SIZE / unit)
-        return -1;
-#if SIZE_MAX < UINT64_MAX
-    if (n * unit > SIZE_MAX)
-        return -1;
-#endif
-    *out_bytes = (size_t)(n * unit);
-    return 0;
 }
