@@ -114,7 +114,6 @@ static int run(struct config *cfg, const char *path)
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     }
-    srv_log_stats(s);
     srv_destroy(s, grace_ms);
     log_info("stopped");
     return EXIT_OK;

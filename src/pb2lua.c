@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <lauxlib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "exhook.pb-c.h"
@@ -227,13 +228,18 @@ static void push_message(lua_State *L, const ProtobufCMessageDescriptor *desc,
         lua_rawset(L, names - 1);
     }
     lua_pop(L, 1);
-    /* Brokers from 5.4 send a filter's QoS inside subopts; give scripts one
-     * place to read it whichever broker sent the filter. */
+    /* Brokers from 5.4 send a filter's QoS inside subopts, older ones in
+     * the filter itself: both places carry it, whichever broker sent it. */
     if (desc == &emqx__exhook__v3__topic_filter__descriptor && msg) {
         const Emqx__Exhook__V3__TopicFilter *tf = (const void *)msg;
         if (tf->subopts) {
             lua_pushinteger(L, tf->subopts->qos);
             lua_setfield(L, -2, "qos");
+        } else {
+            lua_getfield(L, -1, "subopts");
+            lua_pushinteger(L, tf->qos);
+            lua_setfield(L, -2, "qos");
+            lua_pop(L, 1);
         }
     }
 }
@@ -250,6 +256,128 @@ void pb_field_to_lua(lua_State *L, const ProtobufCFieldDescriptor *field,
     push_field(L, field, msg, 0);
 }
 
+/* ---- user properties from brokers before 5.9 --------------------------
+ *
+ * Before EMQX 5.9 the broker sends the MQTT user properties as one property
+ * "User-Property" whose value is the Erlang term printed with ~0p:
+ *   [{<<"app">>,<<"demo">>},{<<"region">>,<<"eu">>}]
+ * They are read into the same name -> value table that v3's user_props
+ * give, so a script reads them the same way whichever broker calls. Text of
+ * another form stays a string. */
+
+struct cursor {
+    const char *p;
+    char *out; /* scratch for the binary being decoded */
+};
+
+static void skip_space(struct cursor *c)
+{
+    while (*c->p == ' ' || *c->p == '\n' || *c->p == '\t')
+        c->p++;
+}
+
+static bool eat(struct cursor *c, const char *token)
+{
+    skip_space(c);
+    size_t n = strlen(token);
+    if (strncmp(c->p, token, n) != 0)
+        return false;
+    c->p += n;
+    return true;
+}
+
+/* One escape after a backslash inside <<"...">> (Erlang's escapes). */
+static bool unescape(struct cursor *c, char **o)
+{
+    static const char simple[] = "\"\"\\\\''n\nr\rt\ts b\bf\fv\ve\033d\177";
+    char ch = *c->p++;
+    for (const char *q = simple; *q; q += 2) {
+        if (q[0] == ch) {
+            *(*o)++ = q[1];
+            return true;
+        }
+    }
+    if (ch >= '0' && ch <= '7') {
+        int v = ch - '0';
+        for (int i = 0; i < 2 && *c->p >= '0' && *c->p <= '7'; i++)
+            v = v * 8 + (*c->p++ - '0');
+        *(*o)++ = (char)v;
+        return v < 256;
+    }
+    if (ch == 'x' && isxdigit((unsigned char)c->p[0]) && isxdigit((unsigned char)c->p[1])) {
+        char hex[3] = {c->p[0], c->p[1], 0};
+        *(*o)++ = (char)strtol(hex, NULL, 16);
+        c->p += 2;
+        return true;
+    }
+    return false;
+}
+
+/* <<>>, <<"text">>, <<"text"/utf8>> or <<1,2,3>>: pushes the bytes. */
+static bool push_binary(lua_State *L, struct cursor *c)
+{
+    if (!eat(c, "<<"))
+        return false;
+    char *o = c->out;
+    if (*c->p == '"') {
+        for (c->p++; *c->p != '"'; ) {
+            if (!*c->p)
+                return false;
+            if (*c->p == '\\') {
+                c->p++;
+                if (!unescape(c, &o))
+                    return false;
+            } else {
+                *o++ = *c->p++;
+            }
+        }
+        c->p++;
+        eat(c, "/utf8");
+    } else {
+        while (isdigit((unsigned char)*c->p)) {
+            char *end;
+            long v = strtol(c->p, &end, 10);
+            if (v > 255)
+                return false;
+            *o++ = (char)v;
+            c->p = end;
+            if (!eat(c, ","))
+                break;
+        }
+    }
+    if (!eat(c, ">>"))
+        return false;
+    lua_pushlstring(L, c->out, (size_t)(o - c->out));
+    return true;
+}
+
+static bool push_erlang_pairs(lua_State *L, const char *text)
+{
+    int base = lua_gettop(L);
+    struct cursor c = {text, lua_newuserdatauv(L, strlen(text) + 1, 0)};
+    lua_newtable(L);
+    if (!eat(&c, "["))
+        goto fail;
+    if (!eat(&c, "]")) {
+        do {
+            if (!eat(&c, "{") || !push_binary(L, &c) || !eat(&c, ",") || !push_binary(L, &c) ||
+                !eat(&c, "}"))
+                goto fail;
+            lua_rawset(L, -3);
+        } while (eat(&c, ","));
+        if (!eat(&c, "]"))
+            goto fail;
+    }
+    skip_space(&c);
+    if (*c.p)
+        goto fail;
+    lua_remove(L, base + 1); /* the scratch */
+    return true;
+fail:
+    lua_settop(L, base);
+    return false;
+}
+
 void pb_properties_into(lua_State *L, int index, const ProtobufCFieldDescriptor *field,
                         const ProtobufCMessage *msg)
 {
@@ -260,7 +388,9 @@ void pb_properties_into(lua_State *L, int index, const ProtobufCFieldDescriptor 
     Emqx__Exhook__V3__Property **props = *(Emqx__Exhook__V3__Property **const *)field_ptr(field, msg);
     for (size_t i = 0; i < n; i++) {
         lua_pushstring(L, props[i]->name);
-        lua_pushstring(L, props[i]->value);
+        if (strcmp(props[i]->name, "User-Property") != 0 ||
+            !push_erlang_pairs(L, props[i]->value))
+            lua_pushstring(L, props[i]->value);
         lua_rawset(L, index);
     }
 }

@@ -308,12 +308,10 @@ static int load_module(struct script_engine *e, const struct config *cfg,
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", cfg->lua_path, cfg->lua_path);
     lua_call(L, 2, 2);
     if (lua_isnil(L, -2)) {
-        errbuf_set(err, errlen, "init module '%s' not found in '%s/' (looked for %s)", m->name,
-                cfg->lua_path, lua_tostring(L, -1));
-        for (char *p = err; *p; p++) {
-            if (*p == '\n' || *p == '\t')
-                *p = ' ';
-        }
+        /* Lua lists the files tried one per line: keep them on one. */
+        luaL_gsub(L, lua_tostring(L, -1), "\n\t", ", ");
+        errbuf_set(err, errlen, "init module '%s' not found in '%s/': %s", m->name,
+                   cfg->lua_path, lua_tostring(L, -1));
         goto out;
     }
     m->file = strdup(lua_tostring(L, -2));

@@ -488,6 +488,9 @@ void srv_destroy(struct server *s, unsigned grace_ms)
     }
     if (s->grpc)
         grpc_server_destroy(s->grpc);
+    /* Every call has been answered or cancelled: the counters are final. */
+    if (s->workers && s->port)
+        srv_log_stats(s);
     if (s->workers)
         close_workers(s);
     reload_destroy(&s->reload);

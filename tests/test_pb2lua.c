@@ -204,6 +204,63 @@ static void test_repeated_property_becomes_table_keyed_by_name(void **state)
     lua_close(L);
 }
 
+/* The props of a v2 ClientConnectRequest with one User-Property whose value
+ * is `text`, as global `props`. */
+static lua_State *user_property_as_sent(const char *text)
+{
+    Emqx__Exhook__V3__ClientConnectRequest r = EMQX__EXHOOK__V3__CLIENT_CONNECT_REQUEST__INIT;
+    Emqx__Exhook__V3__Property p1 = EMQX__EXHOOK__V3__PROPERTY__INIT;
+    Emqx__Exhook__V3__Property *props[] = {&p1};
+    p1.name = "User-Property";
+    p1.value = (char *)text;
+    r.n_props = 1;
+    r.props = props;
+    lua_State *L = new_state();
+    pb_field_to_lua(L, field_of(r.base.descriptor, "props"), &r.base);
+    lua_setglobal(L, "props");
+    return L;
+}
+
+static void test_user_properties_printed_by_brokers_before_5_9_become_a_table(void **state)
+{
+    (void)state;
+    lua_State *L = user_property_as_sent(
+        "[{<<\"app\">>,<<\"demo\">>},{<<\"region\">>,<<\"eu\">>}]");
+    run_checks(L, "local u = props['User-Property']\n"
+                  "assert(type(u) == 'table', type(u))\n"
+                  "assert(u.app == 'demo' and u.region == 'eu')\n");
+    lua_close(L);
+
+    /* escapes, a UTF-8 binary, a binary of bytes, an empty binary */
+    L = user_property_as_sent("[{<<\"k\\\"q\">>,<<\"a\\\\b\\n\">>},"
+                              "{<<\"caf\xc3\xa9\"/utf8>>,<<1,2,255>>},{<<\"e\">>,<<>>}]");
+    run_checks(L, "local u = props['User-Property']\n"
+                  "assert(u['k\"q'] == 'a\\\\b\\n')\n"
+                  "assert(u['caf\\195\\169'] == '\\1\\2\\255')\n"
+                  "assert(u.e == '')\n");
+    lua_close(L);
+
+    L = user_property_as_sent("[]");
+    run_checks(L, "assert(next(props['User-Property']) == nil)\n");
+    lua_close(L);
+}
+
+static void test_user_property_text_of_another_form_stays_a_string(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "[{<<\"a\">>}]", "[{<<\"a\">>,<<\"b\">>}", "plain", "[{<<\"a\">>,<<\"b\\q\">>}]",
+        "[{<<\"a\">>,<<256>>}]", "[{<<\"a\">>,<<\"b\">>}] trailing",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        lua_State *L = user_property_as_sent(texts[i]);
+        lua_pushstring(L, texts[i]);
+        lua_setglobal(L, "sent");
+        run_checks(L, "assert(props['User-Property'] == sent, tostring(props['User-Property']))\n");
+        lua_close(L);
+    }
+}
+
 static void test_topic_filters_array_takes_qos_from_subopts_else_legacy_field(void **state)
 {
     (void)state;
@@ -240,7 +297,7 @@ static void test_topic_filters_array_takes_qos_from_subopts_else_legacy_field(vo
                "assert(tf[2].name == 'old/#')\n"
                "assert(math.type(tf[2].qos) == 'integer' and tf[2].qos == 1)\n"
                "assert(type(tf[2].subopts) == 'table')\n"
-               "assert(tf[2].subopts.qos == 0 and tf[2].subopts.share == '')\n");
+               "assert(tf[2].subopts.qos == 1 and tf[2].subopts.share == '')\n");
     lua_close(L);
 }
 
@@ -726,6 +783,8 @@ int main(void)
         cmocka_unit_test(test_conninfo_all_9_fields_become_named_values),
         cmocka_unit_test(test_message_binary_payload_integer_timestamp_and_headers_table),
         cmocka_unit_test(test_repeated_property_becomes_table_keyed_by_name),
+        cmocka_unit_test(test_user_properties_printed_by_brokers_before_5_9_become_a_table),
+        cmocka_unit_test(test_user_property_text_of_another_form_stays_a_string),
         cmocka_unit_test(test_topic_filters_array_takes_qos_from_subopts_else_legacy_field),
         cmocka_unit_test(test_subopts_carry_legacy_share),
         cmocka_unit_test(test_authorize_type_enum_becomes_publish_or_subscribe),
