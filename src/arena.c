@@ -73,6 +73,6 @@ static void pb_free(void *data, void *ptr)
 
 ProtobufCAllocator arena_protobuf_allocator(struct arena *a)
 {
-    ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = a};
-    return alloc;
+    ProtobufCAllocator allocator = {.alloc = pb_alloc, .free = pb_free, .allocator_data = a};
+    return allocator;
 }
