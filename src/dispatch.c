@@ -21,6 +21,7 @@ typedef Emqx__Exhook__V3__ValuedResponse pb_valued;
 struct call_ctx {
     struct script_engine *e;
     enum hook_id hook;
+    const struct script_module *module; /* whose handler ran last */
     int version;
     const ProtobufCMessageDescriptor *desc; /* of the request */
     const struct request_fields *fields;
@@ -115,6 +116,15 @@ static void add_user_props(lua_State *L, const struct call_ctx *c)
     lua_setfield(L, -2, "User-Property");
 }
 
+/* PUBLISH properties (v3) travel with the message they belong to: sets
+ * `props` in the message table on top of the stack. */
+static void add_publish_props(lua_State *L, const struct call_ctx *c)
+{
+    pb_field_to_lua(L, c->fields->props, c->req);
+    add_user_props(L, c);
+    lua_setfield(L, -2, "props");
+}
+
 static int push_args(lua_State *L, const struct call_ctx *c)
 {
     const struct hook_def *d = &hook_defs[c->hook];
@@ -124,12 +134,8 @@ static int push_args(lua_State *L, const struct call_ctx *c)
         if (strcmp(d->args[n], "props") == 0)
             add_user_props(L, c);
     }
-    if (c->hook == HOOK_MESSAGE_PUBLISH) {
-        /* PUBLISH properties (v3) travel with the message they belong to. */
-        pb_field_to_lua(L, c->fields->props, c->req);
-        add_user_props(L, c);
-        lua_setfield(L, -2, "props");
-    }
+    if (c->hook == HOOK_MESSAGE_PUBLISH)
+        add_publish_props(L, c);
     pb_field_to_lua(L, c->fields->meta, c->req);
     /* For the rare script that cares which broker generation calls. */
     static const char *const interfaces[] = {"v1", "v2", "v3"};
@@ -148,15 +154,20 @@ static int call_handler(lua_State *L, struct call_ctx *c, struct script_module *
         lua_pushvalue(L, i == 0 && first > 0 ? first : ARGS_SLOT + i);
     struct script_engine *e = c->e;
     e->current_module = m->name;
+    c->module = m;
     int64_t start = script_now_ns();
     script_arm_deadline(e, c->deadline_ns);
     int st = lua_pcall(L, nargs, 2, MSGH_SLOT);
-    e->current_module = NULL;
     char where[sizeof e->timeout_where];
     snprintf(where, sizeof where, "%s", e->timeout_where);
     bool timed_out = script_clear_timeout(e);
-    if (st == LUA_OK)
+    if (st == LUA_OK) {
+        /* What the handler returned is read next, and its metamethods are
+         * the module's code too: they run under a limit of their own. */
+        script_arm_deadline(e, c->deadline_ns);
         return 0;
+    }
+    e->current_module = NULL;
     const char *handler = hook_defs[c->hook].handler;
     if (timed_out) {
         long ms = (long)((script_now_ns() - start) / 1000000);
@@ -278,9 +289,19 @@ static void copy_message(lua_State *L, int idx)
 }
 
 /* Takes topic, qos, payload and headers of the table a handler returned
- * (at `t`) into the current message (at `cur`), checking each. */
+ * (at `t`) into the current message (at `cur`), checking each. When `t` is
+ * the message itself, every one of them must be there. */
 static int merge_message(lua_State *L, int cur, int t, char *why, size_t whylen)
 {
+    bool whole = lua_rawequal(L, cur, t);
+    static const char *const fields[] = {"topic", "qos", "payload", "headers"};
+    for (int i = 0; whole && i < 4; i++) {
+        if (lua_getfield(L, t, fields[i]) == LUA_TNIL) {
+            snprintf(why, whylen, "message.%s is missing", fields[i]);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
     lua_getfield(L, t, "topic");
     if (!lua_isnil(L, -1)) {
         const char *topic = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
@@ -462,6 +483,14 @@ static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
             return;
         }
         if (lua_istable(L, r1)) {
+            if (!arg && !lua_rawequal(L, r1, cur)) {
+                /* It had the message itself but returned another table:
+                 * start again from the request, so that edits it made in
+                 * place, and did not return, do not count. */
+                pb_field_to_lua(L, c->fields->args[0], c->req);
+                add_publish_props(L, c);
+                lua_replace(L, cur);
+            }
             char why[160];
             if (merge_message(L, cur, r1, why, sizeof why) != 0) {
                 bad_return(c, m, why);
@@ -572,12 +601,25 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
     lua_pushcfunction(L, run_call);
     lua_pushlightuserdata(L, &c);
     int st = lua_pcall(L, 1, 0, 0);
+    e->current_module = NULL;
+    char where[sizeof e->timeout_where];
+    snprintf(where, sizeof where, "%s", e->timeout_where);
+    bool timed_out = script_clear_timeout(e);
     if (st != LUA_OK) {
-        if (st == LUA_ERRMEM)
+        /* Outside a handler, Lua code runs only as metamethods of what a
+         * handler returned: that module's doing. */
+        const char *module = c.module ? c.module->name : "?";
+        const char *handler = hook_defs[hook].handler;
+        const char *msg = lua_tostring(L, -1);
+        if (timed_out)
+            fail(&c, GRPC_STATUS_DEADLINE_EXCEEDED,
+                 "module '%s' %s: stopped at %s in what it returned", module, handler, where);
+        else if (st == LUA_ERRMEM)
             fail(&c, GRPC_STATUS_RESOURCE_EXHAUSTED,
                  "%s: out of memory in the Lua state (memory_limit)", rpc);
         else
-            fail(&c, GRPC_STATUS_INTERNAL, "%s: %s", rpc, lua_tostring(L, -1));
+            fail(&c, GRPC_STATUS_UNKNOWN, "module '%s' %s: %.*s", module, handler,
+                 msg ? (int)strcspn(msg, "\n") : 28, msg ? msg : "error object is not a string");
         log_error("%s", out->error);
     }
     lua_settop(L, 0);

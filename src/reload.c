@@ -1,5 +1,6 @@
 #include "reload.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +49,44 @@ void reload_engine_free(struct script_engine *e)
     }
 }
 
-/* Settings a reload cannot change: the port is bound and the workers run. */
-static void warn_restart_settings(const struct config *old, const struct config *new)
+static bool same_text(const char *a, const char *b)
 {
-    if (strcmp(old->listen, new->listen) != 0 || old->workers != new->workers ||
-        old->shutdown_timeout_ms != new->shutdown_timeout_ms || old->log_level != new->log_level)
-        log_warn("reload: changes to [server] and [log] take effect after a restart");
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Settings a reload cannot change: the port is bound with its TLS
+ * credentials and the workers run. `running` keeps the values exhookd
+ * started with. */
+static void warn_restart_settings(const struct config *running, const struct config *new)
+{
+    if (!same_text(running->listen, new->listen) || running->workers != new->workers ||
+        running->shutdown_timeout_ms != new->shutdown_timeout_ms ||
+        running->max_message_size != new->max_message_size ||
+        running->log_level != new->log_level || !same_text(running->tls.cert, new->tls.cert) ||
+        !same_text(running->tls.key, new->tls.key) || !same_text(running->tls.ca, new->tls.ca) ||
+        running->tls.verify_client != new->tls.verify_client)
+        log_warn("reload: changes to [server], [tls] and [log] take effect after a restart");
+}
+
+/* Takes the [lua] and [topics] settings of `fresh` into `running`, and
+ * leaves the old ones in `fresh` to be freed. */
+static void take_script_settings(struct config *running, struct config *fresh)
+{
+#define SWAP(field)                                                                            \
+    do {                                                                                       \
+        __typeof__(running->field) tmp = running->field;                                      \
+        running->field = fresh->field;                                                         \
+        fresh->field = tmp;                                                                    \
+    } while (0)
+    SWAP(lua_path);
+    SWAP(init_modules);
+    SWAP(init_module_count);
+    SWAP(call_timeout_ms);
+    SWAP(memory_limit);
+    SWAP(sandbox);
+    for (int h = 0; h < HOOK_COUNT; h++)
+        SWAP(topics[h]);
+#undef SWAP
 }
 
 int reload_build(struct reload *r, int count, reload_publish_fn *publish, void *ctx)
@@ -79,12 +112,9 @@ int reload_build(struct reload *r, int count, reload_publish_fn *publish, void *
         if (!engines[built])
             goto fail;
     }
-    if (cfg == &fresh) {
-        cfg_free(&r->cfg);
-        r->cfg = fresh;
-    } else {
-        cfg_free(&fresh);
-    }
+    if (cfg == &fresh)
+        take_script_settings(&r->cfg, &fresh);
+    cfg_free(&fresh);
     uint64_t generation = ++r->generation;
     char hooks[2048];
     script_describe_hooks(engines[0], hooks, sizeof hooks);

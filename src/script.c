@@ -108,9 +108,12 @@ static int msgh(lua_State *L)
 
 void script_push_msgh(lua_State *L) { lua_pushcfunction(L, msgh); }
 
-/* Lua error text up to the traceback: the "file:line: what" part. */
+/* Lua error text up to the traceback: the "file:line: what" part. `msg` is
+ * NULL when the error object was not a string (error(nil), error({})). */
 static void first_line(char *err, size_t errlen, const char *prefix, const char *msg)
 {
+    if (!msg)
+        msg = "error object is not a string";
     size_t n = strcspn(msg, "\n");
     snprintf(err, errlen, "%s%.*s", prefix, (int)n, msg);
 }
@@ -289,6 +292,9 @@ static void user_code_error(struct script_engine *e, const struct script_module 
     else if (st == LUA_ERRMEM)
         errbuf_set(err, errlen, "%s%s: out of memory (memory_limit)", prefix,
                 m->file ? m->file : m->name);
+    else if (!lua_isstring(e->L, -1))
+        errbuf_set(err, errlen, "%s%s: error object is not a string", prefix,
+                   m->file ? m->file : m->name);
     else
         first_line(err, errlen, prefix, lua_tostring(e->L, -1));
 }
@@ -552,6 +558,9 @@ void script_engine_close(struct script_engine *e)
     for (int hk = 0; hk < HOOK_COUNT; hk++)
         cfg_filters_free(&e->specs[hk].topics);
     free(e->modules);
+    /* Finalizers (__gc) run now: under the time limit like any script code
+     * (an error there only becomes a warning). */
+    script_arm_deadline(e, INT64_MAX);
     lua_close(L);
     memset(e, 0, sizeof *e);
 }

@@ -216,7 +216,13 @@ static int64_t deadline_ns(gpr_timespec deadline)
     if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
         return INT64_MAX;
     gpr_timespec left = gpr_time_sub(deadline, gpr_now(deadline.clock_type));
-    return script_now_ns() + left.tv_sec * 1000000000 + left.tv_nsec;
+    int64_t now = script_now_ns();
+    if (left.tv_sec < 0)
+        return now;
+    /* A grpc-timeout of years must not wrap around into the past. */
+    if (left.tv_sec >= (INT64_MAX - now) / 1000000000 - 1)
+        return INT64_MAX;
+    return now + left.tv_sec * 1000000000 + left.tv_nsec;
 }
 
 static void serve(struct call *c)
@@ -233,7 +239,9 @@ static void serve(struct call *c)
     }
     const struct method *m = &w->srv->methods[c->method];
     if (c->method == HEALTH_METHOD) {
-        grpc_slice req = read_payload(c->payload);
+        /* A check without a message asks about the whole server, as an
+         * empty HealthCheckRequest would. */
+        grpc_slice req = c->payload ? read_payload(c->payload) : grpc_empty_slice();
         health_check(GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
                      !atomic_load(&w->srv->stopping), &w->reply);
         grpc_slice_unref(req);

@@ -76,9 +76,12 @@ int rpc_call_raw(struct rpc_client *c, const char *path, const void *data, size_
     grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
                                                grpc_slice_from_static_string(path), NULL,
                                                deadline, NULL);
-    grpc_slice body = grpc_slice_from_copied_buffer(data, len);
-    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&body, 1);
-    grpc_slice_unref(body);
+    grpc_byte_buffer *send = NULL;
+    if (data) {
+        grpc_slice body = grpc_slice_from_copied_buffer(data, len);
+        send = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+    }
     grpc_byte_buffer *recv = NULL;
     grpc_metadata_array initial_md, trailing_md;
     grpc_metadata_array_init(&initial_md);
@@ -86,22 +89,25 @@ int rpc_call_raw(struct rpc_client *c, const char *path, const void *data, size_
     grpc_slice details = grpc_empty_slice();
 
     grpc_op ops[6];
+    size_t n = 0;
     memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
-    ops[5].data.recv_status_on_client.status = &out->status;
-    ops[5].data.recv_status_on_client.status_details = &details;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (send) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = send;
+    }
+    ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &recv;
+    ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[n].data.recv_status_on_client.trailing_metadata = &trailing_md;
+    ops[n].data.recv_status_on_client.status = &out->status;
+    ops[n++].data.recv_status_on_client.status_details = &details;
 
     int rc = -1;
-    if (grpc_call_start_batch(call, ops, 6, call, NULL) == GRPC_CALL_OK) {
+    if (grpc_call_start_batch(call, ops, n, call, NULL) == GRPC_CALL_OK) {
         grpc_event ev =
             grpc_completion_queue_pluck(c->cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         rc = ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : -1;
@@ -122,7 +128,8 @@ int rpc_call_raw(struct rpc_client *c, const char *path, const void *data, size_
         grpc_byte_buffer_destroy(recv);
     }
     grpc_slice_unref(details);
-    grpc_byte_buffer_destroy(send);
+    if (send)
+        grpc_byte_buffer_destroy(send);
     grpc_metadata_array_destroy(&initial_md);
     grpc_metadata_array_destroy(&trailing_md);
     grpc_call_unref(call);

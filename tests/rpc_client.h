@@ -34,7 +34,8 @@ void rpc_client_set_timeout(struct rpc_client *c, int timeout_ms);
 void rpc_client_close(struct rpc_client *c);
 
 /* Calls `path` ("/emqx.exhook.v3.HookProvider/OnClientAuthenticate") with raw
- * request bytes. 0 when the call completed (whatever its status). */
+ * request bytes; data NULL sends no message at all (only a half-close). 0
+ * when the call completed (whatever its status). */
 int rpc_call_raw(struct rpc_client *c, const char *path, const void *data, size_t len,
                  struct rpc_result *out);
 

@@ -496,6 +496,89 @@ static void test_publish_in_place_edits_without_a_returned_table_never_reach_the
     }
 }
 
+/* The call's status and error after publishing on `topic` with module
+ * text `body`; *v is the reply when it succeeded. */
+static struct env *publish_with(const char *body, const char *extra, valued **v)
+{
+    struct env *t = open_env("m", extra, "m.lua", body, NULL);
+    Emqx__Exhook__V3__Message msg = message("a/b");
+    Emqx__Exhook__V3__MessagePublishRequest r = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
+    r.message = &msg;
+    call(t, HOOK_MESSAGE_PUBLISH, &r.base);
+    *v = t->out.status == GRPC_STATUS_OK
+             ? emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data)
+             : NULL;
+    return t;
+}
+
+static void test_publish_in_place_edits_are_checked_or_dropped_like_returned_ones(void **state)
+{
+    (void)state;
+    valued *v;
+    /* the message itself returned, with a field removed */
+    struct env *t = publish_with("function on_message_publish(m) m.headers = nil; return m end\n",
+                                 NULL, &v);
+    assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
+    assert_string_equal(t->out.error,
+                        "module 'm' on_message_publish: message.headers is missing");
+    close_env(t);
+    /* the message itself returned, with a header that is not a string */
+    t = publish_with("function on_message_publish(m) m.headers[1] = 'v'; return m end\n", NULL,
+                     &v);
+    assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
+    assert_string_equal(t->out.error,
+                        "module 'm' on_message_publish: message.headers must map strings to "
+                        "strings");
+    close_env(t);
+    /* edited in place, another table returned: only the returned fields count */
+    t = publish_with("function on_message_publish(m)\n"
+                     "  m.qos = 7; m.topic = 'x/#'; m.headers = nil\n"
+                     "  return {payload = 'p'}\n"
+                     "end\n",
+                     NULL, &v);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_string_equal(v->message->topic, "a/b");
+    assert_int_equal(v->message->qos, 1);
+    assert_int_equal(v->message->payload.len, 1);
+    assert_string_equal(header(v->message, "username"), "u1");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+}
+
+static void test_metamethods_of_a_returned_table_run_under_the_limits(void **state)
+{
+    (void)state;
+    valued *v;
+    /* an __index that never returns is stopped, and the state goes on */
+    struct env *t = publish_with(
+        "function on_message_publish(m)\n"
+        "  if m.topic == 'a/b' then\n"
+        "    return setmetatable({}, {__index = function() while true do end end})\n"
+        "  end\n"
+        "end\n",
+        "call_timeout = 100ms\n", &v);
+    assert_int_equal(t->out.status, GRPC_STATUS_DEADLINE_EXCEEDED);
+    char want[512];
+    snprintf(want, sizeof want,
+             "module 'm' on_message_publish: stopped at %s/m.lua:3 in what it returned",
+             t->fx.dir);
+    assert_string_equal(t->out.error, want);
+    v = publish(t, "c/d");
+    assert_int_equal(v->type, T_IGNORE);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    close_env(t);
+    /* an __index that raises a non-string error names the module */
+    t = publish_with("function on_message_publish(m)\n"
+                     "  return setmetatable({}, {__index = function() error(nil) end})\n"
+                     "end\n",
+                     NULL, &v);
+    assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
+    assert_string_equal(t->out.error,
+                        "module 'm' on_message_publish: error object is not a string");
+    close_env(t);
+}
+
 static void test_publish_drop_replaces_an_allow_publish_header(void **state)
 {
     (void)state;
@@ -796,6 +879,8 @@ int main(void)
         cmocka_unit_test(test_publish_chain_passes_changes_on_and_nil_keeps_message),
         cmocka_unit_test(test_publish_in_place_edits_without_a_returned_table_never_reach_the_reply),
         cmocka_unit_test(test_publish_drop_replaces_an_allow_publish_header),
+        cmocka_unit_test(test_publish_in_place_edits_are_checked_or_dropped_like_returned_ones),
+        cmocka_unit_test(test_metamethods_of_a_returned_table_run_under_the_limits),
         cmocka_unit_test(test_publish_invalid_changes_are_errors),
         cmocka_unit_test(test_publish_headers_numbers_become_strings),
         cmocka_unit_test(test_module_topic_filters_decide_who_sees_a_message),

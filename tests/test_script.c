@@ -715,6 +715,22 @@ static void test_strict_handler_table_raising_on_unknown_keys_does_not_abort(voi
 
 /* ---- errors ----------------------------------------------------------------------- */
 
+static void test_non_string_error_while_reading_the_module_table_is_a_load_error(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    char err[ERR_LEN];
+
+    fx_init(&fx);
+    fx_write(&fx, "odd.lua", "return setmetatable({}, {__index = function() error(nil) end})\n");
+    fx_configure(&fx, "odd", NULL);
+    open_fails(&fx, err, sizeof err);
+    char want[512];
+    snprintf(want, sizeof want, "%s/odd.lua: error object is not a string", fx.dir);
+    assert_string_equal(err, want);
+    fx_free(&fx);
+}
+
 static void test_missing_init_module_names_the_folder_and_tried_files(void **state)
 {
     (void)state;
@@ -915,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_module_wants_honours_handlers_and_filters),
         cmocka_unit_test(test_describe_hooks_lists_registered_hooks_with_filters),
         cmocka_unit_test(test_strict_handler_table_raising_on_unknown_keys_does_not_abort),
+        cmocka_unit_test(test_non_string_error_while_reading_the_module_table_is_a_load_error),
         cmocka_unit_test(test_missing_init_module_names_the_folder_and_tried_files),
         cmocka_unit_test(test_syntax_error_names_file_and_line),
         cmocka_unit_test(test_runtime_error_in_module_body_names_file_and_line),

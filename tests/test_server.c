@@ -404,6 +404,28 @@ static void test_health_check_serves_the_server_and_each_generation(void **state
     assert_int_equal(serving, -1);
 }
 
+static void test_calls_without_a_request_message_are_answered(void **state)
+{
+    struct world *w = *state;
+    struct rpc_result r;
+    /* a health check without a message asks about the whole server */
+    assert_int_equal(rpc_call_raw(w->client, "/grpc.health.v1.Health/Check", NULL, 0, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    Grpc__Health__V1__HealthCheckResponse *h =
+        grpc__health__v1__health_check_response__unpack(NULL, r.reply_len, r.reply);
+    assert_non_null(h);
+    assert_int_equal(h->status, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+    grpc__health__v1__health_check_response__free_unpacked(h, NULL);
+    rpc_result_free(&r);
+    /* a hook call without one is refused */
+    assert_int_equal(rpc_call_raw(w->client, "/emqx.exhook.v3.HookProvider/OnClientAuthenticate",
+                                  NULL, 0, &r),
+                     0);
+    assert_int_equal(r.status, GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(r.details, "the call carried no request message");
+    rpc_result_free(&r);
+}
+
 static void test_second_server_on_the_same_port_is_refused(void **state)
 {
     struct world *w = *state;
@@ -434,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_unknown_method_answers_unimplemented),
         cmocka_unit_test(test_malformed_request_answers_invalid_argument_without_message),
         cmocka_unit_test(test_health_check_serves_the_server_and_each_generation),
+        cmocka_unit_test(test_calls_without_a_request_message_are_answered),
         cmocka_unit_test(test_second_server_on_the_same_port_is_refused),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
