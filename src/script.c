@@ -60,7 +60,10 @@ static void time_hook(lua_State *L, lua_Debug *ar)
         if (script_now_ns() < e->deadline_ns)
             return;
         e->timed_out = true;
+        /* Both the thread that ran over (maybe a coroutine) and the main
+         * one: a coroutine's caller must not run on either. */
         lua_sethook(L, time_hook, LUA_MASKCOUNT, 1);
+        lua_sethook(e->L, time_hook, LUA_MASKCOUNT, 1);
         if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
             snprintf(e->timeout_where, sizeof e->timeout_where, "%s:%d", ar->short_src,
                      ar->currentline);

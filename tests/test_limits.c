@@ -132,6 +132,24 @@ static void test_endless_loop_in_a_coroutine_made_at_load_time_is_stopped(void *
     close_env(t);
 }
 
+static void test_caller_of_a_coroutine_that_ran_over_is_stopped_too(void **state)
+{
+    (void)state;
+    /* The coroutine is stopped; its caller catches that through resume and
+     * would go on, and set `escaped`, if only the coroutine were stopped. */
+    struct env *t = open_env(HANDLER("    local co = coroutine.create(function() while true do end end)\n"
+                                     "    coroutine.resume(co)\n"
+                                     "    _G.escaped = true\n"
+                                     "    while true do end"));
+    authenticate(t, "evil", INT64_MAX);
+    assert_int_equal(t->out.status, GRPC_STATUS_DEADLINE_EXCEEDED);
+    lua_getglobal(t->e.L, "escaped");
+    assert_true(lua_isnil(t->e.L, -1));
+    lua_pop(t->e.L, 1);
+    assert_state_works(t);
+    close_env(t);
+}
+
 static void test_broker_deadline_earlier_than_call_timeout_stops_the_handler(void **state)
 {
     (void)state;
@@ -255,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_endless_loop_is_stopped_with_deadline_exceeded),
         cmocka_unit_test(test_endless_loop_inside_pcall_cannot_swallow_the_stop),
         cmocka_unit_test(test_endless_loop_in_a_coroutine_made_at_load_time_is_stopped),
+        cmocka_unit_test(test_caller_of_a_coroutine_that_ran_over_is_stopped_too),
         cmocka_unit_test(test_broker_deadline_earlier_than_call_timeout_stops_the_handler),
         cmocka_unit_test(test_memory_bomb_gets_resource_exhausted_and_state_recovers),
         cmocka_unit_test(test_one_huge_allocation_in_c_is_refused),
