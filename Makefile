@@ -7,6 +7,8 @@ CONFIG     ?= etc/exhook.ini
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all deps build run test test-plain test-sanitize clean
+# The two suites use the same ports and must not run at the same time.
+.NOTPARALLEL:
 
 all: build
 
@@ -19,7 +21,7 @@ build: deps
 
 # Runs exhookd in the foreground with the shipped config and example scripts.
 run: build
-	./$(BUILD)/exhookd -c $(CONFIG)
+	$(BUILD)/exhookd -c $(CONFIG)
 
 # The whole suite twice: an optimised build with warnings as errors, then a
 # build under AddressSanitizer and UndefinedBehaviorSanitizer.

@@ -33,7 +33,6 @@ die() { say "$*"; exit 1; }
 "$ROOT/tools/install-deps.sh" protobuf-compiler protobuf-compiler-grpc libgrpc++-dev \
     libprotobuf-dev python3-grpcio python3-protobuf g++
 make -C "$ROOT" build BUILD="$BUILD" >&2
-[ -x "$BENCH" ] || cmake --build "$BUILD" --target exhook-bench >&2
 [ -x "$BENCH" ] || die "$BENCH was not built"
 cmake -S "$ROOT/bench/peer-cpp" -B "$BUILD/bench-peer-cpp" -DCMAKE_BUILD_TYPE=Release >&2
 cmake --build "$BUILD/bench-peer-cpp" -j "$(nproc)" >&2

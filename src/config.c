@@ -121,11 +121,7 @@ static int set_call_timeout(struct config *cfg, const char *key, const char *val
 {
     unsigned ms;
 
-    if (cfgv_duration_is_zero(value)) {
-        cfg->call_timeout_ms = 0;
-        return 0;
-    }
-    if (cfg_parse_duration_ms(value, &ms) != 0)
+    if (cfgv_parse_duration(value, true, &ms) != 0)
         return cfgv_fail(msg, msglen,
                          "%s: expected a duration up to 1h such as 500ms, 5s or 2m (0 = no limit), "
                          "got '%s'",

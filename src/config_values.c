@@ -203,18 +203,7 @@ bad:
     return cfgv_fail(msg, msglen, "%s: expected host:port, got '%s'", key, value);
 }
 
-bool cfgv_duration_is_zero(const char *value)
-{
-    uint64_t n;
-    const char *suffix;
-
-    if (cfgv_parse_uint(value, MAX_DURATION_MS, &n, &suffix) != 0 || n != 0)
-        return false;
-    return *suffix == '\0' || strcmp(suffix, "ms") == 0 || strcmp(suffix, "s") == 0 ||
-           strcmp(suffix, "m") == 0;
-}
-
-int cfg_parse_duration_ms(const char *text, unsigned *out_ms)
+int cfgv_parse_duration(const char *text, bool allow_zero, unsigned *out_ms)
 {
     uint64_t n;
     uint64_t unit;
@@ -234,10 +223,15 @@ int cfg_parse_duration_ms(const char *text, unsigned *out_ms)
         return -1;
     /* n is at most MAX_DURATION_MS + 1, so this cannot overflow 64 bits. */
     n *= unit;
-    if (n == 0 || n > MAX_DURATION_MS)
+    if ((n == 0 && !allow_zero) || n > MAX_DURATION_MS)
         return -1;
     *out_ms = (unsigned)n;
     return 0;
+}
+
+int cfg_parse_duration_ms(const char *text, unsigned *out_ms)
+{
+    return cfgv_parse_duration(text, false, out_ms);
 }
 
 int cfg_parse_size(const char *text, size_t *out_bytes)

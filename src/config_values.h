@@ -37,9 +37,9 @@ int cfgv_parse_filter_list(const char *key, const char *value, struct cfg_filter
 /* Checks a listen address: host:port, IPv6 hosts in brackets, port 1..65535. */
 int cfgv_check_listen(const char *key, const char *value, char *msg, size_t msglen);
 
-/* True for a well-formed zero duration: "0", "0ms", "0s", "0m" (cfg_parse_duration_ms
- * rejects these, as most durations make no sense at zero). */
-bool cfgv_duration_is_zero(const char *value);
+/* cfg_parse_duration_ms, where `allow_zero` also accepts a zero duration
+ * ("0", "0ms", "0s", "0m"). */
+int cfgv_parse_duration(const char *text, bool allow_zero, unsigned *out_ms);
 
 /* true, yes, on, 1 / false, no, off, 0, in any case, into *out. */
 int cfgv_parse_bool(const char *key, const char *value, bool *out, char *msg, size_t msglen);

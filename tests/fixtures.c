@@ -62,3 +62,36 @@ void fx_free(struct fixture *fx)
     nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     cfg_free(&fx->cfg);
 }
+
+struct efx *efx_open(const char *modules, const char *extra, ...)
+{
+    struct efx *t = calloc(1, sizeof *t);
+    fx_init(&t->fx);
+    va_list ap;
+    va_start(ap, extra);
+    for (const char *file; (file = va_arg(ap, const char *));)
+        fx_write(&t->fx, file, va_arg(ap, const char *));
+    va_end(ap);
+    fx_configure(&t->fx, modules, extra);
+    char err[512];
+    if (script_engine_open(&t->e, &t->fx.cfg, 1, err, sizeof err) != 0)
+        fail_msg("engine does not open: %s", err);
+    return t;
+}
+
+void efx_close(struct efx *t)
+{
+    script_engine_close(&t->e);
+    dispatch_reply_free(&t->out);
+    fx_free(&t->fx);
+    free(t);
+}
+
+void efx_call(struct efx *t, enum hook_id hook, const ProtobufCMessage *req, int64_t deadline_ns)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(len + 1);
+    protobuf_c_message_pack(req, buf);
+    dispatch_call(&t->e, hook, 3, buf, len, deadline_ns, &t->out);
+    free(buf);
+}

@@ -3,7 +3,11 @@
 
 /* A throw-away scripts folder and a config pointing at it. */
 
+#include <stdint.h>
+
 #include "config.h"
+#include "dispatch.h"
+#include "script.h"
 
 struct fixture {
     char dir[256];
@@ -23,5 +27,23 @@ void fx_configure(struct fixture *fx, const char *modules, const char *extra);
 
 /* Removes the folder and frees the config. */
 void fx_free(struct fixture *fx);
+
+/* A Lua engine over a throw-away scripts folder, and the reply of its last
+ * call. */
+struct efx {
+    struct fixture fx;
+    struct script_engine e;
+    struct dispatch_reply out;
+};
+
+/* Writes the (file name, text) pairs that follow `extra` (NULL-terminated),
+ * configures init_module = `modules` with `extra` appended to the ini, and
+ * opens the engine as worker 1. Fails the test if it does not open. */
+struct efx *efx_open(const char *modules, const char *extra, ...);
+void efx_close(struct efx *t);
+
+/* Packs `req` and serves it as a v3 call of `hook` with the broker deadline
+ * `deadline_ns` (INT64_MAX: none); the reply is in t->out. */
+void efx_call(struct efx *t, enum hook_id hook, const ProtobufCMessage *req, int64_t deadline_ns);
 
 #endif

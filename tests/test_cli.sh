@@ -7,16 +7,11 @@ set -u
 BIN=$1
 SRC=$2
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"; [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null' EXIT
+trap 'stop_servers; rm -rf "$WORK"' EXIT
 . "$(dirname "$0")/testlib.sh"
 
-# run <args...>: sets RC, OUT, ERR
-run() {
-    "$BIN" "$@" >"$WORK/out" 2>"$WORK/err"
-    RC=$?
-    OUT=$(cat "$WORK/out")
-    ERR=$(cat "$WORK/err")
-}
+# run <args...>: runs exhookd; sets RC, OUT, ERR
+run() { run_cmd "$BIN" "$@"; }
 
 cd "$SRC" || exit 1
 
@@ -62,17 +57,11 @@ run --frobnicate
 check "an unknown option exits 2" $? "rc=$RC"
 
 # A running server, a second one on its port, reloads, then SIGTERM.
-PORT=$(( 20000 + RANDOM % 20000 ))
 mkdir -p "$WORK/live"
 printf 'function on_client_connected(ci) end\n' >"$WORK/live/m.lua"
-printf '[server]\nlisten = 127.0.0.1:%s\nworkers = 1\n[lua]\npath = %s/live\ninit_module = m\n' \
-    "$PORT" "$WORK" >"$WORK/run.ini"
-"$BIN" -c "$WORK/run.ini" 2>"$WORK/run.log" &
-PID=$!
-for _ in $(seq 1 100); do
-    grep -q "listening on" "$WORK/run.log" 2>/dev/null && break
-    sleep 0.05
-done
+start_exhookd run "$WORK/live" m info
+PID=$SERVER_PID
+wait_log "$WORK/run.log" "listening on"
 grep -q "listening on 127.0.0.1:$PORT (port $PORT) with 1 workers" "$WORK/run.log"
 check "the server starts and says where it listens" $? "$(cat "$WORK/run.log")"
 
@@ -80,27 +69,19 @@ run -c "$WORK/run.ini"
 [ $RC -eq 1 ] && grep -q "error \[main\] cannot listen on 127.0.0.1:$PORT: the address is in use" <<<"$ERR"
 check "a port in use is one clear error line, exit 1" $? "rc=$RC err=$ERR"
 
-# wait_log <pattern>: waits (at most 5 s) for a line in the server's log
-wait_log() {
-    for _ in $(seq 1 100); do
-        grep -q "$1" "$WORK/run.log" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 kill -USR1 "$PID"
-wait_log "info  \[main\] stats: 0 calls, 0 errors, 0 timeouts, 0 memory failures since start"
+wait_log "$WORK/run.log" "info  \[main\] stats: 0 calls, 0 errors, 0 timeouts, 0 memory failures since start"
 check "SIGUSR1 logs the counters" $? "$(cat "$WORK/run.log")"
 
 printf 'function on_client_connected(ci)\n  if then end\nend\n' >"$WORK/live/m.lua"
 kill -HUP "$PID"
-wait_log "reload failed, the running scripts stay: $WORK/live/m.lua:2: unexpected symbol near 'then'"
+wait_log "$WORK/run.log" "reload failed, the running scripts stay: $WORK/live/m.lua:2: unexpected symbol near 'then'"
 check "SIGHUP with a broken script keeps the running scripts and says why" $? "$(cat "$WORK/run.log")"
 
 printf 'function on_client_connected(ci) end\nfunction on_message_publish(m) end\n' >"$WORK/live/m.lua"
 kill -HUP "$PID"
-wait_log "reloaded scripts (generation 1) in [0-9.]* ms; hooks: client.connected, message.publish$"
+wait_log "$WORK/run.log" "reloaded scripts (generation 1) in [0-9.]* ms; hooks: client.connected, message.publish$"
 check "SIGHUP with a good edit loads the new scripts" $? "$(cat "$WORK/run.log")"
 
 kill -TERM "$PID"

@@ -30,6 +30,59 @@ static void assert_load_error(const char *text, const char *expected)
     cfg_free(&cfg);
 }
 
+/* One accepted spelling of a value and the number it must give. */
+struct form {
+    const char *text;
+    uint64_t want;
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void load_ok(struct config *cfg, const char *text);
+
+/* Loads "[section]\nkey = <text>" for every form and checks the integer
+ * field of struct config at `offset` (`size` bytes wide). */
+static void assert_forms(const char *section, const char *key, size_t offset, size_t size,
+                         const struct form *forms, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct config cfg;
+        char text[128];
+        snprintf(text, sizeof text, "[%s]\n%s = %s\n", section, key, forms[i].text);
+        load_ok(&cfg, text);
+        uint64_t got = 0;
+        if (size == sizeof(unsigned)) {
+            unsigned v;
+            memcpy(&v, (const char *)&cfg + offset, sizeof v);
+            got = v;
+        } else {
+            size_t v;
+            memcpy(&v, (const char *)&cfg + offset, sizeof v);
+            got = v;
+        }
+        if (got != forms[i].want)
+            fail_msg("%s = %s: got %llu, expected %llu", key, forms[i].text,
+                     (unsigned long long)got, (unsigned long long)forms[i].want);
+        cfg_free(&cfg);
+    }
+}
+#define ASSERT_FORMS(section, field, key, forms)                                                   \
+    assert_forms(section, key, offsetof(struct config, field),                                     \
+                 sizeof(((struct config *)0)->field), forms, COUNT(forms))
+
+/* `before` then "key = <bad>" on line `line`, for every bad value: the error
+ * is "t.ini:<line>: key: <why>, got '<bad>'". */
+static void assert_bad_values(const char *before, int line, const char *key, const char *why,
+                              const char *const *bad, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char text[256], expected[512];
+        snprintf(text, sizeof text, "%s%s = %s\n", before, key, bad[i]);
+        snprintf(expected, sizeof expected, "t.ini:%d: %s: %s, got '%s'", line, key, why, bad[i]);
+        assert_load_error(text, expected);
+    }
+}
+
 static void load_ok(struct config *cfg, const char *text)
 {
     char err[ERR_LEN] = "";
@@ -229,8 +282,11 @@ static void test_every_log_level_name_is_accepted(void **state)
     static const struct {
         const char *text;
         enum log_level level;
-    } cases[] = {{"debug", LOG_DEBUG}, {"info", LOG_INFO},   {"warn", LOG_WARN},
-                 {"warning", LOG_WARN}, {"error", LOG_ERROR}};
+    } cases[] = {{"debug", LOG_DEBUG},
+                 {"info", LOG_INFO},
+                 {"warn", LOG_WARN},
+                 {"warning", LOG_WARN},
+                 {"error", LOG_ERROR}};
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct config cfg;
@@ -271,28 +327,16 @@ static void test_call_timeout_zero_means_no_limit(void **state)
 
 static void test_call_timeout_accepts_every_form(void **state)
 {
-    static const struct {
-        const char *text;
-        unsigned ms;
-    } cases[] = {{"1", 1},     {"1ms", 1},     {"1500", 1500},   {"500ms", 500},
-                 {"5s", 5000}, {"2m", 120000}, {"60m", 3600000}, {"3600000", 3600000}};
+    static const struct form forms[] = {{"1", 1},         {"1ms", 1},          {"1500", 1500},
+                                        {"500ms", 500},   {"5s", 5000},        {"2m", 120000},
+                                        {"60m", 3600000}, {"3600000", 3600000}};
     (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct config cfg;
-        char text[64];
-        snprintf(text, sizeof text, "[lua]\ncall_timeout = %s\n", cases[i].text);
-        load_ok(&cfg, text);
-        assert_int_equal(cfg.call_timeout_ms, cases[i].ms);
-        cfg_free(&cfg);
-    }
+    ASSERT_FORMS("lua", call_timeout_ms, "call_timeout", forms);
 }
 
 static void test_memory_limit_accepts_every_form(void **state)
 {
-    static const struct {
-        const char *text;
-        size_t bytes;
-    } cases[] = {
+    static const struct form forms[] = {
         {"0", 0},
         {"0MB", 0},
         {"1MB", 1024 * 1024},
@@ -310,16 +354,7 @@ static void test_memory_limit_accepts_every_form(void **state)
         {"68719476736", (size_t)64 * 1024 * 1024 * 1024},
     };
     (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct config cfg;
-        char text[64];
-        snprintf(text, sizeof text, "[lua]\nmemory_limit = %s\n", cases[i].text);
-        load_ok(&cfg, text);
-        if (cfg.memory_limit != cases[i].bytes)
-            fail_msg("memory_limit = %s: got %zu, expected %zu", cases[i].text, cfg.memory_limit,
-                     cases[i].bytes);
-        cfg_free(&cfg);
-    }
+    ASSERT_FORMS("lua", memory_limit, "memory_limit", forms);
 }
 
 static void test_every_sandbox_boolean_is_accepted(void **state)
@@ -327,10 +362,9 @@ static void test_every_sandbox_boolean_is_accepted(void **state)
     static const struct {
         const char *text;
         bool value;
-    } cases[] = {{"true", true},   {"TRUE", true},   {"True", true},  {"yes", true},
-                 {"Yes", true},    {"on", true},     {"ON", true},    {"1", true},
-                 {"false", false}, {"FALSE", false}, {"no", false},   {"NO", false},
-                 {"off", false},   {"Off", false},   {"0", false}};
+    } cases[] = {{"true", true}, {"TRUE", true}, {"True", true}, {"yes", true},    {"Yes", true},
+                 {"on", true},   {"ON", true},   {"1", true},    {"false", false}, {"FALSE", false},
+                 {"no", false},  {"NO", false},  {"off", false}, {"Off", false},   {"0", false}};
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct config cfg;
@@ -350,28 +384,16 @@ static void test_every_sandbox_boolean_is_accepted(void **state)
 
 static void test_shutdown_timeout_accepts_every_form(void **state)
 {
-    static const struct {
-        const char *text;
-        unsigned ms;
-    } cases[] = {{"1", 1},       {"1ms", 1},     {"250ms", 250},   {"1500", 1500},
-                 {"30s", 30000}, {"2m", 120000}, {"60m", 3600000}, {"3600s", 3600000}};
+    static const struct form forms[] = {{"1", 1},         {"1ms", 1},        {"250ms", 250},
+                                        {"1500", 1500},   {"30s", 30000},    {"2m", 120000},
+                                        {"60m", 3600000}, {"3600s", 3600000}};
     (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct config cfg;
-        char text[64];
-        snprintf(text, sizeof text, "[server]\nshutdown_timeout = %s\n", cases[i].text);
-        load_ok(&cfg, text);
-        assert_int_equal(cfg.shutdown_timeout_ms, cases[i].ms);
-        cfg_free(&cfg);
-    }
+    ASSERT_FORMS("server", shutdown_timeout_ms, "shutdown_timeout", forms);
 }
 
 static void test_max_message_size_accepts_every_form(void **state)
 {
-    static const struct {
-        const char *text;
-        size_t bytes;
-    } cases[] = {
+    static const struct form forms[] = {
         {"1KB", 1024},
         {"1024", 1024},
         {"1k", 1024},
@@ -387,16 +409,7 @@ static void test_max_message_size_accepts_every_form(void **state)
         {"1073741824", (size_t)1024 * 1024 * 1024},
     };
     (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct config cfg;
-        char text[64];
-        snprintf(text, sizeof text, "[server]\nmax_message_size = %s\n", cases[i].text);
-        load_ok(&cfg, text);
-        if (cfg.max_message_size != cases[i].bytes)
-            fail_msg("max_message_size = %s: got %zu, expected %zu", cases[i].text,
-                     cfg.max_message_size, cases[i].bytes);
-        cfg_free(&cfg);
-    }
+    ASSERT_FORMS("server", max_message_size, "max_message_size", forms);
 }
 
 static void test_tls_cert_and_key_alone_give_tls_without_client_check(void **state)
@@ -476,10 +489,9 @@ static void test_every_verify_client_boolean_is_accepted(void **state)
     static const struct {
         const char *text;
         bool value;
-    } cases[] = {{"true", true},   {"TRUE", true},   {"True", true},  {"yes", true},
-                 {"Yes", true},    {"on", true},     {"ON", true},    {"1", true},
-                 {"false", false}, {"FALSE", false}, {"no", false},   {"NO", false},
-                 {"off", false},   {"Off", false},   {"0", false}};
+    } cases[] = {{"true", true}, {"TRUE", true}, {"True", true}, {"yes", true},    {"Yes", true},
+                 {"on", true},   {"ON", true},   {"1", true},    {"false", false}, {"FALSE", false},
+                 {"no", false},  {"NO", false},  {"off", false}, {"Off", false},   {"0", false}};
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct config cfg;
@@ -836,8 +848,8 @@ static void test_listen_port_out_of_range_is_an_error(void **state)
 
 static void test_workers_out_of_range_or_not_integer_is_an_error(void **state)
 {
-    static const char *bad[] = {"257", "-1", "abc", "1.5", "4 workers", "", "+3",
-                                "99999999999999999999999"};
+    static const char *bad[] = {"257",       "-1", "abc", "1.5",
+                                "4 workers", "",   "+3",  "99999999999999999999999"};
     (void)state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[128];
@@ -909,85 +921,65 @@ static void test_init_module_listed_twice_is_an_error(void **state)
 
 static void test_bad_call_timeout_is_an_error(void **state)
 {
-    static const char *bad[] = {"-5s", "5x", "5 s", "s", "", "1.5s", "61m", "3600001",
-                                "5S", "5sec", "1h", "-0", "+0", "0x", "0 s", "0S", "0h",
-                                "99999999999999999999999"};
+    static const char *const bad[] = {
+        "-5s",  "5x", "5 s", "s",  "",   "1.5s", "61m", "3600001", "5S",
+        "5sec", "1h", "-0",  "+0", "0x", "0 s",  "0S",  "0h",      "99999999999999999999999"};
     (void)state;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char text[128];
-        char expected[256];
-        snprintf(text, sizeof text, "[lua]\ncall_timeout = %s\n", bad[i]);
-        snprintf(expected, sizeof expected,
-                 "t.ini:2: call_timeout: expected a duration up to 1h such as 500ms, 5s or 2m "
-                 "(0 = no limit), got '%s'",
-                 bad[i]);
-        assert_load_error(text, expected);
-    }
+    assert_bad_values("[lua]\n", 2, "call_timeout",
+                      "expected a duration up to 1h such as 500ms, 5s or 2m (0 = no limit)", bad,
+                      COUNT(bad));
 }
 
 static void test_bad_memory_limit_is_an_error(void **state)
 {
-    static const char *bad[] = {"64 MB", "-1", "-64MB", "+64MB", "", "MB", "1.5GB", "65GB",
-                                "65537MB", "68719476737", "64MiB", "64B", "1TB", "64MBB",
-                                "64KBM", "abc", "99999999999999999999999"};
+    static const char *const bad[] = {"64 MB",
+                                      "-1",
+                                      "-64MB",
+                                      "+64MB",
+                                      "",
+                                      "MB",
+                                      "1.5GB",
+                                      "65GB",
+                                      "65537MB",
+                                      "68719476737",
+                                      "64MiB",
+                                      "64B",
+                                      "1TB",
+                                      "64MBB",
+                                      "64KBM",
+                                      "abc",
+                                      "99999999999999999999999"};
     (void)state;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char text[128];
-        char expected[256];
-        snprintf(text, sizeof text, "[lua]\nmemory_limit = %s\n", bad[i]);
-        snprintf(expected, sizeof expected,
-                 "t.ini:2: memory_limit: expected a size up to 64GB such as 512KB, 64MB or 1GB "
-                 "(0 = no limit), got '%s'",
-                 bad[i]);
-        assert_load_error(text, expected);
-    }
+    assert_bad_values("[lua]\n", 2, "memory_limit",
+                      "expected a size up to 64GB such as 512KB, 64MB or 1GB (0 = no limit)", bad,
+                      COUNT(bad));
 }
 
 static void test_memory_limit_below_1mb_is_an_error(void **state)
 {
-    static const char *small[] = {"1", "1023", "1048575", "512KB", "1023k", "1023KB"};
+    static const char *const small[] = {"1", "1023", "1048575", "512KB", "1023k", "1023KB"};
     (void)state;
-    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
-        char text[128];
-        char expected[256];
-        snprintf(text, sizeof text, "[server]\nworkers = 1\n[lua]\nmemory_limit = %s\n",
-                 small[i]);
-        snprintf(expected, sizeof expected,
-                 "t.ini:4: memory_limit: at least 1MB, or 0 for no limit, got '%s'", small[i]);
-        assert_load_error(text, expected);
-    }
+    assert_bad_values("[server]\nworkers = 1\n[lua]\n", 4, "memory_limit",
+                      "at least 1MB, or 0 for no limit", small, COUNT(small));
 }
 
 static void test_bad_sandbox_is_an_error(void **state)
 {
-    static const char *bad[] = {"", "2", "-1", "y", "n", "t", "f", "tru", "enabled",
-                                "disabled", "true false", "00", "none"};
+    static const char *const bad[] = {"",    "2",       "-1",       "y",          "n",  "t",   "f",
+                                      "tru", "enabled", "disabled", "true false", "00", "none"};
     (void)state;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char text[128];
-        char expected[256];
-        snprintf(text, sizeof text, "[lua]\npath = x\nsandbox = %s\n", bad[i]);
-        snprintf(expected, sizeof expected, "t.ini:3: sandbox: expected true or false, got '%s'",
-                 bad[i]);
-        assert_load_error(text, expected);
-    }
+    assert_bad_values("[lua]\npath = x\n", 3, "sandbox", "expected true or false", bad, COUNT(bad));
 }
 
 static void test_bad_shutdown_timeout_is_an_error(void **state)
 {
-    static const char *bad[] = {"0", "0s", "0ms", "-5s", "5x", "5 s", "s", "", "1.5s",
-                                "61m", "3600001", "5S", "1h", "99999999999999999999999"};
+    static const char *const bad[] = {
+        "0", "0s",   "0ms", "-5s",     "5x", "5 s", "s",
+        "",  "1.5s", "61m", "3600001", "5S", "1h",  "99999999999999999999999"};
     (void)state;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char text[128];
-        char expected[256];
-        snprintf(text, sizeof text, "[server]\nshutdown_timeout = %s\n", bad[i]);
-        snprintf(expected, sizeof expected,
-                 "t.ini:2: shutdown_timeout: expected a duration from 1ms to 1h such as 500ms, "
-                 "5s or 2m, got '%s'",
-                 bad[i]);
-        assert_load_error(text, expected);
-    }
+    assert_bad_values("[server]\n", 2, "shutdown_timeout",
+                      "expected a duration from 1ms to 1h such as 500ms, 5s or 2m", bad,
+                      COUNT(bad));
 }
 
 static void test_new_keys_are_in_their_own_sections_only(void **state)
@@ -1014,21 +1006,13 @@ static void test_duplicate_new_keys_are_errors(void **state)
 
 static void test_bad_max_message_size_is_an_error(void **state)
 {
-    static const char *bad[] = {"0",    "1",     "1023", "1023B", "0m",   "0KB",
-                                "1073741825", "1025MB", "2GB", "64GB", "65GB", "",
-                                "4 MB", "-4MB",  "+4MB", "4MiB",  "4.5MB", "MB",
-                                "4MBB", "abc",   "99999999999999999999999"};
+    static const char *const bad[] = {
+        "0",      "1",    "1023",  "1023B", "0m",   "0KB",  "1073741825",
+        "1025MB", "2GB",  "64GB",  "65GB",  "",     "4 MB", "-4MB",
+        "+4MB",   "4MiB", "4.5MB", "MB",    "4MBB", "abc",  "99999999999999999999999"};
     (void)state;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char text[128];
-        char expected[256];
-        snprintf(text, sizeof text, "[server]\nmax_message_size = %s\n", bad[i]);
-        snprintf(expected, sizeof expected,
-                 "t.ini:2: max_message_size: expected a size from 1KB to 1GB such as 4MB, "
-                 "got '%s'",
-                 bad[i]);
-        assert_load_error(text, expected);
-    }
+    assert_bad_values("[server]\n", 2, "max_message_size",
+                      "expected a size from 1KB to 1GB such as 4MB", bad, COUNT(bad));
 }
 
 static void test_empty_tls_path_is_an_error(void **state)
@@ -1041,8 +1025,8 @@ static void test_empty_tls_path_is_an_error(void **state)
 
 static void test_bad_verify_client_is_an_error(void **state)
 {
-    static const char *bad[] = {"", "2", "-1", "y", "n", "t", "f", "tru", "required",
-                                "optional", "true false", "00", "none"};
+    static const char *bad[] = {"",    "2",        "-1",       "y",          "n",  "t",   "f",
+                                "tru", "required", "optional", "true false", "00", "none"};
     (void)state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[128];
@@ -1141,7 +1125,8 @@ static void test_tls_keys_are_in_their_own_section_only(void **state)
 static void test_duplicate_tls_keys_are_errors(void **state)
 {
     (void)state;
-    assert_load_error("[tls]\ncert = a\ncert = b\n", "t.ini:3: duplicate key 'cert' in section [tls]");
+    assert_load_error("[tls]\ncert = a\ncert = b\n",
+                      "t.ini:3: duplicate key 'cert' in section [tls]");
     assert_load_error("[tls]\nkey = a\n[log]\nlevel = info\n[tls]\nkey = b\n",
                       "t.ini:6: duplicate key 'key' in section [tls]");
     assert_load_error("[tls]\nca = a\nca = b\n", "t.ini:3: duplicate key 'ca' in section [tls]");
@@ -1154,8 +1139,9 @@ static void test_duplicate_tls_keys_are_errors(void **state)
 static void test_bad_log_level_is_an_error(void **state)
 {
     (void)state;
-    assert_load_error("[log]\nlevel = verbose\n",
-                      "t.ini:2: level: expected debug, info, warn, warning or error, got 'verbose'");
+    assert_load_error(
+        "[log]\nlevel = verbose\n",
+        "t.ini:2: level: expected debug, info, warn, warning or error, got 'verbose'");
     assert_load_error("[log]\nlevel =\n",
                       "t.ini:2: level: expected debug, info, warn, warning or error, got ''");
 }
@@ -1244,8 +1230,9 @@ static void test_duration_bounds_are_1ms_to_1h(void **state)
 
 static void test_duration_rejects_malformed_text(void **state)
 {
-    static const char *bad[] = {"", "ms", "-1", "+1", " 5s", "5s ", "5 s", "1.5s", "5x",
-                                "5mss", "5S", "5MS", "1h", "1e3", "99999999999999999999999m"};
+    static const char *bad[] = {"",    "ms",  "-1",   "+1",  " 5s",
+                                "5s ", "5 s", "1.5s", "5x",  "5mss",
+                                "5S",  "5MS", "1h",   "1e3", "99999999999999999999999m"};
     unsigned ms;
 
     (void)state;
@@ -1329,10 +1316,10 @@ static void test_size_upper_bound_is_64gb(void **state)
 
 static void test_size_rejects_malformed_text(void **state)
 {
-    static const char *bad[] = {"",     "KB",   "M",     "-1",   "-64MB", "+64MB", " 64MB",
-                                "64MB ", "64 MB", "64 M", "1.5GB", "1e6",  "64B",   "64b",
-                                "64MiB", "64MBB", "64KM", "1T",   "1TB",   "64x",   "0x10",
-                                "64MB;", "sixty-four"};
+    static const char *bad[] = {"",      "KB",    "M",     "-1",    "-64MB",     "+64MB",
+                                " 64MB", "64MB ", "64 MB", "64 M",  "1.5GB",     "1e6",
+                                "64B",   "64b",   "64MiB", "64MBB", "64KM",      "1T",
+                                "1TB",   "64x",   "0x10",  "64MB;", "sixty-four"};
     size_t bytes = 42;
 
     (void)state;

@@ -25,46 +25,12 @@ typedef Emqx__Exhook__V3__ValuedResponse valued;
 #define V_BOOL EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT
 #define V_MESSAGE EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE
 
-struct env {
-    struct fixture fx;
-    struct script_engine e;
-    struct dispatch_reply out;
-};
-
-static struct env *open_env(const char *modules, const char *extra, ...)
+static void call(struct efx *t, enum hook_id hook, const ProtobufCMessage *req)
 {
-    struct env *t = calloc(1, sizeof *t);
-    fx_init(&t->fx);
-    va_list ap;
-    va_start(ap, extra);
-    for (const char *file; (file = va_arg(ap, const char *));)
-        fx_write(&t->fx, file, va_arg(ap, const char *));
-    va_end(ap);
-    fx_configure(&t->fx, modules, extra);
-    char err[512];
-    if (script_engine_open(&t->e, &t->fx.cfg, 1, err, sizeof err) != 0)
-        fail_msg("engine does not open: %s", err);
-    return t;
+    efx_call(t, hook, req, INT64_MAX);
 }
 
-static void close_env(struct env *t)
-{
-    script_engine_close(&t->e);
-    dispatch_reply_free(&t->out);
-    fx_free(&t->fx);
-    free(t);
-}
-
-static void call(struct env *t, enum hook_id hook, const ProtobufCMessage *req)
-{
-    size_t len = protobuf_c_message_get_packed_size(req);
-    uint8_t *buf = malloc(len + 1);
-    protobuf_c_message_pack(req, buf);
-    dispatch_call(&t->e, hook, 3, buf, len, INT64_MAX, &t->out);
-    free(buf);
-}
-
-static valued *call_valued(struct env *t, enum hook_id hook, const ProtobufCMessage *req)
+static valued *call_valued(struct efx *t, enum hook_id hook, const ProtobufCMessage *req)
 {
     call(t, hook, req);
     if (t->out.status != GRPC_STATUS_OK)
@@ -75,7 +41,7 @@ static valued *call_valued(struct env *t, enum hook_id hook, const ProtobufCMess
 }
 
 /* Reads global `name` of the shared Lua globals as an integer. */
-static lua_Integer global_int(struct env *t, const char *name)
+static lua_Integer global_int(struct efx *t, const char *name)
 {
     lua_getglobal(t->e.L, name);
     lua_Integer v = lua_tointeger(t->e.L, -1);
@@ -83,7 +49,7 @@ static lua_Integer global_int(struct env *t, const char *name)
     return v;
 }
 
-static const char *global_str(struct env *t, const char *name, char *buf, size_t len)
+static const char *global_str(struct efx *t, const char *name, char *buf, size_t len)
 {
     lua_getglobal(t->e.L, name);
     snprintf(buf, len, "%s", lua_isstring(t->e.L, -1) ? lua_tostring(t->e.L, -1) : "(nil)");
@@ -115,7 +81,7 @@ static Emqx__Exhook__V3__RequestMeta meta(void)
     return m;
 }
 
-static valued *authenticate(struct env *t, const char *username)
+static valued *authenticate(struct efx *t, const char *username)
 {
     Emqx__Exhook__V3__ClientInfo ci = client(username);
     Emqx__Exhook__V3__RequestMeta m = meta();
@@ -149,7 +115,7 @@ static Emqx__Exhook__V3__Message message(const char *topic)
     return msg;
 }
 
-static valued *publish(struct env *t, const char *topic)
+static valued *publish(struct efx *t, const char *topic)
 {
     Emqx__Exhook__V3__Message msg = message(topic);
     Emqx__Exhook__V3__RequestMeta m = meta();
@@ -191,7 +157,7 @@ static const char *auth_module = "local M = {}\n"
 static void test_authenticate_true_false_nil_map_to_stop_and_ignore(void **state)
 {
     (void)state;
-    struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
+    struct efx *t = efx_open("auth", NULL, "auth.lua", auth_module, NULL);
     valued *v = authenticate(t, "bad");
     assert_int_equal(v->type, T_STOP);
     assert_int_equal(v->value_case, V_BOOL);
@@ -208,25 +174,25 @@ static void test_authenticate_true_false_nil_map_to_stop_and_ignore(void **state
     assert_int_equal(v->type, T_IGNORE);
     assert_int_equal(v->value_case, EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE__NOT_SET);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_authenticate_continue_word_gives_continue(void **state)
 {
     (void)state;
-    struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
+    struct efx *t = efx_open("auth", NULL, "auth.lua", auth_module, NULL);
     valued *v = authenticate(t, "soft");
     assert_int_equal(v->type, T_CONTINUE);
     assert_int_equal(v->value_case, V_BOOL);
     assert_true(v->bool_result);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_verdict_first_module_with_an_opinion_decides(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "a, b, c", NULL, "a.lua",
         "calls = 0\nfunction on_client_authenticate(ci) _G.order = 'a' end\n", "b.lua",
         "function on_client_authenticate(ci) _G.order = _G.order .. 'b'; return false end\n",
@@ -237,13 +203,13 @@ static void test_verdict_first_module_with_an_opinion_decides(void **state)
     char buf[64];
     assert_string_equal(global_str(t, "order", buf, sizeof buf), "ab");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_verdict_bad_return_value_is_an_error_naming_the_module(void **state)
 {
     (void)state;
-    struct env *t = open_env("odd", NULL, "odd.lua",
+    struct efx *t = efx_open("odd", NULL, "odd.lua",
                              "function on_client_authenticate() return 'yes' end\n", NULL);
     Emqx__Exhook__V3__ClientAuthenticateRequest r =
         EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
@@ -252,13 +218,13 @@ static void test_verdict_bad_return_value_is_an_error_naming_the_module(void **s
     assert_string_equal(t->out.error,
                         "module 'odd' on_client_authenticate: returned string, nil; expected "
                         "true, false or nil, optionally followed by \"continue\"");
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_authorize_gets_action_topic_result_and_meta(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "acl", NULL, "acl.lua",
         "function on_client_check_acl(ci, action, topic, result, meta)\n"
         "  _G.seen = table.concat({ci.username, action, topic, tostring(result), meta.node,\n"
@@ -288,7 +254,7 @@ static void test_authorize_gets_action_topic_result_and_meta(void **state)
     assert_string_equal(global_str(t, "seen", buf, sizeof buf),
                         "u1 publish t/1 true emqx@127.0.0.1 emqxcl");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -296,7 +262,7 @@ static void test_authorize_gets_action_topic_result_and_meta(void **state)
 static void test_runtime_error_answers_unknown_with_module_and_line_then_recovers(void **state)
 {
     (void)state;
-    struct env *t = open_env("boom", NULL, "boom.lua",
+    struct efx *t = efx_open("boom", NULL, "boom.lua",
                              "function on_client_authenticate(ci)\n"
                              "  if ci.username == 'x' then error('boom') end\n"
                              "  return true\n"
@@ -318,31 +284,31 @@ static void test_runtime_error_answers_unknown_with_module_and_line_then_recover
     assert_int_equal(v->type, T_STOP);
     assert_true(v->bool_result);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_malformed_request_bytes_answer_invalid_argument(void **state)
 {
     (void)state;
-    struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
+    struct efx *t = efx_open("auth", NULL, "auth.lua", auth_module, NULL);
     static const uint8_t junk[] = {0x0a, 0x7f, 0x01};
     dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, 3, junk, sizeof junk, INT64_MAX, &t->out);
     assert_int_equal(t->out.status, GRPC_STATUS_INVALID_ARGUMENT);
     assert_string_equal(t->out.error,
                         "OnClientAuthenticate: malformed ClientAuthenticateRequest (3 bytes)");
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_empty_request_is_all_defaults(void **state)
 {
     (void)state;
-    struct env *t = open_env("auth", NULL, "auth.lua", auth_module, NULL);
+    struct efx *t = efx_open("auth", NULL, "auth.lua", auth_module, NULL);
     dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, 3, (const uint8_t *)"", 0, INT64_MAX, &t->out);
     assert_int_equal(t->out.status, GRPC_STATUS_OK);
     valued *v = emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
     assert_int_equal(v->type, T_IGNORE);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 /* ---- message.publish --------------------------------------------------- */
@@ -350,19 +316,19 @@ static void test_empty_request_is_all_defaults(void **state)
 static void test_publish_nil_everywhere_answers_ignore(void **state)
 {
     (void)state;
-    struct env *t = open_env("p", NULL, "p.lua",
+    struct efx *t = efx_open("p", NULL, "p.lua",
                              "function on_message_publish(m) m.topic = 'changed' end\n", NULL);
     valued *v = publish(t, "a/b");
     assert_int_equal(v->type, T_IGNORE);
     assert_int_equal(v->value_case, EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE__NOT_SET);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_publish_table_answers_continue_with_whole_message(void **state)
 {
     (void)state;
-    struct env *t = open_env("p", NULL, "p.lua",
+    struct efx *t = efx_open("p", NULL, "p.lua",
                              "function on_message_publish(m)\n"
                              "  m.topic = 'new/' .. m.topic\n"
                              "  m.headers.stamp = 'yes'\n"
@@ -382,13 +348,13 @@ static void test_publish_table_answers_continue_with_whole_message(void **state)
     assert_null(header(m, "allow_publish"));
     assert_untouched_fields(m);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_publish_partial_table_keeps_other_fields(void **state)
 {
     (void)state;
-    struct env *t = open_env("p", NULL, "p.lua",
+    struct efx *t = efx_open("p", NULL, "p.lua",
                              "function on_message_publish(m) return {qos = 2, payload = 'x'} end\n",
                              NULL);
     valued *v = publish(t, "a/b");
@@ -399,13 +365,13 @@ static void test_publish_partial_table_keeps_other_fields(void **state)
     assert_memory_equal(v->message->payload.data, "x", 1);
     assert_string_equal(header(v->message, "username"), "u1");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_publish_false_drops_with_allow_publish_false(void **state)
 {
     (void)state;
-    struct env *t = open_env("a, b", NULL, "a.lua",
+    struct efx *t = efx_open("a, b", NULL, "a.lua",
                              "function on_message_publish(m) return false end\n", "b.lua",
                              "function on_message_publish(m) error('not after a drop') end\n",
                              NULL);
@@ -418,13 +384,13 @@ static void test_publish_false_drops_with_allow_publish_false(void **state)
     assert_string_equal(header(v->message, "allow_publish"), "false");
     assert_untouched_fields(v->message);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_publish_stop_word_stops_the_chain(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "a, b", NULL, "a.lua",
         "function on_message_publish(m) m.payload = 'A'; return m, 'stop' end\n", "b.lua",
         "function on_message_publish(m) error('not after stop') end\n", NULL);
@@ -434,13 +400,13 @@ static void test_publish_stop_word_stops_the_chain(void **state)
     assert_memory_equal(v->message->payload.data, "A", 1);
     assert_null(header(v->message, "allow_publish"));
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_publish_chain_passes_changes_on_and_nil_keeps_message(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "a, b, c", NULL, "a.lua",
         "function on_message_publish(m) m.topic = 'x/y'; return m end\n", "b.lua",
         /* changes its copy in place but returns nil: nothing of it stays */
@@ -458,7 +424,7 @@ static void test_publish_chain_passes_changes_on_and_nil_keeps_message(void **st
     assert_memory_equal(v->message->payload.data, "x/y", 3);
     assert_null(header(v->message, "lost"));
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static size_t header_count(const Emqx__Exhook__V3__Message *m, const char *key)
@@ -481,7 +447,7 @@ static void test_publish_in_place_edits_without_a_returned_table_never_reach_the
     for (size_t i = 0; i < 2; i++) {
         char body[256];
         snprintf(body, sizeof body, "function on_message_publish(m) %s end\n", bodies[i]);
-        struct env *t = open_env("p", NULL, "p.lua", body, NULL);
+        struct efx *t = efx_open("p", NULL, "p.lua", body, NULL);
         valued *v = publish(t, "a/b");
         assert_int_equal(v->type, T_STOP);
         assert_string_equal(v->message->topic, "a/b");
@@ -492,15 +458,15 @@ static void test_publish_in_place_edits_without_a_returned_table_never_reach_the
         assert_int_equal(header_count(v->message, "allow_publish"), i == 1);
         assert_untouched_fields(v->message);
         emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-        close_env(t);
+        efx_close(t);
     }
 }
 
 /* The call's status and error after publishing on `topic` with module
  * text `body`; *v is the reply when it succeeded. */
-static struct env *publish_with(const char *body, const char *extra, valued **v)
+static struct efx *publish_with(const char *body, const char *extra, valued **v)
 {
-    struct env *t = open_env("m", extra, "m.lua", body, NULL);
+    struct efx *t = efx_open("m", extra, "m.lua", body, NULL);
     Emqx__Exhook__V3__Message msg = message("a/b");
     Emqx__Exhook__V3__MessagePublishRequest r = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
     r.message = &msg;
@@ -516,12 +482,12 @@ static void test_publish_in_place_edits_are_checked_or_dropped_like_returned_one
     (void)state;
     valued *v;
     /* the message itself returned, with a field removed */
-    struct env *t = publish_with("function on_message_publish(m) m.headers = nil; return m end\n",
+    struct efx *t = publish_with("function on_message_publish(m) m.headers = nil; return m end\n",
                                  NULL, &v);
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
     assert_string_equal(t->out.error,
                         "module 'm' on_message_publish: message.headers is missing");
-    close_env(t);
+    efx_close(t);
     /* the message itself returned, with a header that is not a string */
     t = publish_with("function on_message_publish(m) m.headers[1] = 'v'; return m end\n", NULL,
                      &v);
@@ -529,7 +495,7 @@ static void test_publish_in_place_edits_are_checked_or_dropped_like_returned_one
     assert_string_equal(t->out.error,
                         "module 'm' on_message_publish: message.headers must map strings to "
                         "strings");
-    close_env(t);
+    efx_close(t);
     /* edited in place, another table returned: only the returned fields count */
     t = publish_with("function on_message_publish(m)\n"
                      "  m.qos = 7; m.topic = 'x/#'; m.headers = nil\n"
@@ -543,7 +509,7 @@ static void test_publish_in_place_edits_are_checked_or_dropped_like_returned_one
     assert_int_equal(v->message->payload.len, 1);
     assert_string_equal(header(v->message, "username"), "u1");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_metamethods_of_a_returned_table_run_under_the_limits(void **state)
@@ -551,7 +517,7 @@ static void test_metamethods_of_a_returned_table_run_under_the_limits(void **sta
     (void)state;
     valued *v;
     /* an __index that never returns is stopped, and the state goes on */
-    struct env *t = publish_with(
+    struct efx *t = publish_with(
         "function on_message_publish(m)\n"
         "  if m.topic == 'a/b' then\n"
         "    return setmetatable({}, {__index = function() while true do end end})\n"
@@ -567,7 +533,7 @@ static void test_metamethods_of_a_returned_table_run_under_the_limits(void **sta
     v = publish(t, "c/d");
     assert_int_equal(v->type, T_IGNORE);
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
     /* an __index that raises a non-string error names the module */
     t = publish_with("function on_message_publish(m)\n"
                      "  return setmetatable({}, {__index = function() error(nil) end})\n"
@@ -576,13 +542,13 @@ static void test_metamethods_of_a_returned_table_run_under_the_limits(void **sta
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
     assert_string_equal(t->out.error,
                         "module 'm' on_message_publish: error object is not a string");
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_publish_drop_replaces_an_allow_publish_header(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "p", NULL, "p.lua",
         "function on_message_publish(m)\n"
         "  if m.headers.allow_publish then return false end\n"
@@ -594,9 +560,9 @@ static void test_publish_drop_replaces_an_allow_publish_header(void **state)
     assert_int_equal(v->type, T_CONTINUE);
     assert_string_equal(header(v->message, "allow_publish"), "true");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
     /* ... and a chain where one module sets it and the next drops */
-    t = open_env("a, b", NULL, "a.lua",
+    t = efx_open("a, b", NULL, "a.lua",
                  "function on_message_publish(m) m.headers.allow_publish = 'true'; return m end\n",
                  "b.lua", "function on_message_publish(m) return false end\n", NULL);
     v = publish(t, "a/b");
@@ -604,7 +570,7 @@ static void test_publish_drop_replaces_an_allow_publish_header(void **state)
     assert_int_equal(header_count(v->message, "allow_publish"), 1);
     assert_string_equal(header(v->message, "allow_publish"), "false");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_publish_invalid_changes_are_errors(void **state)
@@ -625,7 +591,7 @@ static void test_publish_invalid_changes_are_errors(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char body[256];
         snprintf(body, sizeof body, "function on_message_publish(m) %s end\n", cases[i].body);
-        struct env *t = open_env("bad", NULL, "bad.lua", body, NULL);
+        struct efx *t = efx_open("bad", NULL, "bad.lua", body, NULL);
         Emqx__Exhook__V3__Message msg = message("a/b");
         Emqx__Exhook__V3__MessagePublishRequest r = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
         r.message = &msg;
@@ -634,26 +600,26 @@ static void test_publish_invalid_changes_are_errors(void **state)
         snprintf(expected, sizeof expected, "module 'bad' on_message_publish: %s", cases[i].why);
         assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
         assert_string_equal(t->out.error, expected);
-        close_env(t);
+        efx_close(t);
     }
 }
 
 static void test_publish_headers_numbers_become_strings(void **state)
 {
     (void)state;
-    struct env *t = open_env("p", NULL, "p.lua",
+    struct efx *t = efx_open("p", NULL, "p.lua",
                              "function on_message_publish(m) m.headers.n = 7; return m end\n",
                              NULL);
     valued *v = publish(t, "a/b");
     assert_string_equal(header(v->message, "n"), "7");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_module_topic_filters_decide_who_sees_a_message(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "only_a, cfg, every", "[topics]\nmessage.publish = cfg/#\n", "only_a.lua",
         "topics = {['message.publish'] = {'a/#'}}\n"
         "function on_message_publish(m) _G.seen = (_G.seen or '') .. 'A' end\n",
@@ -671,7 +637,7 @@ static void test_module_topic_filters_decide_who_sees_a_message(void **state)
     v = publish(t, "cfg/1");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
     assert_string_equal(global_str(t, "seen", buf, sizeof buf), "CE");
-    close_env(t);
+    efx_close(t);
 }
 
 /* ---- notifications and provider hooks ----------------------------------- */
@@ -679,7 +645,7 @@ static void test_module_topic_filters_decide_who_sees_a_message(void **state)
 static void test_notify_runs_every_module_and_answers_empty(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "a, b", NULL, "a.lua",
         "function on_client_connected(ci, meta) _G.n = (_G.n or 0) + 1; return false end\n",
         "b.lua",
@@ -695,13 +661,13 @@ static void test_notify_runs_every_module_and_answers_empty(void **state)
     assert_int_equal(global_int(t, "n"), 11);
     char buf[16];
     assert_string_equal(global_str(t, "who", buf, sizeof buf), "c1");
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_properties_and_user_properties_are_read_by_name(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "props", NULL, "props.lua",
         "function on_client_connect(conninfo, props, meta)\n"
         "  _G.seen = conninfo.clientid .. ' ' .. props['Session-Expiry-Interval'] .. ' ' ..\n"
@@ -729,13 +695,13 @@ static void test_properties_and_user_properties_are_read_by_name(void **state)
     assert_int_equal(t->out.status, GRPC_STATUS_OK);
     char buf[64];
     assert_string_equal(global_str(t, "seen", buf, sizeof buf), "c9 30 eu 5.8.0");
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_provider_loaded_calls_handler_and_lists_hooks(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "a, b", NULL, "a.lua",
         "topics = {['message.publish'] = {'a/#', 'shared/+'}}\n"
         "function on_provider_loaded(broker, meta) _G.seen = broker.version .. ' ' .. "
@@ -770,13 +736,13 @@ static void test_provider_loaded_calls_handler_and_lists_hooks(void **state)
     assert_string_equal(lr->hooks[2]->topics[0], "a/#");
     assert_string_equal(lr->hooks[2]->topics[1], "shared/+");
     emqx__exhook__v3__loaded_response__free_unpacked(lr, NULL);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_exhook_log_joins_arguments_and_names_the_module(void **state)
 {
     (void)state;
-    struct env *t = open_env("m", NULL, "m.lua",
+    struct efx *t = efx_open("m", NULL, "m.lua",
                              "function on_client_connected(ci)\n"
                              "  exhook.log('warn', 'hello', 1, true, nil, ci.clientid)\n"
                              "  exhook.log('debug', 'below the level: not written')\n"
@@ -806,13 +772,13 @@ static void test_exhook_log_joins_arguments_and_names_the_module(void **state)
     const char *line = strchr(text, ' ');
     assert_non_null(line);
     assert_string_equal(line, " warn  [main] [m] hello 1 true nil c1\n");
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_v1_and_v2_provider_loaded_use_their_generations_names(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = efx_open(
         "acl", NULL, "acl.lua",
         "function on_provider_loaded(broker, meta)\n"
         "  _G.seen = tostring(broker.uptime) .. ' ' .. meta.interface\n"
@@ -857,7 +823,7 @@ static void test_v1_and_v2_provider_loaded_use_their_generations_names(void **st
     len = protobuf_c_message_pack(&r1.base, buf);
     dispatch_call(&t->e, HOOK_PROVIDER_LOADED, 2, buf, len, INT64_MAX, &t->out);
     assert_int_equal(t->out.status, GRPC_STATUS_INVALID_ARGUMENT);
-    close_env(t);
+    efx_close(t);
 }
 
 int main(void)

@@ -25,46 +25,24 @@
     "  return true\n"                                                                       \
     "end\n"
 
-struct env {
-    struct fixture fx;
-    struct script_engine e;
-    struct dispatch_reply out;
-};
-
-static struct env *open_env(const char *module_text)
+/* Module "m" with `text`, under LIMITS. */
+static struct efx *open_env(const char *text)
 {
-    struct env *t = calloc(1, sizeof *t);
-    fx_init(&t->fx);
-    fx_write(&t->fx, "m.lua", module_text);
-    fx_configure(&t->fx, "m", LIMITS);
-    char err[512];
-    if (script_engine_open(&t->e, &t->fx.cfg, 1, err, sizeof err) != 0)
-        fail_msg("engine does not open: %s", err);
-    return t;
+    return efx_open("m", LIMITS, "m.lua", text, NULL);
 }
 
-static void close_env(struct env *t)
-{
-    script_engine_close(&t->e);
-    dispatch_reply_free(&t->out);
-    fx_free(&t->fx);
-    free(t);
-}
-
-static void authenticate(struct env *t, const char *username, int64_t deadline_ns)
+static void authenticate(struct efx *t, const char *username, int64_t deadline_ns)
 {
     Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
     ci.username = (char *)username;
     Emqx__Exhook__V3__ClientAuthenticateRequest r =
         EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
     r.clientinfo = &ci;
-    uint8_t buf[256];
-    size_t len = protobuf_c_message_pack(&r.base, buf);
-    dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, 3, buf, len, deadline_ns, &t->out);
+    efx_call(t, HOOK_CLIENT_AUTHENTICATE, &r.base, deadline_ns);
 }
 
 /* The state still answers: a well-behaved call gets STOP_AND_RETURN true. */
-static void assert_state_works(struct env *t)
+static void assert_state_works(struct efx *t)
 {
     authenticate(t, "fine", INT64_MAX);
     if (t->out.status != GRPC_STATUS_OK)
@@ -79,7 +57,7 @@ static void assert_state_works(struct env *t)
 }
 
 /* "module 'm' on_client_authenticate: stopped at <dir>/m.lua:<line> after " */
-static void assert_stopped_at(struct env *t, int line)
+static void assert_stopped_at(struct efx *t, int line)
 {
     assert_int_equal(t->out.status, GRPC_STATUS_DEADLINE_EXCEEDED);
     char prefix[512];
@@ -93,20 +71,20 @@ static void assert_stopped_at(struct env *t, int line)
 static void test_endless_loop_is_stopped_with_deadline_exceeded(void **state)
 {
     (void)state;
-    struct env *t = open_env(HANDLER("    while true do end"));
+    struct efx *t = open_env(HANDLER("    while true do end"));
     int64_t start = script_now_ns();
     authenticate(t, "evil", INT64_MAX);
     int64_t took_ms = (script_now_ns() - start) / 1000000;
     assert_stopped_at(t, 3);
     assert_true(took_ms >= 100);
     assert_state_works(t);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_endless_loop_inside_pcall_cannot_swallow_the_stop(void **state)
 {
     (void)state;
-    struct env *t = open_env(
+    struct efx *t = open_env(
         HANDLER("    while true do\n"
                 "      pcall(function() while true do end end)\n"
                 "      xpcall(function() while true do end end, function(e) return e end)\n"
@@ -118,18 +96,18 @@ static void test_endless_loop_inside_pcall_cannot_swallow_the_stop(void **state)
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_DEADLINE_EXCEEDED);
     assert_state_works(t);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_endless_loop_in_a_coroutine_made_at_load_time_is_stopped(void **state)
 {
     (void)state;
-    struct env *t = open_env("local spin = coroutine.wrap(function() while true do end end)\n"
+    struct efx *t = open_env("local spin = coroutine.wrap(function() while true do end end)\n"
                              HANDLER("    spin()"));
     authenticate(t, "evil", INT64_MAX);
     assert_stopped_at(t, 1);
     assert_state_works(t);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_caller_of_a_coroutine_that_ran_over_is_stopped_too(void **state)
@@ -137,7 +115,7 @@ static void test_caller_of_a_coroutine_that_ran_over_is_stopped_too(void **state
     (void)state;
     /* The coroutine is stopped; its caller catches that through resume and
      * would go on, and set `escaped`, if only the coroutine were stopped. */
-    struct env *t = open_env(HANDLER("    local co = coroutine.create(function() while true do end end)\n"
+    struct efx *t = open_env(HANDLER("    local co = coroutine.create(function() while true do end end)\n"
                                      "    coroutine.resume(co)\n"
                                      "    _G.escaped = true\n"
                                      "    while true do end"));
@@ -147,18 +125,14 @@ static void test_caller_of_a_coroutine_that_ran_over_is_stopped_too(void **state
     assert_true(lua_isnil(t->e.L, -1));
     lua_pop(t->e.L, 1);
     assert_state_works(t);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_broker_deadline_earlier_than_call_timeout_stops_the_handler(void **state)
 {
     (void)state;
-    struct env *t = calloc(1, sizeof *t);
-    fx_init(&t->fx);
-    fx_write(&t->fx, "m.lua", HANDLER("    while true do end"));
-    fx_configure(&t->fx, "m", "call_timeout = 1m\n");
-    char err[512];
-    assert_int_equal(script_engine_open(&t->e, &t->fx.cfg, 1, err, sizeof err), 0);
+    struct efx *t = efx_open("m", "call_timeout = 1m\n", "m.lua",
+                             HANDLER("    while true do end"), NULL);
     int64_t start = script_now_ns();
     authenticate(t, "evil", start + 50 * 1000000LL);
     int64_t took_ms = (script_now_ns() - start) / 1000000;
@@ -166,13 +140,13 @@ static void test_broker_deadline_earlier_than_call_timeout_stops_the_handler(voi
     assert_true(took_ms >= 50);
     assert_true(took_ms < 30000); /* the broker's 50 ms, not the minute */
     assert_state_works(t);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_memory_bomb_gets_resource_exhausted_and_state_recovers(void **state)
 {
     (void)state;
-    struct env *t = open_env(HANDLER("    local t = {}\n"
+    struct efx *t = open_env(HANDLER("    local t = {}\n"
                                      "    while true do t[#t + 1] = string.rep('x', 65536) .. #t end"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
@@ -182,7 +156,7 @@ static void test_memory_bomb_gets_resource_exhausted_and_state_recovers(void **s
     assert_state_works(t);
     lua_gc(t->e.L, LUA_GCCOLLECT);
     assert_true(t->e.mem_used < 1024 * 1024);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_one_huge_allocation_in_c_is_refused(void **state)
@@ -190,28 +164,28 @@ static void test_one_huge_allocation_in_c_is_refused(void **state)
     (void)state;
     /* string.rep runs as one C call: the count hook never sees it, the
      * allocator does. */
-    struct env *t = open_env(HANDLER("    local s = string.rep('x', 1 << 30)"));
+    struct efx *t = open_env(HANDLER("    local s = string.rep('x', 1 << 30)"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
     assert_state_works(t);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_memory_error_caught_by_the_script_is_the_scripts_business(void **state)
 {
     (void)state;
-    struct env *t = open_env("function on_client_authenticate(ci)\n"
+    struct efx *t = open_env("function on_client_authenticate(ci)\n"
                              "  local ok = pcall(string.rep, 'x', 1 << 30)\n"
                              "  return not ok\n"
                              "end\n");
     assert_state_works(t); /* pcall returned false: the handler answered true */
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_os_exit_is_not_available_and_the_call_fails_cleanly(void **state)
 {
     (void)state;
-    struct env *t = open_env(HANDLER("    os.exit(3)"));
+    struct efx *t = open_env(HANDLER("    os.exit(3)"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
     char expected[512];
@@ -221,18 +195,18 @@ static void test_os_exit_is_not_available_and_the_call_fails_cleanly(void **stat
              t->fx.dir);
     assert_string_equal(t->out.error, expected);
     assert_state_works(t);
-    close_env(t);
+    efx_close(t);
 }
 
 static void test_runtime_error_answers_unknown_and_next_call_works(void **state)
 {
     (void)state;
-    struct env *t = open_env(HANDLER("    local x = nil; return x.field"));
+    struct efx *t = open_env(HANDLER("    local x = nil; return x.field"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
     assert_non_null(strstr(t->out.error, "m.lua:3: attempt to index a nil value"));
     assert_state_works(t);
-    close_env(t);
+    efx_close(t);
 }
 
 /* Module bodies and init() run under both limits too. */
