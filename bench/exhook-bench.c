@@ -38,7 +38,6 @@
 
 static struct bcli_opts opt;
 
-static char g_package[32];
 static char g_paths[HOOK_COUNT][96];
 static int64_t g_start, g_warm_end, g_end; /* monotonic ns */
 static atomic_llong g_budget;              /* measured calls handed out (with -n) */
@@ -369,10 +368,8 @@ static bool connect_all(struct conn *conns, int n)
 int main(int argc, char **argv)
 {
     bcli_parse(argc, argv, &opt);
-    snprintf(g_package, sizeof g_package, "emqx.exhook.v%d", opt.version);
     for (int h = 0; h < HOOK_COUNT; h++)
-        snprintf(g_paths[h], sizeof g_paths[h], "/%s.HookProvider/%s", g_package,
-                 hooks_rpc(h, opt.version));
+        hooks_path(g_paths[h], sizeof g_paths[h], h, opt.version);
     breq_build(opt.sc, opt.version);
 
     grpc_init();
@@ -404,9 +401,9 @@ int main(int argc, char **argv)
             snprintf(stop, sizeof stop, "calls=%lld", opt.calls);
         else
             snprintf(stop, sizeof stop, "duration=%gs", opt.duration);
-        printf("exhook-bench: target=%s interface=v%d (/%s.HookProvider) rpc=%s\n"
+        printf("exhook-bench: target=%s interface=v%d (/emqx.exhook.v%d.HookProvider) rpc=%s\n"
                "exhook-bench: connections=%d in_flight=%d threads=%d warmup=%gs %s, %s\n",
-               opt.target, opt.version, g_package, opt.sc->name, opt.connections, opt.in_flight,
+               opt.target, opt.version, opt.version, opt.sc->name, opt.connections, opt.in_flight,
                opt.threads, opt.warmup, stop, load);
         fflush(stdout);
     }

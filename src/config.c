@@ -401,7 +401,7 @@ static int topics_entry(struct load_state *st, const char *name, const char *val
     char msg[MSG_MAX];
     int id = hooks_find_by_name(name);
 
-    if (id < 0 || id >= HOOK_COUNT) {
+    if (id < 0) {
         record(st, "unknown hook '%s' in [topics] (expected one of " MESSAGE_HOOK_NAMES ")", name);
         return 0;
     }
@@ -427,7 +427,6 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 {
     struct load_state *st = user;
     char msg[MSG_MAX];
-    bool section_has_keys = false;
 
     if (st->kind == LINE_CONTINUATION) {
         record(st, "indented line continues the value of '%s'; multi-line values are not "
@@ -444,7 +443,6 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         const struct key_def *def = &key_defs[i];
         if (strcmp(def->section, section) != 0)
             continue;
-        section_has_keys = true;
         if (strcmp(def->name, name) != 0)
             continue;
         if (st->seen[i]) {
@@ -458,17 +456,14 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         }
         return 1;
     }
-    /* classify() rejects unknown section headers first; kept for safety. */
-    if (!section_has_keys)
-        record(st, "unknown section [%s]", section);
-    else
-        record(st, "unknown key '%s' in section [%s]", name, section);
+    /* classify() has already rejected unknown section headers. */
+    record(st, "unknown key '%s' in section [%s]", name, section);
     return 0;
 }
 
 /* The [tls] keys that only make sense together. Checked on the whole result,
  * since the keys may come in any order; there is no single line to blame. */
-static const char *tls_problem(const struct config *cfg)
+const char *cfg_tls_problem(const struct config *cfg)
 {
     if ((cfg->tls.cert == NULL) != (cfg->tls.key == NULL))
         return "cert and key go together: set both or neither";
@@ -500,7 +495,7 @@ static int load_text(struct config *cfg, const char *text, size_t len, const cha
         errbuf_set(err, errlen, "%s: parse error %d", name, rc);
         return -1;
     }
-    const char *why = tls_problem(cfg);
+    const char *why = cfg_tls_problem(cfg);
     if (why != NULL) {
         errbuf_set(err, errlen, "%s: [tls] %s", name, why);
         return -1;

@@ -58,6 +58,10 @@ void cfg_free(struct config *cfg);
  * cannot be read or is larger. */
 char *cfg_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen);
 
+/* What is wrong with the [tls] keys taken together (cert without key, ...),
+ * or NULL. cfg_load checks it; tls.c again, for a config built by hand. */
+const char *cfg_tls_problem(const struct config *cfg);
+
 /* Frees the filters of `f` and leaves it empty. */
 void cfg_filters_free(struct cfg_filters *f);
 

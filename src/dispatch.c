@@ -131,7 +131,7 @@ static int push_args(lua_State *L, const struct call_ctx *c)
     int n = 0;
     for (; n < HOOK_MAX_ARGS && d->args[n]; n++) {
         pb_field_to_lua(L, c->fields->args[n], c->req);
-        if (strcmp(d->args[n], "props") == 0)
+        if (c->fields->args[n] == c->fields->props)
             add_user_props(L, c);
     }
     if (c->hook == HOOK_MESSAGE_PUBLISH)
@@ -443,16 +443,6 @@ static void pack_publish(lua_State *L, struct call_ctx *c, int cur, int type, bo
     pack_reply(c, &reply.base);
 }
 
-/* Whether a module after the i-th one handles this hook. */
-static bool later_handler(const struct call_ctx *c, size_t i)
-{
-    for (size_t j = i + 1; j < c->e->module_count; j++) {
-        if (c->e->modules[j].handlers[c->hook] != LUA_NOREF)
-            return true;
-    }
-    return false;
-}
-
 /* message.publish: each module sees the message as the previous ones left
  * it; nil keeps it, a table changes it, false drops it. */
 static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
@@ -461,17 +451,21 @@ static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
     bool changed = false, stop = false, drop = false;
     for (size_t i = 0; i < c->e->module_count && !stop; i++) {
         struct script_module *m = &c->e->modules[i];
-        lua_getfield(L, cur, "topic");
-        bool wants = script_module_wants(m, c->hook, lua_tostring(L, -1));
-        lua_pop(L, 1);
-        if (!wants)
+        if (m->handlers[c->hook] == LUA_NOREF)
             continue;
+        if (m->filters[c->hook].count) {
+            lua_getfield(L, cur, "topic");
+            bool wants = script_module_wants(m, c->hook, lua_tostring(L, -1));
+            lua_pop(L, 1);
+            if (!wants)
+                continue;
+        }
         /* A module edits a copy, so that returning nil leaves the message
          * as it was. While nothing has changed and no later module would
          * see it, the table itself will do: a nil or false answer is then
          * built from the request, not from the table. */
         int base = lua_gettop(L), arg = 0;
-        if (changed || later_handler(c, i)) {
+        if (changed || (int)i < c->e->specs[c->hook].last_module) {
             copy_message(L, cur);
             arg = lua_gettop(L);
         }

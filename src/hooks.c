@@ -1,5 +1,6 @@
 #include "hooks.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "exhook.pb-c.h"
@@ -108,4 +109,9 @@ const ProtobufCMessageDescriptor *hooks_request(enum hook_id id, int version)
 {
     return version == 1 && hook_defs[id].request_v1 ? hook_defs[id].request_v1
                                                     : hook_defs[id].request;
+}
+
+void hooks_path(char *buf, size_t len, enum hook_id id, int version)
+{
+    snprintf(buf, len, "/emqx.exhook.v%d.HookProvider/%s", version, hooks_rpc(id, version));
 }

@@ -8,6 +8,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum hook_id {
     HOOK_PROVIDER_LOADED = 0,
@@ -75,6 +76,11 @@ extern const struct hook_generation hook_generations[HOOK_GENERATION_COUNT];
 const char *hooks_rpc(enum hook_id id, int version);
 const char *hooks_name(enum hook_id id, int version);
 const ProtobufCMessageDescriptor *hooks_request(enum hook_id id, int version);
+
+/* The gRPC method path of `id` in generation `version`, e.g.
+ * "/emqx.exhook.v3.HookProvider/OnClientAuthenticate". A `version` outside
+ * 1..3 gives the v3 method under package emqx.exhook.v<version>. */
+void hooks_path(char *buf, size_t len, enum hook_id id, int version);
 
 /* Index of the hook with EMQX name `name` ("message.publish"), or -1. */
 int hooks_find_by_name(const char *name);

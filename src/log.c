@@ -31,8 +31,6 @@ int log_level_parse(const char *text, enum log_level *out)
     return -1;
 }
 
-const char *log_level_name(enum log_level level) { return level_names[level]; }
-
 void log_set_thread_name(const char *name)
 {
     snprintf(thread_name, sizeof thread_name, "%s", name ? name : "");

@@ -10,7 +10,6 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Parses "debug", "info", "warn" (or "warning"), "error". 0 on success, -1 otherwise. */
 int log_level_parse(const char *text, enum log_level *out);
-const char *log_level_name(enum log_level level);
 
 /* Names the calling thread in its log lines; NULL restores "main". */
 void log_set_thread_name(const char *name);

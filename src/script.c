@@ -153,8 +153,11 @@ bool script_module_wants(const struct script_module *m, enum hook_id hook, const
     const struct cfg_filters *f = &m->filters[hook];
     if (!hooks_is_message(hook) || f->count == 0)
         return true;
+    /* The filters were checked at load time; the topic is checked here. */
+    if (!topic || !*topic || strpbrk(topic, "+#"))
+        return false;
     for (size_t i = 0; i < f->count; i++) {
-        if (topic_match(f->items[i], topic))
+        if (topic_match_checked(f->items[i], topic))
             return true;
     }
     return false;
@@ -455,11 +458,13 @@ static int compute_specs(struct script_engine *e)
     for (int hk = 0; hk < HOOK_COUNT; hk++) {
         struct script_hook_spec *s = &e->specs[hk];
         bool every_topic = false;
+        s->last_module = -1;
         for (size_t i = 0; i < e->module_count; i++) {
             const struct script_module *m = &e->modules[i];
             if (m->handlers[hk] == LUA_NOREF)
                 continue;
             s->registered = true;
+            s->last_module = (int)i;
             if (!hooks_is_message(hk))
                 continue;
             if (m->filters[hk].count == 0)

@@ -29,6 +29,7 @@ struct script_module {
 /* What OnProviderLoaded advertises for one hook. */
 struct script_hook_spec {
     bool registered;            /* some module handles it */
+    int last_module;            /* index of the last module that does, or -1 */
     struct cfg_filters topics;  /* message hooks: union of filters; empty = every topic */
 };
 

@@ -73,7 +73,6 @@ struct worker {
     struct dispatch_reply reply;
     struct hook_counters counters[HOOK_COUNT];
     struct call *calls;
-    size_t call_count;
 };
 
 struct method {
@@ -380,8 +379,7 @@ struct server *srv_create(struct config *config, const char *config_path, char *
             const struct hook_generation *g = &hook_generations[k / HOOK_COUNT];
             m->hook = (enum hook_id)(k % HOOK_COUNT);
             m->version = g->version;
-            snprintf(m->path, sizeof m->path, "/%s.HookProvider/%s", g->package,
-                     hooks_rpc(m->hook, m->version));
+            hooks_path(m->path, sizeof m->path, m->hook, m->version);
         }
         m->handle = grpc_server_register_method(s->grpc, m->path, NULL,
                                                 GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
@@ -436,7 +434,6 @@ int srv_start(struct server *s, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        w->call_count = per_worker;
         for (size_t k = 0; k < per_worker; k++) {
             struct call *c = &w->calls[k];
             c->w = w;

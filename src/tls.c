@@ -151,15 +151,11 @@ grpc_server_credentials *tls_server_credentials(const struct config *cfg, char *
 
     if (cfg->tls.cert == NULL)
         return grpc_insecure_server_credentials_create();
-    /* cfg_load makes sure key comes with cert; checked again so that a
-     * hand-built config cannot crash us. */
-    if (cfg->tls.key == NULL) {
-        errbuf_set(err, errlen, "[tls] cert and key go together: set both or neither");
-        return NULL;
-    }
-    if (cfg->tls.verify_client && cfg->tls.ca == NULL) {
-        errbuf_set(err, errlen,
-                "[tls] verify_client needs ca, the CA that signs the brokers' certificates");
+    /* cfg_load checks this already; again here, so that a config built
+     * by hand cannot crash us. */
+    const char *problem = cfg_tls_problem(cfg);
+    if (problem) {
+        errbuf_set(err, errlen, "[tls] %s", problem);
         return NULL;
     }
     cert = read_file(cfg->tls.cert, err, errlen);

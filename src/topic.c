@@ -49,6 +49,11 @@ bool topic_match(const char *filter, const char *topic)
      * compared character by character against wildcard filters. */
     if (topic == NULL || topic[0] == '\0' || strpbrk(topic, "+#") != NULL)
         return false;
+    return topic_match_checked(filter, topic);
+}
+
+bool topic_match_checked(const char *filter, const char *topic)
+{
     /* $SYS and friends are server-internal: MQTT keeps them out of reach of
      * catch-all filters, so only a filter naming the '$' level matches them. */
     if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))

@@ -18,4 +18,9 @@
 int topic_filter_valid(const char *filter, const char **why);
 bool topic_match(const char *filter, const char *topic);
 
+/* topic_match for a filter already known valid and a topic name already
+ * known to be non-empty and without wildcards: what the call path uses, with
+ * filters checked at load time and the topic once per call. */
+bool topic_match_checked(const char *filter, const char *topic);
+
 #endif

@@ -137,8 +137,7 @@ static ProtobufCMessage *make_request(int version, enum hook_id hook,
 
 static void path_of(char *buf, size_t len, int generation, enum hook_id hook)
 {
-    snprintf(buf, len, "/%s.HookProvider/%s", hook_generations[generation].package,
-             hooks_rpc(hook, hook_generations[generation].version));
+    hooks_path(buf, len, hook, hook_generations[generation].version);
 }
 
 #define VERSION(g) (hook_generations[g].version)
