@@ -82,7 +82,6 @@ static int run(struct config *cfg, const char *path)
     signal(SIGPIPE, SIG_IGN);
 
     /* The server takes the configuration over. */
-    unsigned grace_ms = cfg->shutdown_timeout_ms;
     char listen[256];
     snprintf(listen, sizeof listen, "%s", cfg->listen);
     char err[1024];
@@ -93,7 +92,7 @@ static int run(struct config *cfg, const char *path)
     }
     if (srv_start(s, err, sizeof err) != 0) {
         log_error("%s", err);
-        srv_destroy(s, 0);
+        srv_destroy(s);
         return EXIT_RUNTIME;
     }
     log_info("exhookd %s listening on %s (port %d) with %d workers", EXHOOKD_VERSION, listen,
@@ -114,7 +113,7 @@ static int run(struct config *cfg, const char *path)
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     }
-    srv_destroy(s, grace_ms);
+    srv_destroy(s);
     log_info("stopped");
     return EXIT_OK;
 }

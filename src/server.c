@@ -415,7 +415,7 @@ struct server *srv_create(struct config *config, const char *config_path, char *
     }
     return s;
 fail:
-    srv_destroy(s, 0);
+    srv_destroy(s);
     return NULL;
 }
 
@@ -450,7 +450,7 @@ int srv_start(struct server *s, char *err, size_t errlen)
     return 0;
 }
 
-void srv_destroy(struct server *s, unsigned grace_ms)
+void srv_destroy(struct server *s)
 {
     if (!s)
         return;
@@ -458,6 +458,7 @@ void srv_destroy(struct server *s, unsigned grace_ms)
     if (s->grpc) {
         grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
         grpc_server_shutdown_and_notify(s->grpc, done, s);
+        unsigned grace_ms = s->reload.cfg.shutdown_timeout_ms;
         gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                           gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_pluck(done, s, grace, NULL);

@@ -36,10 +36,10 @@ int srv_reload(struct server *s);
  * to the log. */
 void srv_log_stats(struct server *s);
 
-/* Stops taking calls, lets those in flight finish (up to `grace_ms`, then
- * cancels them), stops the workers, logs the final counters and frees
+/* Stops taking calls, lets those in flight finish (up to [server]
+ * shutdown_timeout, then cancels them), stops the workers, logs the final counters and frees
  * everything, running each module's deinit(). Safe on a server that was
  * never started. */
-void srv_destroy(struct server *s, unsigned grace_ms);
+void srv_destroy(struct server *s);
 
 #endif

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <ctype.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 void fx_init(struct fixture *fx)
@@ -94,4 +96,39 @@ void efx_call(struct efx *t, enum hook_id hook, const ProtobufCMessage *req, int
     protobuf_c_message_pack(req, buf);
     dispatch_call(&t->e, hook, 3, buf, len, deadline_ns, &t->out);
     free(buf);
+}
+
+void capture_begin(struct capture *c, const char *dir)
+{
+    snprintf(c->path, sizeof c->path, "%s/stderr.txt", dir);
+    fflush(stderr);
+    c->saved = dup(2);
+    int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+}
+
+char *capture_end(struct capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    FILE *f = fopen(c->path, "r");
+    assert_non_null(f);
+    char *text = calloc(1, 1 << 16);
+    size_t n = fread(text, 1, (1 << 16) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+int is_log_timestamp(const char *line)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ ";
+    for (size_t i = 0; shape[i]; i++) {
+        if (shape[i] == 'd' ? !isdigit((unsigned char)line[i]) : line[i] != shape[i])
+            return 0;
+    }
+    return 1;
 }

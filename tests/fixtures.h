@@ -28,6 +28,18 @@ void fx_configure(struct fixture *fx, const char *modules, const char *extra);
 /* Removes the folder and frees the config. */
 void fx_free(struct fixture *fx);
 
+/* Sends stderr (the log) to <dir>/stderr.txt from capture_begin until
+ * capture_end, which returns what was written (malloc'd). */
+struct capture {
+    char path[300];
+    int saved;
+};
+void capture_begin(struct capture *c, const char *dir);
+char *capture_end(struct capture *c);
+
+/* True if `line` starts like a log line: "YYYY-MM-DDTHH:MM:SS.mmmZ ". */
+int is_log_timestamp(const char *line);
+
 /* A Lua engine over a throw-away scripts folder, and the reply of its last
  * call. */
 struct efx {

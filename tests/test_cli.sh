@@ -16,8 +16,11 @@ run() { run_cmd "$BIN" "$@"; }
 cd "$SRC" || exit 1
 
 run -t -c etc/exhook.ini
-[ $RC -eq 0 ] && grep -qx "hooks: client.connected, client.disconnected, client.authenticate, client.authorize, message.publish \[demo/#\]" <<<"$OUT"
-check "-t on the shipped config lists the example hooks and exits 0" $? "rc=$RC out=$OUT err=$ERR"
+[ $RC -eq 0 ] && [ "$OUT" = "exhookd: configuration etc/exhook.ini and scripts are good
+listen: 0.0.0.0:9000
+modules: example (scripts/example.lua)
+hooks: client.connected, client.disconnected, client.authenticate, client.authorize, message.publish [demo/#]" ]
+check "-t on the shipped config prints listen, modules and hooks, exit 0" $? "rc=$RC out=$OUT err=$ERR"
 
 mkdir -p "$WORK/scripts"
 printf '[lua]\npath = %s/scripts\ninit_module = broken\n' "$WORK" >"$WORK/broken.ini"
@@ -79,16 +82,24 @@ kill -HUP "$PID"
 wait_log "$WORK/run.log" "reload failed, the running scripts stay: $WORK/live/m.lua:2: unexpected symbol near 'then'"
 check "SIGHUP with a broken script keeps the running scripts and says why" $? "$(cat "$WORK/run.log")"
 
-printf 'function on_client_connected(ci) end\nfunction on_message_publish(m) end\n' >"$WORK/live/m.lua"
+printf 'function on_client_connected(ci) end\nfunction on_message_publish(m) end\nfunction deinit() io.open("%s/deinit.txt", "a"):write("x\\n") end\n' "$WORK" >"$WORK/live/m.lua"
 kill -HUP "$PID"
 wait_log "$WORK/run.log" "reloaded scripts (generation 1) in [0-9.]* ms; hooks: client.connected, message.publish$"
 check "SIGHUP with a good edit loads the new scripts" $? "$(cat "$WORK/run.log")"
 
+sed -i 's/^level = info$/level = debug/' "$WORK/run.ini"
+kill -HUP "$PID"
+wait_log "$WORK/run.log" "reload: changes to \[server\], \[tls\] and \[log\] take effect after a restart"
+check "a reload that sees a [log] change says it needs a restart" $? "$(cat "$WORK/run.log")"
+
+deinits=$(wc -l <"$WORK/deinit.txt" 2>/dev/null || echo 0)
 kill -TERM "$PID"
 wait "$PID"
 RC=$?
 PID=
-[ $RC -eq 0 ] && grep -q "SIGTERM: stopping" "$WORK/run.log" && grep -q "stopped$" "$WORK/run.log"
-check "SIGTERM stops the server with exit 0" $? "rc=$RC log=$(cat "$WORK/run.log")"
+[ $RC -eq 0 ] && grep -q "SIGTERM: stopping" "$WORK/run.log" && grep -q "stopped$" "$WORK/run.log" &&
+    grep -q "stats: 0 calls, 0 errors, 0 timeouts, 0 memory failures since start" <(sed -n '/SIGTERM/,$p' "$WORK/run.log") &&
+    [ "$(wc -l <"$WORK/deinit.txt")" -eq $((deinits + 1)) ]
+check "SIGTERM logs the final counters, runs deinit() and exits 0" $? "rc=$RC log=$(cat "$WORK/run.log")"
 
 finish

@@ -10,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "dispatch.h"
 #include "exhook.pb-c.h"
@@ -748,30 +746,69 @@ static void test_exhook_log_joins_arguments_and_names_the_module(void **state)
                              "  exhook.log('debug', 'below the level: not written')\n"
                              "end\n",
                              NULL);
-    char path[300];
-    snprintf(path, sizeof path, "%s/stderr.txt", t->fx.dir);
-    fflush(stderr);
-    int saved = dup(2);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    close(fd);
+    struct capture cap;
+    capture_begin(&cap, t->fx.dir);
     Emqx__Exhook__V3__ClientInfo ci = client("u");
     Emqx__Exhook__V3__ClientConnectedRequest r = EMQX__EXHOOK__V3__CLIENT_CONNECTED_REQUEST__INIT;
     r.clientinfo = &ci;
     call(t, HOOK_CLIENT_CONNECTED, &r.base);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    char *text = capture_end(&cap);
     assert_int_equal(t->out.status, GRPC_STATUS_OK);
-    char text[1024] = "";
-    FILE *f = fopen(path, "r");
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
     /* one line: "<time> warn  [main] [m] hello 1 true nil c1" */
-    const char *line = strchr(text, ' ');
-    assert_non_null(line);
-    assert_string_equal(line, " warn  [main] [m] hello 1 true nil c1\n");
+    assert_true(is_log_timestamp(text));
+    assert_string_equal(text + 25, "warn  [main] [m] hello 1 true nil c1\n");
+    free(text);
+    efx_close(t);
+}
+
+static void test_failures_are_logged_with_module_hook_line_and_traceback(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open("m", "call_timeout = 100ms\n", "m.lua",
+                             "local function inner() error('boom') end\n"
+                             "function on_client_authenticate(ci)\n"
+                             "  if ci.username == 'loop' then while true do end end\n"
+                             "  inner()\n"
+                             "end\n",
+                             NULL);
+    struct capture cap;
+    capture_begin(&cap, t->fx.dir);
+    Emqx__Exhook__V3__ClientInfo ci = client("x");
+    Emqx__Exhook__V3__ClientAuthenticateRequest r =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    r.clientinfo = &ci;
+    call(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
+    ci.username = "loop";
+    call(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
+    char *text = capture_end(&cap);
+    char want[512];
+    /* the runtime error: module, hook, file:line, then Lua's traceback */
+    snprintf(want, sizeof want,
+             "error [main] module 'm' on_client_authenticate failed: %s/m.lua:1: boom\n"
+             "stack traceback:\n",
+             t->fx.dir);
+    assert_non_null(strstr(text, want));
+    snprintf(want, sizeof want, "%s/m.lua:4: in function", t->fx.dir);
+    assert_non_null(strstr(text, want));
+    /* the timeout: module, hook and the line where it was stopped */
+    snprintf(want, sizeof want,
+             "error [main] module 'm' on_client_authenticate: stopped at %s/m.lua:3 after ",
+             t->fx.dir);
+    assert_non_null(strstr(text, want));
+    free(text);
+    efx_close(t);
+}
+
+static void test_meta_interface_is_v3_for_v3_calls(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open("m", NULL, "m.lua",
+                             "function on_client_connected(ci, meta) _G.seen = meta.interface end\n",
+                             NULL);
+    Emqx__Exhook__V3__ClientConnectedRequest r = EMQX__EXHOOK__V3__CLIENT_CONNECTED_REQUEST__INIT;
+    call(t, HOOK_CLIENT_CONNECTED, &r.base);
+    char buf[16];
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf), "v3");
     efx_close(t);
 }
 
@@ -855,6 +892,8 @@ int main(void)
         cmocka_unit_test(test_provider_loaded_calls_handler_and_lists_hooks),
         cmocka_unit_test(test_exhook_log_joins_arguments_and_names_the_module),
         cmocka_unit_test(test_v1_and_v2_provider_loaded_use_their_generations_names),
+        cmocka_unit_test(test_failures_are_logged_with_module_hook_line_and_traceback),
+        cmocka_unit_test(test_meta_interface_is_v3_for_v3_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

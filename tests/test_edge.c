@@ -31,13 +31,15 @@ struct world {
     char target[64];
 };
 
-/* "slow" spins for `ms` (the handler writes started.txt first), anyone else
- * is let in at once. deinit() appends a line to deinit.txt. */
-static struct world *start_workers(int slow_ms, int workers)
+/* "slow" spins for `ms` (the handler writes started.txt first), "bad"
+ * raises an error, "loop" never returns, "bomb" eats memory; anyone else is
+ * let in at once. deinit() appends a line to deinit.txt. `extra` is added
+ * to the ini. */
+static struct world *start_with(int slow_ms, const char *extra)
 {
     struct world *w = calloc(1, sizeof *w);
     fx_init(&w->fx);
-    char module[1024];
+    char module[2048];
     snprintf(module, sizeof module,
              "local dir = '%s'\n"
              "local function mark(name)\n"
@@ -48,15 +50,19 @@ static struct world *start_workers(int slow_ms, int workers)
              "    mark('started.txt')\n"
              "    local t = os.clock() + %d / 1000\n"
              "    while os.clock() < t do end\n"
+             "  elseif ci.username == 'bad' then error('bad')\n"
+             "  elseif ci.username == 'loop' then while true do end\n"
+             "  elseif ci.username == 'bomb' then local t = {}\n"
+             "    while true do t[#t + 1] = string.rep('x', 65536) .. #t end\n"
              "  end\n"
              "  return true\n"
              "end\n"
              "function deinit() mark('deinit.txt') end\n",
              w->fx.dir, slow_ms);
     fx_write(&w->fx, "m.lua", module);
-    char extra[128];
-    snprintf(extra, sizeof extra, "[server]\nworkers = %d\n[log]\nlevel = error\n", workers);
-    fx_configure(&w->fx, "m", extra);
+    char ini[512];
+    snprintf(ini, sizeof ini, "%s[log]\nlevel = error\n", extra);
+    fx_configure(&w->fx, "m", ini);
     log_set_level(LOG_ERROR);
     free(w->fx.cfg.listen);
     w->fx.cfg.listen = strdup("127.0.0.1:0");
@@ -71,13 +77,13 @@ static struct world *start_workers(int slow_ms, int workers)
 
 static struct world *start(int slow_ms)
 {
-    return start_workers(slow_ms, 2);
+    return start_with(slow_ms, "[server]\nworkers = 2\n");
 }
 
-static void stop(struct world *w, unsigned grace_ms)
+static void stop(struct world *w)
 {
     if (w->srv)
-        srv_destroy(w->srv, grace_ms);
+        srv_destroy(w->srv);
     fx_free(&w->fx);
     free(w);
 }
@@ -152,7 +158,91 @@ static void test_oversized_request_is_refused_and_server_goes_on(void **state)
     free(junk);
     assert_int_equal(authenticate(c, "fine"), GRPC_STATUS_OK);
     rpc_client_close(c);
-    stop(w, 1000);
+    stop(w);
+}
+
+static void test_max_message_size_limits_requests(void **state)
+{
+    (void)state;
+    struct world *w = start_with(0, "[server]\nworkers = 1\nmax_message_size = 64KB\n");
+    struct rpc_client *c = rpc_client_open(w->target);
+    /* a valid request of 32 KB is served... */
+    char *name = malloc(32 * 1024);
+    memset(name, 'u', 32 * 1024 - 1);
+    name[32 * 1024 - 1] = '\0';
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = name;
+    Emqx__Exhook__V3__ClientAuthenticateRequest big =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    big.clientinfo = &ci;
+    struct rpc_result r;
+    assert_int_equal(rpc_call(c, AUTH_PATH, &big.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    rpc_result_free(&r);
+    free(name);
+    /* ... one of 100 KB is refused, under gRPC's own 4 MB */
+    uint8_t *junk = calloc(1, 100 * 1024);
+    assert_int_equal(rpc_call_raw(c, AUTH_PATH, junk, 100 * 1024, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    rpc_result_free(&r);
+    free(junk);
+    assert_int_equal(authenticate(c, "fine"), GRPC_STATUS_OK);
+    rpc_client_close(c);
+    stop(w);
+}
+
+static void test_counters_count_calls_errors_timeouts_and_memory_failures(void **state)
+{
+    (void)state;
+    struct world *w =
+        start_with(0, "[server]\nworkers = 1\n[lua]\ncall_timeout = 200ms\nmemory_limit = 8MB\n");
+    struct rpc_client *c = rpc_client_open(w->target);
+    static const struct {
+        const char *user;
+        grpc_status_code status;
+    } calls[] = {
+        {"a", GRPC_STATUS_OK},      {"b", GRPC_STATUS_OK},
+        {"c", GRPC_STATUS_OK},      {"bad", GRPC_STATUS_UNKNOWN},
+        {"bad", GRPC_STATUS_UNKNOWN}, {"loop", GRPC_STATUS_DEADLINE_EXCEEDED},
+        {"bomb", GRPC_STATUS_RESOURCE_EXHAUSTED},
+    };
+    struct capture cap;
+    capture_begin(&cap, w->fx.dir);
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+        assert_int_equal(authenticate(c, calls[i].user), calls[i].status);
+    char *text = capture_end(&cap);
+    rpc_client_close(c);
+    /* a worker's line: time, level, the worker's name */
+    assert_true(is_log_timestamp(text));
+    assert_non_null(strstr(text, "Z error [w1] module 'm' on_client_authenticate failed: "));
+    free(text);
+
+    log_set_level(LOG_INFO); /* the counters are logged at info */
+    capture_begin(&cap, w->fx.dir);
+    srv_log_stats(w->srv);
+    text = capture_end(&cap);
+    assert_non_null(
+        strstr(text, "stats: 7 calls, 2 errors, 1 timeouts, 1 memory failures since start\n"));
+    assert_non_null(
+        strstr(text, "stats: client.authenticate  calls=7 errors=2 timeouts=1 memory=1\n"));
+    free(text);
+    /* and the final counters when the server stops */
+    capture_begin(&cap, w->fx.dir);
+    srv_destroy(w->srv);
+    w->srv = NULL;
+    text = capture_end(&cap);
+    log_set_level(LOG_ERROR);
+    assert_non_null(strstr(text, "stats: 7 calls, 2 errors, 1 timeouts, 1 memory failures"));
+    free(text);
+    stop(w);
+}
+
+static void test_zero_workers_means_one_per_cpu(void **state)
+{
+    (void)state;
+    struct world *w = start_with(0, "[server]\nworkers = 0\n");
+    assert_int_equal(srv_worker_count(w->srv), (int)sysconf(_SC_NPROCESSORS_ONLN));
+    stop(w);
 }
 
 static void test_gzip_compressed_request_is_served(void **state)
@@ -167,7 +257,7 @@ static void test_gzip_compressed_request_is_served(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(authenticate(c, "fine"), GRPC_STATUS_OK);
     rpc_client_close(c);
-    stop(w, 1000);
+    stop(w);
 }
 
 static void test_client_deadline_shorter_than_the_handler_stops_it(void **state)
@@ -185,7 +275,7 @@ static void test_client_deadline_shorter_than_the_handler_stops_it(void **state)
         assert_int_equal(authenticate(c, "fine"), GRPC_STATUS_OK);
     assert_true(script_now_ns() - t0 < 1500 * 1000000LL);
     rpc_client_close(c);
-    stop(w, 1000);
+    stop(w);
 }
 
 static void test_garbage_and_closed_connections_do_not_hurt(void **state)
@@ -213,7 +303,7 @@ static void test_garbage_and_closed_connections_do_not_hurt(void **state)
         close(fd);
     }
     assert_serving(w);
-    stop(w, 1000);
+    stop(w);
 }
 
 struct slow_call {
@@ -237,15 +327,15 @@ static void wait_for_start(struct world *w)
     assert_int_equal(lines_in(w, "started.txt"), 1);
 }
 
-/* Starts a slow call, stops the server with `grace_ms` once the handler
- * runs, and returns what the caller got. */
-static grpc_status_code stop_during_slow_call(struct world *w, unsigned grace_ms)
+/* Starts a slow call, stops the server once the handler runs, and returns
+ * what the caller got. */
+static grpc_status_code stop_during_slow_call(struct world *w)
 {
     struct slow_call sc = {w->target, GRPC_STATUS_UNKNOWN};
     pthread_t t;
     pthread_create(&t, NULL, slow_caller, &sc);
     wait_for_start(w);
-    srv_destroy(w->srv, grace_ms);
+    srv_destroy(w->srv);
     w->srv = NULL;
     pthread_join(t, NULL);
     return sc.status;
@@ -254,21 +344,22 @@ static grpc_status_code stop_during_slow_call(struct world *w, unsigned grace_ms
 static void test_stop_lets_calls_in_flight_finish_then_runs_deinit(void **state)
 {
     (void)state;
-    struct world *w = start(300);
-    assert_int_equal(stop_during_slow_call(w, 5000), GRPC_STATUS_OK);
+    struct world *w = start_with(300, "[server]\nworkers = 2\nshutdown_timeout = 5s\n");
+    assert_int_equal(stop_during_slow_call(w), GRPC_STATUS_OK);
     assert_int_equal(lines_in(w, "deinit.txt"), 2); /* one per worker state */
-    stop(w, 0);
+    stop(w);
 }
 
 static void test_stop_cancels_calls_that_outlast_the_grace_period(void **state)
 {
     (void)state;
-    struct world *w = start(800);
-    grpc_status_code st = stop_during_slow_call(w, 50);
+    /* [server] shutdown_timeout: 50 ms for a call of 800 */
+    struct world *w = start_with(800, "[server]\nworkers = 2\nshutdown_timeout = 50ms\n");
+    grpc_status_code st = stop_during_slow_call(w);
     assert_int_not_equal(st, GRPC_STATUS_OK);
     assert_int_not_equal(st, GRPC_STATUS_UNKNOWN);
     assert_int_equal(lines_in(w, "deinit.txt"), 2);
-    stop(w, 0);
+    stop(w);
 }
 
 struct health_call {
@@ -303,7 +394,7 @@ static void test_health_is_not_serving_once_shutdown_begins(void **state)
     (void)state;
     /* One worker, busy with a slow call: a health check arriving now waits
      * for it, and is answered after the stop has begun. */
-    struct world *w = start_workers(600, 1);
+    struct world *w = start_with(600, "[server]\nworkers = 1\n");
     struct slow_call sc = {w->target, GRPC_STATUS_UNKNOWN};
     struct health_call hc = {w->target, GRPC_STATUS_UNKNOWN, -1};
     pthread_t slow, check;
@@ -311,7 +402,7 @@ static void test_health_is_not_serving_once_shutdown_begins(void **state)
     wait_for_start(w);
     pthread_create(&check, NULL, health_caller, &hc);
     usleep(200000); /* the check reaches the server's queue */
-    srv_destroy(w->srv, 5000);
+    srv_destroy(w->srv);
     w->srv = NULL;
     pthread_join(slow, NULL);
     pthread_join(check, NULL);
@@ -319,7 +410,7 @@ static void test_health_is_not_serving_once_shutdown_begins(void **state)
     assert_int_equal(hc.status, GRPC_STATUS_OK);
     assert_int_equal(hc.serving,
                      GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
-    stop(w, 0);
+    stop(w);
 }
 
 int main(void)
@@ -327,6 +418,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oversized_request_is_refused_and_server_goes_on),
         cmocka_unit_test(test_gzip_compressed_request_is_served),
+        cmocka_unit_test(test_max_message_size_limits_requests),
+        cmocka_unit_test(test_counters_count_calls_errors_timeouts_and_memory_failures),
+        cmocka_unit_test(test_zero_workers_means_one_per_cpu),
         cmocka_unit_test(test_client_deadline_shorter_than_the_handler_stops_it),
         cmocka_unit_test(test_garbage_and_closed_connections_do_not_hurt),
         cmocka_unit_test(test_stop_lets_calls_in_flight_finish_then_runs_deinit),

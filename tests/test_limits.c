@@ -128,6 +128,49 @@ static void test_caller_of_a_coroutine_that_ran_over_is_stopped_too(void **state
     efx_close(t);
 }
 
+static void test_zero_limits_mean_no_limit(void **state)
+{
+    (void)state;
+    /* call_timeout = 0: no time limit at all, the broker's deadline
+     * included; memory_limit = 0: no cap (32 MB here, over LIMITS' 8 MB). */
+    struct efx *t = efx_open("m", "call_timeout = 0\nmemory_limit = 0\n", "m.lua",
+                             HANDLER("    local stop = os.clock() + 0.2\n"
+                                     "    while os.clock() < stop do end\n"
+                                     "    _G.big = string.rep('x', 32 << 20)"),
+                             NULL);
+    authenticate(t, "evil", script_now_ns() + 50 * 1000000LL);
+    if (t->out.status != GRPC_STATUS_OK)
+        fail_msg("got %d: %s", t->out.status, t->out.error);
+    assert_true(t->e.mem_used > 32u << 20);
+    efx_close(t);
+}
+
+static void test_sandbox_false_gives_plain_lua(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open("m", "sandbox = false\n", "m.lua",
+                             "function on_client_authenticate(ci)\n"
+                             "  local f = load(string.dump(function() return 7 end))\n"
+                             "  return type(os.exit) == 'function' and type(io.popen) == 'function'\n"
+                             "     and type(debug.sethook) == 'function' and f() == 7\n"
+                             "end\n",
+                             NULL);
+    assert_state_works(t);
+    efx_close(t);
+    /* and with the sandbox (the default) the same handler fails */
+    t = efx_open("m", NULL, "m.lua",
+                 "function on_client_authenticate(ci)\n"
+                 "  return load(string.dump(function() return 7 end)) ~= nil\n"
+                 "end\n",
+                 NULL);
+    authenticate(t, "x", INT64_MAX);
+    Emqx__Exhook__V3__ValuedResponse *v =
+        emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
+    assert_false(v->bool_result);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    efx_close(t);
+}
+
 static void test_broker_deadline_earlier_than_call_timeout_stops_the_handler(void **state)
 {
     (void)state;
@@ -249,6 +292,8 @@ int main(void)
         cmocka_unit_test(test_endless_loop_in_a_coroutine_made_at_load_time_is_stopped),
         cmocka_unit_test(test_caller_of_a_coroutine_that_ran_over_is_stopped_too),
         cmocka_unit_test(test_broker_deadline_earlier_than_call_timeout_stops_the_handler),
+        cmocka_unit_test(test_zero_limits_mean_no_limit),
+        cmocka_unit_test(test_sandbox_false_gives_plain_lua),
         cmocka_unit_test(test_memory_bomb_gets_resource_exhausted_and_state_recovers),
         cmocka_unit_test(test_one_huge_allocation_in_c_is_refused),
         cmocka_unit_test(test_memory_error_caught_by_the_script_is_the_scripts_business),

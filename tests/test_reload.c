@@ -153,7 +153,7 @@ static void rig_start(struct rig *r)
 /* Stops the server (every worker's state runs deinit()); the folder stays. */
 static void rig_stop_server(struct rig *r)
 {
-    srv_destroy(r->srv, 1000);
+    srv_destroy(r->srv);
     r->srv = NULL;
 }
 

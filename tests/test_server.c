@@ -58,7 +58,7 @@ static int stop_world(void **state)
 {
     struct world *w = *state;
     rpc_client_close(w->client);
-    srv_destroy(w->srv, 1000);
+    srv_destroy(w->srv);
     cfg_free(&w->cfg);
     free(w);
     return 0;

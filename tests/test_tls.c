@@ -371,7 +371,7 @@ static struct world *start(const char *tls)
 
 static void stop(struct world *w)
 {
-    srv_destroy(w->srv, 1000);
+    srv_destroy(w->srv);
     fx_free(&w->fx);
     free(w);
 }
