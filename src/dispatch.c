@@ -263,24 +263,19 @@ static void run_verdict(lua_State *L, struct call_ctx *c, int nargs)
     pack_reply(c, &reply.base);
 }
 
-/* A copy of the message table at `idx` (and of its headers) for one module,
- * so that a handler returning nil leaves the message as it was. */
-static void copy_message(lua_State *L, int idx)
+/* A copy of the table at `idx`, and of the tables in it (headers, props and
+ * their User-Property), for one module, so that a handler returning nil
+ * leaves the message as it was. The depth bound keeps a table a script put
+ * into the message, even a cyclic one, from running away. */
+static void copy_message(lua_State *L, int idx, int depth)
 {
     idx = lua_absindex(L, idx);
     lua_createtable(L, 0, 10);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "headers") == 0) {
-            int h = lua_gettop(L);
-            lua_createtable(L, 0, 4);
-            lua_pushnil(L);
-            while (lua_next(L, h)) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, -4);
-            }
-            lua_replace(L, h);
+        if (lua_istable(L, -1) && depth < 3) {
+            copy_message(L, -1, depth + 1);
+            lua_replace(L, -2);
         }
         lua_pushvalue(L, -2);
         lua_insert(L, -2);
@@ -466,7 +461,7 @@ static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
          * built from the request, not from the table. */
         int base = lua_gettop(L), arg = 0;
         if (changed || (int)i < c->e->specs[c->hook].last_module) {
-            copy_message(L, cur);
+            copy_message(L, cur, 0);
             arg = lua_gettop(L);
         }
         if (call_handler(L, c, m, nargs, arg) != 0)

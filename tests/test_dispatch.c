@@ -571,6 +571,33 @@ static void test_publish_drop_replaces_an_allow_publish_header(void **state)
     efx_close(t);
 }
 
+static void test_publish_in_place_edits_of_props_do_not_reach_the_next_module(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open(
+        "a, b", NULL, "a.lua",
+        "function on_message_publish(m) m.props.x = 'leak'; m.props['User-Property'].y = 'leak' end\n",
+        "b.lua",
+        "function on_message_publish(m)\n"
+        "  _G.seen = tostring(m.props.x) .. ' ' .. tostring(m.props['User-Property'].y)\n"
+        "end\n",
+        NULL);
+    Emqx__Exhook__V3__Message msg = message("a/b");
+    Emqx__Exhook__V3__Property u = EMQX__EXHOOK__V3__PROPERTY__INIT;
+    u.name = "k";
+    u.value = "v";
+    Emqx__Exhook__V3__Property *uprops[] = {&u};
+    Emqx__Exhook__V3__MessagePublishRequest r = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
+    r.message = &msg;
+    r.n_user_props = 1;
+    r.user_props = uprops;
+    call(t, HOOK_MESSAGE_PUBLISH, &r.base);
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    char buf[64];
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf), "nil nil");
+    efx_close(t);
+}
+
 static void test_publish_invalid_changes_are_errors(void **state)
 {
     (void)state;
@@ -884,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_publish_drop_replaces_an_allow_publish_header),
         cmocka_unit_test(test_publish_in_place_edits_are_checked_or_dropped_like_returned_ones),
         cmocka_unit_test(test_metamethods_of_a_returned_table_run_under_the_limits),
+        cmocka_unit_test(test_publish_in_place_edits_of_props_do_not_reach_the_next_module),
         cmocka_unit_test(test_publish_invalid_changes_are_errors),
         cmocka_unit_test(test_publish_headers_numbers_become_strings),
         cmocka_unit_test(test_module_topic_filters_decide_who_sees_a_message),
