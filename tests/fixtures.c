@@ -132,3 +132,18 @@ int is_log_timestamp(const char *line)
     }
     return 1;
 }
+
+struct server *fx_start_server(struct config *cfg, const char *config_path, char *target,
+                               size_t len)
+{
+    char err[512];
+    free(cfg->listen);
+    cfg->listen = strdup("127.0.0.1:0");
+    struct server *srv = srv_create(cfg, config_path, err, sizeof err);
+    if (!srv)
+        fail_msg("srv_create: %s", err);
+    if (srv_start(srv, err, sizeof err) != 0)
+        fail_msg("srv_start: %s", err);
+    snprintf(target, len, "127.0.0.1:%d", srv_port(srv));
+    return srv;
+}

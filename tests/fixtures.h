@@ -8,6 +8,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "script.h"
+#include "server.h"
 
 struct fixture {
     char dir[256];
@@ -27,6 +28,13 @@ void fx_configure(struct fixture *fx, const char *modules, const char *extra);
 
 /* Removes the folder and frees the config. */
 void fx_free(struct fixture *fx);
+
+/* Starts a server for `cfg` (taken over, as srv_create does) on 127.0.0.1
+ * with a port the system picks (the config file refuses port 0, so it is
+ * set here); `config_path` as for srv_create. Writes "127.0.0.1:<port>" to
+ * `target`. Fails the test if it does not start. */
+struct server *fx_start_server(struct config *cfg, const char *config_path, char *target,
+                               size_t len);
 
 /* Sends stderr (the log) to <dir>/stderr.txt from capture_begin until
  * capture_end, which returns what was written (malloc'd). */

@@ -64,14 +64,7 @@ static struct world *start_with(int slow_ms, const char *extra)
     snprintf(ini, sizeof ini, "%s[log]\nlevel = error\n", extra);
     fx_configure(&w->fx, "m", ini);
     log_set_level(LOG_ERROR);
-    free(w->fx.cfg.listen);
-    w->fx.cfg.listen = strdup("127.0.0.1:0");
-    char err[512];
-    w->srv = srv_create(&w->fx.cfg, NULL, err, sizeof err);
-    if (!w->srv)
-        fail_msg("srv_create: %s", err);
-    assert_int_equal(srv_start(w->srv, err, sizeof err), 0);
-    snprintf(w->target, sizeof w->target, "127.0.0.1:%d", srv_port(w->srv));
+    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
     return w;
 }
 

@@ -139,14 +139,8 @@ static void rig_start(struct rig *r)
         cfg_free(&cfg);
         fail_msg("config: %s", err);
     }
-    free(cfg.listen);
-    cfg.listen = strdup("127.0.0.1:0");
-    r->srv = srv_create(&cfg, r->config_path, err, sizeof err);
-    if (!r->srv)
-        fail_msg("srv_create: %s", err);
+    r->srv = fx_start_server(&cfg, r->config_path, r->target, sizeof r->target);
     assert_int_equal(srv_worker_count(r->srv), WORKERS);
-    assert_int_equal(srv_start(r->srv, err, sizeof err), 0);
-    snprintf(r->target, sizeof r->target, "127.0.0.1:%d", srv_port(r->srv));
     snprintf(r->other, sizeof r->other, "ipv4:127.0.0.1:%d", srv_port(r->srv));
 }
 

@@ -40,15 +40,8 @@ static int start_world(void **state)
     if (cfg_load_string(&w->cfg, ini, "test.ini", err, sizeof err) != 0)
         fail_msg("%s", err);
     log_set_level(w->cfg.log_level);
-    /* Port 0: the system picks a free one. */
-    free(w->cfg.listen);
-    w->cfg.listen = strdup("127.0.0.1:0");
-    w->srv = srv_create(&w->cfg, NULL, err, sizeof err);
-    if (!w->srv)
-        fail_msg("srv_create: %s", err);
-    assert_int_equal(srv_start(w->srv, err, sizeof err), 0);
     char target[64];
-    snprintf(target, sizeof target, "127.0.0.1:%d", srv_port(w->srv));
+    w->srv = fx_start_server(&w->cfg, NULL, target, sizeof target);
     w->client = rpc_client_open(target);
     *state = w;
     return 0;

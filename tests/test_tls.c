@@ -349,7 +349,7 @@ struct world {
 static struct world *start(const char *tls)
 {
     struct world *w = calloc(1, sizeof *w);
-    char extra[2048], err[ERR_LEN];
+    char extra[2048];
 
     assert_non_null(w);
     fx_init(&w->fx);
@@ -357,15 +357,7 @@ static struct world *start(const char *tls)
     snprintf(extra, sizeof extra, "[server]\nworkers = 1\n[log]\nlevel = error\n[tls]\n%s", tls);
     fx_configure(&w->fx, "m", extra);
     log_set_level(LOG_ERROR);
-    /* port 0 (the system picks a free one) is for tests only: the config
-     * file refuses it */
-    free(w->fx.cfg.listen);
-    w->fx.cfg.listen = strdup("127.0.0.1:0");
-    w->srv = srv_create(&w->fx.cfg, NULL, err, sizeof err);
-    if (w->srv == NULL)
-        fail_msg("srv_create: %s", err);
-    assert_int_equal(srv_start(w->srv, err, sizeof err), 0);
-    snprintf(w->target, sizeof w->target, "127.0.0.1:%d", srv_port(w->srv));
+    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
     return w;
 }
 
