@@ -19,6 +19,8 @@ enum breq_expect {
     BREQ_IGNORE,  /* IGNORE, no value: the handler returned nil */
     BREQ_ALLOW,   /* STOP_AND_RETURN bool_result=true */
     BREQ_DENY,    /* STOP_AND_RETURN bool_result=false */
+    BREQ_ADMIT,   /* CONTINUE bool_result=true; IGNORE when the generation is v1
+                     (an ordinary client let in: IGNORE would refuse it on EMQX 5) */
     BREQ_REWRITE, /* CONTINUE with demo/in moved to demo/out */
     BREQ_DROP,    /* STOP_AND_RETURN with allow_publish=false */
 };

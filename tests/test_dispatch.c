@@ -385,6 +385,28 @@ static void test_publish_false_drops_with_allow_publish_false(void **state)
     efx_close(t);
 }
 
+/* The README's answer to "an error status lets the message through": a
+ * handler that catches its check's error and returns false drops it. */
+static void test_publish_error_caught_with_pcall_can_drop_the_message(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open("m", NULL, "m.lua",
+                             "local function check(m) error('backend down') end\n"
+                             "function on_message_publish(message, meta)\n"
+                             "  local ok, verdict = pcall(check, message)\n"
+                             "  if not ok then return false end\n"
+                             "  return verdict\n"
+                             "end\n",
+                             NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(t->out.status, GRPC_STATUS_OK);
+    assert_int_equal(v->type, T_STOP);
+    assert_string_equal(v->message->topic, "a/b");
+    assert_string_equal(header(v->message, "allow_publish"), "false");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    efx_close(t);
+}
+
 static void test_publish_stop_word_stops_the_chain(void **state)
 {
     (void)state;
@@ -905,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_publish_table_answers_continue_with_whole_message),
         cmocka_unit_test(test_publish_partial_table_keeps_other_fields),
         cmocka_unit_test(test_publish_false_drops_with_allow_publish_false),
+        cmocka_unit_test(test_publish_error_caught_with_pcall_can_drop_the_message),
         cmocka_unit_test(test_publish_stop_word_stops_the_chain),
         cmocka_unit_test(test_publish_chain_passes_changes_on_and_nil_keeps_message),
         cmocka_unit_test(test_publish_in_place_edits_without_a_returned_table_never_reach_the_reply),
