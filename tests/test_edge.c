@@ -53,7 +53,7 @@ static struct world *start_with(int slow_ms, const char *extra)
              "  elseif ci.username == 'bad' then error('bad')\n"
              "  elseif ci.username == 'loop' then while true do end\n"
              "  elseif ci.username == 'bomb' then local t = {}\n"
-             "    while true do t[#t + 1] = string.rep('x', 65536) .. #t end\n"
+             "    while true do t[#t + 1] = string.rep('x', 1 << 20) .. #t end\n"
              "  end\n"
              "  return true\n"
              "end\n"

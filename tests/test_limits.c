@@ -190,7 +190,7 @@ static void test_memory_bomb_gets_resource_exhausted_and_state_recovers(void **s
 {
     (void)state;
     struct efx *t = open_env(HANDLER("    local t = {}\n"
-                                     "    while true do t[#t + 1] = string.rep('x', 65536) .. #t end"));
+                                     "    while true do t[#t + 1] = string.rep('x', 1 << 20) .. #t end"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
     assert_string_equal(t->out.error,
