@@ -9,6 +9,7 @@
 #include "exhook.pb-c.h"
 #include "log.h"
 #include "pb2lua.h"
+#include "publish.h"
 
 typedef Emqx__Exhook__V3__Message pb_message;
 typedef Emqx__Exhook__V3__ValuedResponse pb_valued;
@@ -82,7 +83,8 @@ static void fields_init(void)
             const ProtobufCMessageDescriptor *d = hooks_request(h, hook_generations[g].version);
             struct request_fields *f = &fields_table[h][g];
             for (int i = 0; i < HOOK_MAX_ARGS && hook_defs[h].args[i]; i++)
-                f->args[i] = protobuf_c_message_descriptor_get_field_by_name(d, hook_defs[h].args[i]);
+                f->args[i] =
+                    protobuf_c_message_descriptor_get_field_by_name(d, hook_defs[h].args[i]);
             f->meta = protobuf_c_message_descriptor_get_field_by_name(d, "meta");
             f->props = protobuf_c_message_descriptor_get_field_by_name(d, "props");
             f->user_props = protobuf_c_message_descriptor_get_field_by_name(d, "user_props");
@@ -161,12 +163,8 @@ static int call_handler(lua_State *L, struct call_ctx *c, struct script_module *
     char where[sizeof e->timeout_where];
     snprintf(where, sizeof where, "%s", e->timeout_where);
     bool timed_out = script_clear_timeout(e);
-    if (st == LUA_OK) {
-        /* What the handler returned is read next, and its metamethods are
-         * the module's code too: they run under a limit of their own. */
-        script_arm_deadline(e, c->deadline_ns);
+    if (st == LUA_OK)
         return 0;
-    }
     e->current_module = NULL;
     const char *handler = hook_defs[c->hook].handler;
     if (timed_out) {
@@ -201,7 +199,10 @@ static int chain_word(lua_State *L, int idx, bool *stop)
 {
     if (lua_isnil(L, idx))
         return 0;
-    const char *w = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
+    size_t len = 0;
+    const char *w = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : "";
+    if (strlen(w) != len) /* "stop\0..." is not "stop" */
+        return -1;
     if (strcmp(w, "continue") == 0)
         *stop = false;
     else if (strcmp(w, "stop") == 0)
@@ -263,208 +264,28 @@ static void run_verdict(lua_State *L, struct call_ctx *c, int nargs)
     pack_reply(c, &reply.base);
 }
 
-/* A copy of the table at `idx`, and of the tables in it (headers, props and
- * their User-Property), for one module, so that a handler returning nil
- * leaves the message as it was. The depth bound keeps a table a script put
- * into the message, even a cyclic one, from running away. */
-static void copy_message(lua_State *L, int idx, int depth)
-{
-    idx = lua_absindex(L, idx);
-    lua_createtable(L, 0, 10);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (lua_istable(L, -1) && depth < 3) {
-            copy_message(L, -1, depth + 1);
-            lua_replace(L, -2);
-        }
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -4);
-    }
-}
-
-/* Takes topic, qos, payload and headers of the table a handler returned
- * (at `t`) into the current message (at `cur`), checking each. When `t` is
- * the message itself, every one of them must be there. */
-static int merge_message(lua_State *L, int cur, int t, char *why, size_t whylen)
-{
-    bool whole = lua_rawequal(L, cur, t);
-    static const char *const fields[] = {"topic", "qos", "payload", "headers"};
-    for (int i = 0; whole && i < 4; i++) {
-        if (lua_getfield(L, t, fields[i]) == LUA_TNIL) {
-            snprintf(why, whylen, "message.%s is missing", fields[i]);
-            return -1;
-        }
-        lua_pop(L, 1);
-    }
-    lua_getfield(L, t, "topic");
-    if (!lua_isnil(L, -1)) {
-        const char *topic = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        if (!topic || !*topic || strpbrk(topic, "+#")) {
-            snprintf(why, whylen, "message.topic must be a non-empty topic name without "
-                                  "wildcards");
-            return -1;
-        }
-        lua_setfield(L, cur, "topic");
-    } else {
-        lua_pop(L, 1);
-    }
-    lua_getfield(L, t, "qos");
-    if (!lua_isnil(L, -1)) {
-        int isint;
-        lua_Integer q = lua_tointegerx(L, -1, &isint);
-        if (!isint || q < 0 || q > 2) {
-            snprintf(why, whylen, "message.qos must be 0, 1 or 2");
-            return -1;
-        }
-        lua_pushinteger(L, q);
-        lua_setfield(L, cur, "qos");
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, t, "payload");
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            snprintf(why, whylen, "message.payload must be a string, got a %s",
-                     luaL_typename(L, -1));
-            return -1;
-        }
-        lua_setfield(L, cur, "payload");
-    } else {
-        lua_pop(L, 1);
-    }
-    lua_getfield(L, t, "headers");
-    if (!lua_isnil(L, -1)) {
-        if (!lua_istable(L, -1)) {
-            snprintf(why, whylen, "message.headers must be a table of strings");
-            return -1;
-        }
-        int h = lua_gettop(L);
-        lua_createtable(L, 0, 4);
-        lua_pushnil(L);
-        while (lua_next(L, h)) {
-            int kt = lua_type(L, -2), vt = lua_type(L, -1);
-            if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER)) {
-                snprintf(why, whylen, "message.headers must map strings to strings");
-                return -1;
-            }
-            lua_pushvalue(L, -2);
-            lua_pushstring(L, lua_tostring(L, -2));
-            lua_rawset(L, -5);
-            lua_pop(L, 1);
-        }
-        lua_setfield(L, cur, "headers");
-    }
-    lua_pop(L, 1);
-    return 0;
-}
-
-/* The reply's headers: those of the Lua table at `h`, or of the request
- * when h is 0, and allow_publish = "false" when the message is dropped. The
- * entries live in a userdata owned by Lua, so they are freed by the
- * collector even if packing is interrupted by an error. */
-static void set_headers(lua_State *L, pb_message *msg, const pb_message *orig, int h, bool drop)
-{
-    typedef Emqx__Exhook__V3__Message__HeadersEntry entry;
-    size_t n = drop;
-    if (h) {
-        lua_pushnil(L);
-        while (lua_next(L, h)) {
-            n++;
-            lua_pop(L, 1);
-        }
-    } else if (orig) {
-        n += orig->n_headers;
-    }
-    entry *entries = lua_newuserdatauv(L, n * (sizeof *entries + sizeof(void *)) + 1, 0);
-    entry **ptrs = (void *)(entries + n);
-    size_t i = 0;
-    if (h) {
-        lua_pushnil(L);
-        while (lua_next(L, h)) {
-            const char *key = lua_tostring(L, -2);
-            if (!drop || strcmp(key, "allow_publish") != 0) {
-                emqx__exhook__v3__message__headers_entry__init(&entries[i]);
-                entries[i].key = (char *)key;
-                entries[i].value = (char *)lua_tostring(L, -1);
-                i++;
-            }
-            lua_pop(L, 1);
-        }
-    } else if (orig) {
-        for (size_t k = 0; k < orig->n_headers; k++) {
-            if (!drop || strcmp(orig->headers[k]->key, "allow_publish") != 0)
-                entries[i++] = *orig->headers[k];
-        }
-    }
-    if (drop) {
-        emqx__exhook__v3__message__headers_entry__init(&entries[i]);
-        entries[i].key = "allow_publish";
-        entries[i].value = "false";
-        i++;
-    }
-    for (size_t k = 0; k < i; k++)
-        ptrs[k] = &entries[k];
-    msg->n_headers = i;
-    msg->headers = ptrs;
-}
-
-/* Packs the reply of message.publish: the request's message, with topic,
- * qos, payload and headers from the table at `cur` when the scripts changed
- * it (cur 0: unchanged). The broker copies topic, qos and payload
- * unconditionally, so all of them are always sent. */
-static void pack_publish(lua_State *L, struct call_ctx *c, int cur, int type, bool drop)
-{
-    const pb_message *orig = request_message(c);
-    pb_message msg = EMQX__EXHOOK__V3__MESSAGE__INIT;
-    if (orig)
-        msg = *orig;
-    int h = 0;
-    if (cur) {
-        lua_getfield(L, cur, "topic");
-        msg.topic = (char *)lua_tostring(L, -1);
-        lua_getfield(L, cur, "qos");
-        msg.qos = (uint32_t)lua_tointeger(L, -1);
-        lua_getfield(L, cur, "payload");
-        msg.payload.data = (uint8_t *)lua_tolstring(L, -1, &msg.payload.len);
-        lua_getfield(L, cur, "headers");
-        h = lua_gettop(L);
-    }
-    set_headers(L, &msg, orig, h, drop);
-
-    pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
-    reply.type = type;
-    reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE;
-    reply.message = &msg;
-    pack_reply(c, &reply.base);
-}
-
 /* message.publish: each module sees the message as the previous ones left
- * it; nil keeps it, a table changes it, false drops it. */
+ * it; nil keeps it, a table changes it, false drops it. The message lives in
+ * `pm`; what a module returns is read into it once, raw, and checked there,
+ * so the reply carries exactly what was checked. */
 static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
 {
-    int cur = ARGS_SLOT; /* the message table: the first argument */
-    bool changed = false, stop = false, drop = false;
+    struct publish_msg pm;
+    publish_msg_init(L, &pm, request_message(c));
+    bool stop = false, drop = false;
     for (size_t i = 0; i < c->e->module_count && !stop; i++) {
         struct script_module *m = &c->e->modules[i];
-        if (m->handlers[c->hook] == LUA_NOREF)
+        if (!script_module_wants(m, c->hook, pm.topic))
             continue;
-        if (m->filters[c->hook].count) {
-            lua_getfield(L, cur, "topic");
-            bool wants = script_module_wants(m, c->hook, lua_tostring(L, -1));
-            lua_pop(L, 1);
-            if (!wants)
-                continue;
-        }
-        /* A module edits a copy, so that returning nil leaves the message
-         * as it was. While nothing has changed and no later module would
-         * see it, the table itself will do: a nil or false answer is then
-         * built from the request, not from the table. */
-        int base = lua_gettop(L), arg = 0;
-        if (changed || (int)i < c->e->specs[c->hook].last_module) {
-            copy_message(L, cur, 0);
+        /* A module edits a copy, so that its edits in place never reach a
+         * later module. While nothing has changed and no later module would
+         * see it, the request's table itself will do. */
+        int base = lua_gettop(L), arg = ARGS_SLOT;
+        if (pm.changed || (int)i < c->e->specs[c->hook].last_module) {
+            publish_msg_push(L, ARGS_SLOT, &pm);
             arg = lua_gettop(L);
         }
-        if (call_handler(L, c, m, nargs, arg) != 0)
+        if (call_handler(L, c, m, nargs, arg == ARGS_SLOT ? 0 : arg) != 0)
             return;
         int r1 = lua_gettop(L) - 1;
         if (chain_word(L, r1 + 1, &stop) != 0) {
@@ -472,20 +293,17 @@ static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
             return;
         }
         if (lua_istable(L, r1)) {
-            if (!arg && !lua_rawequal(L, r1, cur)) {
-                /* It had the message itself but returned another table:
-                 * start again from the request, so that edits it made in
-                 * place, and did not return, do not count. */
-                pb_field_to_lua(L, c->fields->args[0], c->req);
-                add_publish_props(L, c);
-                lua_replace(L, cur);
-            }
             char why[160];
-            if (merge_message(L, cur, r1, why, sizeof why) != 0) {
+            int rc = publish_msg_read(L, r1, lua_rawequal(L, r1, arg), &pm, &c->out->arena, why,
+                                      sizeof why);
+            if (rc == -2) {
+                fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory building the reply");
+                return;
+            }
+            if (rc != 0) {
                 bad_return(c, m, why);
                 return;
             }
-            changed = true;
         } else if (lua_isboolean(L, r1) && !lua_toboolean(L, r1)) {
             drop = stop = true;
         } else if (!lua_isnil(L, r1) && !lua_isboolean(L, r1)) {
@@ -498,16 +316,20 @@ static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
         }
         lua_settop(L, base);
     }
-    if (!changed && !stop) {
-        pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
-        reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
-        pack_reply(c, &reply.base);
-        return;
+    pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+    reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
+    pb_message msg;
+    if (pm.changed || stop) {
+        if (publish_msg_fill(&pm, drop, &c->out->arena, &msg) != 0) {
+            fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory building the reply");
+            return;
+        }
+        reply.type = stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
+                          : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
+        reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE;
+        reply.message = &msg;
     }
-    pack_publish(L, c, changed ? cur : 0,
-                 stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
-                      : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE,
-                 drop);
+    pack_reply(c, &reply.base);
 }
 
 static void pack_loaded(struct call_ctx *c)
@@ -561,9 +383,8 @@ static int run_call(lua_State *L)
     return 0;
 }
 
-void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
-                   const uint8_t *request, size_t len, int64_t deadline_ns,
-                   struct dispatch_reply *out)
+void dispatch_call(struct script_engine *e, enum hook_id hook, int version, const uint8_t *request,
+                   size_t len, int64_t deadline_ns, struct dispatch_reply *out)
 {
     const char *rpc = hooks_rpc(hook, version);
     struct call_ctx c = {.e = e,
@@ -591,19 +412,15 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
     lua_pushlightuserdata(L, &c);
     int st = lua_pcall(L, 1, 0, 0);
     e->current_module = NULL;
-    char where[sizeof e->timeout_where];
-    snprintf(where, sizeof where, "%s", e->timeout_where);
-    bool timed_out = script_clear_timeout(e);
     if (st != LUA_OK) {
-        /* Outside a handler, Lua code runs only as metamethods of what a
-         * handler returned: that module's doing. */
+        /* No module code runs outside a handler: what a handler returns is
+         * read raw. What fails here is memory, or Lua refusing to go on
+         * reading a table that a finalizer changed meanwhile: that module's
+         * doing. */
         const char *module = c.module ? c.module->name : "?";
         const char *handler = hook_defs[hook].handler;
         const char *msg = lua_tostring(L, -1);
-        if (timed_out)
-            fail(&c, GRPC_STATUS_DEADLINE_EXCEEDED,
-                 "module '%s' %s: stopped at %s in what it returned", module, handler, where);
-        else if (st == LUA_ERRMEM)
+        if (st == LUA_ERRMEM)
             fail(&c, GRPC_STATUS_RESOURCE_EXHAUSTED,
                  "%s: out of memory in the Lua state (memory_limit)", rpc);
         else

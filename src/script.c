@@ -163,25 +163,30 @@ bool script_module_wants(const struct script_module *m, enum hook_id hook, const
     return false;
 }
 
-/* Pushes member `name` of the module's handler table. A module without a
- * returned table is read from its environment without falling through to
- * _G, so a global of another library is never taken for a handler. */
-static void get_member(lua_State *L, int tbl, bool raw, const char *name)
+/* Pushes member `name` of the module's handler table (its returned table or
+ * its environment), read raw: no metamethod of the table runs, so what is
+ * checked is what is kept, and an environment never falls through to _G, so
+ * a global of another library is never taken for a handler. */
+static void get_member(lua_State *L, int tbl, const char *name)
 {
-    if (raw) {
-        lua_pushstring(L, name);
-        lua_rawget(L, tbl);
-    } else {
-        lua_getfield(L, tbl, name);
-    }
+    lua_pushstring(L, name);
+    lua_rawget(L, tbl);
+}
+
+/* The string at `idx` if it is one without NUL bytes (which C would cut
+ * short), else NULL. */
+static const char *plain_string(lua_State *L, int idx)
+{
+    size_t len;
+    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+    return s && strlen(s) == len ? s : NULL;
 }
 
 /* Reads the module's `topics` field (table at `tbl`): hook name -> filter or
  * list of filters. Validates hook names and filters. */
-static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m, char *err,
-                       size_t errlen)
+static int load_topics(lua_State *L, int tbl, struct script_module *m, char *err, size_t errlen)
 {
-    get_member(L, tbl, raw, "topics");
+    get_member(L, tbl, "topics");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return 0;
@@ -194,7 +199,7 @@ static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m,
     int topics = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, topics)) {
-        const char *hook = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        const char *hook = plain_string(L, -2);
         int id = hook ? hooks_find_by_name(hook) : -1;
         if (id < 0 || !hooks_is_message(id)) {
             errbuf_set(err, errlen,
@@ -217,8 +222,8 @@ static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m,
                 lua_rawgeti(L, list, i);
             else
                 lua_pushvalue(L, list);
-            const char *filter = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-            const char *why = "not a string";
+            const char *filter = plain_string(L, -1);
+            const char *why = "not a string without NUL bytes";
             if (!filter || topic_filter_valid(filter, &why) != 0) {
                 errbuf_set(err, errlen, "%s: topics[\"%s\"]: invalid filter '%s': %s", m->file,
                         hook, filter ? filter : "?", why);
@@ -238,9 +243,9 @@ static int load_topics(lua_State *L, int tbl, bool raw, struct script_module *m,
 
 /* Looks up `name` in the handler table and keeps it as a registry ref.
  * Returns 1 if found, 0 if absent, -1 if present but not a function. */
-static int take_function(lua_State *L, int tbl, bool raw, const char *name, int *ref)
+static int take_function(lua_State *L, int tbl, const char *name, int *ref)
 {
-    get_member(L, tbl, raw, name);
+    get_member(L, tbl, name);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return 0;
@@ -357,15 +362,14 @@ static int load_module(struct script_engine *e, const struct config *cfg,
         goto out;
     }
     int tbl = lua_istable(L, -1) ? lua_gettop(L) : env;
-    bool raw = tbl == env;
 
     for (int hk = 0; hk < HOOK_COUNT; hk++) {
         const struct hook_def *d = &hook_defs[hk];
         const char *which = d->handler;
-        int found = take_function(L, tbl, raw, which, &m->handlers[hk]);
+        int found = take_function(L, tbl, which, &m->handlers[hk]);
         if (found == 0 && d->alias) {
             which = d->alias;
-            found = take_function(L, tbl, raw, which, &m->handlers[hk]);
+            found = take_function(L, tbl, which, &m->handlers[hk]);
         }
         if (found < 0) {
             errbuf_set(err, errlen, "%s: '%s' is a %s, expected a function", m->file, which,
@@ -373,14 +377,16 @@ static int load_module(struct script_engine *e, const struct config *cfg,
             goto out;
         }
     }
-    get_member(L, tbl, raw, "deinit");
+    /* Read once: the deinit() checked here is the one called at close,
+     * whatever init() does to the table. */
+    get_member(L, tbl, "deinit");
     if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) {
         errbuf_set(err, errlen, "%s: 'deinit' is a %s, expected a function", m->file,
                 luaL_typename(L, -1));
         goto out;
     }
-    lua_pop(L, 1);
-    if (load_topics(L, tbl, raw, m, err, errlen) != 0)
+    int deinit = lua_gettop(L);
+    if (load_topics(L, tbl, m, err, errlen) != 0)
         goto out;
     for (int hk = 0; hk < HOOK_COUNT; hk++) {
         if (hooks_is_message(hk) && m->filters[hk].count == 0 &&
@@ -392,7 +398,7 @@ static int load_module(struct script_engine *e, const struct config *cfg,
     warn_unknown_handlers(L, tbl, m, e->worker_id);
 
     /* init() runs once the module is fully known. */
-    get_member(L, tbl, raw, "init");
+    get_member(L, tbl, "init");
     if (!lua_isnil(L, -1)) {
         if (!lua_isfunction(L, -1)) {
             errbuf_set(err, errlen, "%s: 'init' is a %s, expected a function", m->file,
@@ -408,7 +414,10 @@ static int load_module(struct script_engine *e, const struct config *cfg,
         lua_pop(L, 1);
     }
     /* Only a module whose init() succeeded gets its deinit() called. */
-    take_function(L, tbl, raw, "deinit", &m->deinit_ref);
+    if (!lua_isnil(L, deinit)) {
+        lua_pushvalue(L, deinit);
+        m->deinit_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     rc = 0;
 out:
     lua_settop(L, base);
@@ -431,9 +440,8 @@ static int load_module_cb(lua_State *L)
     return 0;
 }
 
-/* Loading reads the module's table through its metamethods (a "strict"
- * table raises on unknown keys) and allocates: any error raised on the way
- * becomes a load error instead of a panic. */
+/* Loading allocates and runs the module's body and init(): any error raised
+ * on the way becomes a load error instead of a panic. */
 static int load_module_protected(struct script_engine *e, const struct config *cfg,
                                  struct script_module *m, char *err, size_t errlen)
 {

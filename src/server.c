@@ -19,6 +19,7 @@
 #include "log.h"
 #include "reload.h"
 #include "script.h"
+#include "stale.h"
 #include "tls.h"
 
 /* Requests kept posted per method and worker: enough that a burst of calls
@@ -37,6 +38,7 @@ enum call_state { CALL_WAITING, CALL_REPLYING };
  * statistics: relaxed atomics, no lock. */
 struct hook_counters {
     atomic_uint_fast64_t calls, errors, timeouts, memory;
+    atomic_uint_fast64_t unhandled; /* calls of a hook no loaded module handles */
 };
 
 struct worker;
@@ -90,6 +92,7 @@ struct server {
     struct method methods[METHOD_COUNT];
     struct worker *workers;
     int worker_count;
+    struct stale_calls stale;
 };
 
 static void post(struct call *c)
@@ -259,6 +262,10 @@ static void serve(struct call *c)
     if (m->hook == HOOK_PROVIDER_LOADED)
         srv_reload(w->srv);
     take_pending(w);
+    if (stale_is_unhandled(w->engine, m->hook)) {
+        atomic_fetch_add_explicit(&n->unhandled, 1, memory_order_relaxed);
+        stale_note(&w->srv->stale, m->hook, m->version, script_now_ns());
+    }
 
     grpc_slice req = read_payload(c->payload);
     dispatch_call(w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(req),
@@ -351,6 +358,7 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         return NULL;
     }
     const struct config *cfg = &s->reload.cfg;
+    stale_init(&s->stale, STALE_LOG_INTERVAL_NS);
     gpr_set_log_function(grpc_log);
     grpc_init();
 
@@ -519,7 +527,7 @@ int srv_reload(struct server *s)
 
 void srv_log_stats(struct server *s)
 {
-    uint64_t sum[4] = {0}, per[HOOK_COUNT][4] = {{0}};
+    uint64_t sum[4] = {0}, per[HOOK_COUNT][5] = {{0}};
     for (int h = 0; h < HOOK_COUNT; h++) {
         for (int i = 0; i < s->worker_count; i++) {
             struct hook_counters *n = &s->workers[i].counters[h];
@@ -527,6 +535,7 @@ void srv_log_stats(struct server *s)
             per[h][1] += atomic_load_explicit(&n->errors, memory_order_relaxed);
             per[h][2] += atomic_load_explicit(&n->timeouts, memory_order_relaxed);
             per[h][3] += atomic_load_explicit(&n->memory, memory_order_relaxed);
+            per[h][4] += atomic_load_explicit(&n->unhandled, memory_order_relaxed);
         }
         for (int k = 0; k < 4; k++)
             sum[k] += per[h][k];
@@ -536,9 +545,10 @@ void srv_log_stats(struct server *s)
              (unsigned long long)sum[2], (unsigned long long)sum[3]);
     for (int h = 0; h < HOOK_COUNT; h++) {
         if (per[h][0])
-            log_info("stats: %-20s calls=%llu errors=%llu timeouts=%llu memory=%llu",
+            log_info("stats: %-20s calls=%llu errors=%llu timeouts=%llu memory=%llu unhandled=%llu",
                      hook_defs[h].name ? hook_defs[h].name : hook_defs[h].rpc,
                      (unsigned long long)per[h][0], (unsigned long long)per[h][1],
-                     (unsigned long long)per[h][2], (unsigned long long)per[h][3]);
+                     (unsigned long long)per[h][2], (unsigned long long)per[h][3],
+                     (unsigned long long)per[h][4]);
     }
 }

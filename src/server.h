@@ -32,8 +32,8 @@ int srv_start(struct server *s, char *err, size_t errlen);
  * (SIGHUP). 0 if the new scripts are in use, -1 if the old ones stay. */
 int srv_reload(struct server *s);
 
-/* Writes the per-hook counters (calls, errors, timeouts, memory failures)
- * to the log. */
+/* Writes the per-hook counters (calls, errors, timeouts, memory failures,
+ * calls of a hook no loaded module handles) to the log. */
 void srv_log_stats(struct server *s);
 
 /* Stops taking calls, lets those in flight finish (up to [server]

@@ -22,6 +22,9 @@ typedef Emqx__Exhook__V3__ValuedResponse valued;
 #define T_STOP EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
 #define V_BOOL EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT
 #define V_MESSAGE EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE
+#define TOPIC_RULE "message.topic must be a non-empty topic name without wildcards or NUL bytes"
+#define QOS_RULE "message.qos must be 0, 1 or 2"
+#define HEADERS_RULE "message.headers must map strings to strings without NUL bytes"
 
 static void call(struct efx *t, enum hook_id hook, const ProtobufCMessage *req)
 {
@@ -514,7 +517,7 @@ static void test_publish_in_place_edits_are_checked_or_dropped_like_returned_one
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
     assert_string_equal(t->out.error,
                         "module 'm' on_message_publish: message.headers must map strings to "
-                        "strings");
+                        "strings without NUL bytes");
     efx_close(t);
     /* edited in place, another table returned: only the returned fields count */
     t = publish_with("function on_message_publish(m)\n"
@@ -529,39 +532,6 @@ static void test_publish_in_place_edits_are_checked_or_dropped_like_returned_one
     assert_int_equal(v->message->payload.len, 1);
     assert_string_equal(header(v->message, "username"), "u1");
     emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    efx_close(t);
-}
-
-static void test_metamethods_of_a_returned_table_run_under_the_limits(void **state)
-{
-    (void)state;
-    valued *v;
-    /* an __index that never returns is stopped, and the state goes on */
-    struct efx *t = publish_with(
-        "function on_message_publish(m)\n"
-        "  if m.topic == 'a/b' then\n"
-        "    return setmetatable({}, {__index = function() while true do end end})\n"
-        "  end\n"
-        "end\n",
-        "call_timeout = 100ms\n", &v);
-    assert_int_equal(t->out.status, GRPC_STATUS_DEADLINE_EXCEEDED);
-    char want[512];
-    snprintf(want, sizeof want,
-             "module 'm' on_message_publish: stopped at %s/m.lua:3 in what it returned",
-             t->fx.dir);
-    assert_string_equal(t->out.error, want);
-    v = publish(t, "c/d");
-    assert_int_equal(v->type, T_IGNORE);
-    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    efx_close(t);
-    /* an __index that raises a non-string error names the module */
-    t = publish_with("function on_message_publish(m)\n"
-                     "  return setmetatable({}, {__index = function() error(nil) end})\n"
-                     "end\n",
-                     NULL, &v);
-    assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
-    assert_string_equal(t->out.error,
-                        "module 'm' on_message_publish: error object is not a string");
     efx_close(t);
 }
 
@@ -628,10 +598,10 @@ static void test_publish_invalid_changes_are_errors(void **state)
         const char *why;
     } cases[] = {
         {"return {qos = 3}", "message.qos must be 0, 1 or 2"},
-        {"return {topic = 'a/#'}", "message.topic must be a non-empty topic name without wildcards"},
-        {"return {topic = ''}", "message.topic must be a non-empty topic name without wildcards"},
+        {"return {topic = 'a/#'}", TOPIC_RULE},
+        {"return {topic = ''}", TOPIC_RULE},
         {"return {payload = {}}", "message.payload must be a string, got a table"},
-        {"return {headers = {x = {}}}", "message.headers must map strings to strings"},
+        {"return {headers = {x = {}}}", HEADERS_RULE},
         {"return 42", "returned a number; expected a message table, false (drop) or nil"},
         {"return nil, 'later'", "second return value must be \"stop\", \"continue\" or nil"},
     };
@@ -649,6 +619,271 @@ static void test_publish_invalid_changes_are_errors(void **state)
         assert_string_equal(t->out.error, expected);
         efx_close(t);
     }
+}
+
+/* ---- what a handler returns, however it is built ------------------------ */
+
+/* Each case is named by the topic it is published on; "fine" is answered
+ * with a new payload, to show the state goes on working after each case. */
+static const char *odd_module =
+    "local cases = {}\n"
+    /* The old code read a field three times through __index (checks, merge,
+     * packer) and wrote it back through __newindex: the third read differs. */
+    "local function third_read(field, early, late)\n"
+    "  return function(m)\n"
+    "    local reads = 0\n"
+    "    m[field] = nil\n"
+    "    return setmetatable(m, {\n"
+    "      __index = function(_, k)\n"
+    "        if k ~= field then return nil end\n"
+    "        reads = reads + 1; if reads < 3 then return early end; return late\n"
+    "      end,\n"
+    "      __newindex = function() end})\n"
+    "  end\n"
+    "end\n"
+    "cases['headers-third-read'] = third_read('headers', {}, 42)\n"
+    "cases['qos-third-read'] = third_read('qos', 1, 42)\n"
+    "cases['topic-third-read'] = third_read('topic', 'x/y', '')\n"
+    "cases['lying-index'] = function(m)\n"
+    "  return setmetatable({qos = 2}, {__index = function(_, k)\n"
+    "    if k == 'topic' then return '' end; return 42 end})\n"
+    "end\n"
+    "cases['looping-index'] = function(m)\n"
+    "  return setmetatable({}, {__index = function() while true do end end,\n"
+    "    __pairs = function() error('never') end, __len = function() error('never') end})\n"
+    "end\n"
+    "cases['proxy-headers'] = function(m)\n"
+    "  return {headers = setmetatable({}, {__index = function() return 'v' end,\n"
+    "    __pairs = function() return next, {a = 'b'}, nil end, __len = function() return 9 end})}\n"
+    "end\n"
+    "cases['userdata-headers'] = function(m) return {headers = io.stdout} end\n"
+    "cases['thread'] = function(m) return coroutine.create(print) end\n"
+    "cases['userdata'] = function(m) return io.stdout end\n"
+    "cases['thread-topic'] = function(m) return {topic = coroutine.create(print)} end\n"
+    "cases['cyclic-message'] = function(m) m.self = m; m.props.loop = m; return m end\n"
+    "cases['cyclic-headers'] = function(m) local h = {}; h.h = h; return {headers = h} end\n"
+    "cases['huge-array'] = function(m)\n"
+    "  local t = {qos = 0}; for i = 1, 100000 do t[i] = i end; return t\n"
+    "end\n"
+    "cases['nul-topic'] = function(m) return {topic = 'a\\0b'} end\n"
+    "cases['nul-header-key'] = function(m) return {headers = {['k\\0x'] = 'v'}} end\n"
+    "cases['nul-header-value'] = function(m) return {headers = {k = 'v\\0x'}} end\n"
+    "cases['nul-payload'] = function(m) return {payload = 'a\\0b'} end\n"
+    "cases['nul-chain-word'] = function(m) return m, 'stop\\0x' end\n"
+    "cases['non-string-keys'] = function(m)\n"
+    "  return {[1] = 'x', [true] = 'y', [2.5] = 'z', qos = 0}\n"
+    "end\n"
+    "cases['number-header-key'] = function(m) return {headers = {[7] = 'v'}} end\n"
+    "cases['number-topic'] = function(m) return {topic = 12} end\n"
+    "cases['number-payload'] = function(m) return {payload = 12} end\n"
+    "cases['number-headers'] = function(m) return {headers = {i = 7, f = 1.5, e = 2^63}} end\n"
+    "cases['qos-fraction'] = function(m) return {qos = 1.5} end\n"
+    "cases['qos-negative'] = function(m) return {qos = -1} end\n"
+    "cases['qos-42'] = function(m) return {qos = 42} end\n"
+    "cases['qos-nan'] = function(m) return {qos = 0/0} end\n"
+    "cases['qos-string'] = function(m) return {qos = '1'} end\n"
+    "cases['qos-huge'] = function(m) return {qos = math.huge} end\n"
+    "cases['qos-mininteger'] = function(m) return {qos = math.mininteger} end\n"
+    "cases['qos-integral-float'] = function(m) return {qos = 2.0} end\n"
+    "cases['gc'] = function(m)\n"
+    "  return setmetatable({payload = 'gc'}, {__gc = function(o)\n"
+    "    o.qos = 42; o.topic = ''; _G.collected = true end})\n"
+    "end\n"
+    "function on_message_publish(m)\n"
+    "  local f = cases[m.topic]\n"
+    "  if f then return f(m) end\n"
+    "  collectgarbage()\n"
+    "  return {payload = 'fine'}\n"
+    "end\n";
+
+/* The reply's headers as "key=value;" in key order. */
+static const char *headers_text(const Emqx__Exhook__V3__Message *m, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    const char *last = "";
+    for (size_t k = 0; k < m->n_headers; k++) {
+        const Emqx__Exhook__V3__Message__HeadersEntry *next = NULL;
+        for (size_t i = 0; i < m->n_headers; i++) {
+            const char *key = m->headers[i]->key;
+            if (strcmp(key, last) > 0 && (!next || strcmp(key, next->key) < 0))
+                next = m->headers[i];
+        }
+        if (!next)
+            break;
+        n += (size_t)snprintf(buf + n, len - n, "%s=%s;", next->key, next->value);
+        last = next->key;
+    }
+    return buf;
+}
+
+/* The reply to the last call as one line: "<status>: <grpc-message>" for an
+ * error, else "<type> topic=<t> qos=<q> payload=<p> headers=<k=v;...>" with
+ * bytes outside printable ASCII as \xNN (the fields no script can change
+ * are checked to be the request's). */
+static const char *describe_reply(struct efx *t, char *buf, size_t len)
+{
+    if (t->out.status != GRPC_STATUS_OK) {
+        snprintf(buf, len, "%d: %.400s", t->out.status, t->out.error);
+        return buf;
+    }
+    valued *v = emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
+    assert_non_null(v);
+    static const char *const types[] = {"CONTINUE", "IGNORE", "STOP"};
+    size_t n = (size_t)snprintf(buf, len, "%s", types[v->type]);
+    if (v->value_case == V_MESSAGE) {
+        const Emqx__Exhook__V3__Message *m = v->message;
+        assert_untouched_fields(m);
+        n += (size_t)snprintf(buf + n, len - n, " topic=%s qos=%u payload=", m->topic, m->qos);
+        for (size_t i = 0; i < m->payload.len && n < len; i++) {
+            uint8_t c = m->payload.data[i];
+            n += (size_t)snprintf(buf + n, len - n, c >= 0x20 && c < 0x7f ? "%c" : "\\x%02x", c);
+        }
+        char h[256];
+        snprintf(buf + n, len - n, " headers=%s", headers_text(m, h, sizeof h));
+    }
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    return buf;
+}
+
+static void test_publish_returns_are_read_once_raw_and_sent_as_checked(void **state)
+{
+    (void)state;
+#define BAD "2: module 'm' on_message_publish: "
+#define SENT(topic, rest) "CONTINUE topic=" topic " " rest
+#define REQUEST_REST "payload=hi\\x00\\xff! headers=username=u1;"
+    static const struct {
+        const char *topic; /* names the case */
+        const char *reply;
+    } cases[] = {
+        /* the old code sent qos 42, sent an empty topic (and crashed on
+         * headers-third-read, the last case) */
+        {"qos-third-read", BAD "message.qos is missing"},
+        {"topic-third-read", BAD "message.topic is missing"},
+        {"lying-index", SENT("lying-index", "qos=2 " REQUEST_REST)},
+        {"looping-index", SENT("looping-index", "qos=1 " REQUEST_REST)},
+        {"proxy-headers", SENT("proxy-headers", "qos=1 payload=hi\\x00\\xff! headers=")},
+        {"userdata-headers", BAD "message.headers must be a table of strings"},
+        {"thread", BAD "returned a thread; expected a message table, false (drop) or nil"},
+        {"userdata", BAD "returned a userdata; expected a message table, false (drop) or nil"},
+        {"thread-topic", BAD TOPIC_RULE},
+        {"cyclic-message", SENT("cyclic-message", "qos=1 " REQUEST_REST)},
+        {"cyclic-headers", BAD HEADERS_RULE},
+        {"huge-array", SENT("huge-array", "qos=0 " REQUEST_REST)},
+        {"nul-topic", BAD TOPIC_RULE},
+        {"nul-header-key", BAD HEADERS_RULE},
+        {"nul-header-value", BAD HEADERS_RULE},
+        {"nul-payload", SENT("nul-payload", "qos=1 payload=a\\x00b headers=username=u1;")},
+        {"nul-chain-word", BAD "second return value must be \"stop\", \"continue\" or nil"},
+        {"non-string-keys", SENT("non-string-keys", "qos=0 " REQUEST_REST)},
+        {"number-header-key", BAD HEADERS_RULE},
+        {"number-topic", BAD TOPIC_RULE},
+        {"number-payload", BAD "message.payload must be a string, got a number"},
+        {"number-headers", SENT("number-headers", "qos=1 payload=hi\\x00\\xff! "
+                                                  "headers=e=9.2233720368548e+18;f=1.5;i=7;")},
+        {"qos-fraction", BAD QOS_RULE},
+        {"qos-negative", BAD QOS_RULE},
+        {"qos-42", BAD QOS_RULE},
+        {"qos-nan", BAD QOS_RULE},
+        {"qos-string", BAD QOS_RULE},
+        {"qos-huge", BAD QOS_RULE},
+        {"qos-mininteger", BAD QOS_RULE},
+        {"qos-integral-float", SENT("qos-integral-float", "qos=2 " REQUEST_REST)},
+        {"gc", SENT("gc", "qos=1 payload=gc headers=username=u1;")},
+        {"headers-third-read", BAD "message.headers is missing"},
+    };
+#undef BAD
+#undef SENT
+#undef REQUEST_REST
+    struct efx *t = efx_open("m", NULL, "m.lua", odd_module, NULL);
+    int wrong = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Emqx__Exhook__V3__Message msg = message(cases[i].topic);
+        Emqx__Exhook__V3__MessagePublishRequest r = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
+        r.message = &msg;
+        call(t, HOOK_MESSAGE_PUBLISH, &r.base);
+        char got[512];
+        if (strcmp(describe_reply(t, got, sizeof got), cases[i].reply) != 0) {
+            print_error("case %s: got\n  %s\nwant\n  %s\n", cases[i].topic, got, cases[i].reply);
+            wrong++;
+        }
+        assert_int_equal(lua_gettop(t->e.L), 0);
+        /* the state goes on serving */
+        valued *v = publish(t, "fine");
+        assert_int_equal(v->type, T_CONTINUE);
+        assert_string_equal(v->message->topic, "fine");
+        assert_int_equal(v->message->payload.len, 4);
+        assert_memory_equal(v->message->payload.data, "fine", 4);
+        emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    }
+    assert_int_equal(wrong, 0);
+    /* the finalizer of the "gc" case ran, after its table was read */
+    lua_getglobal(t->e.L, "collected");
+    assert_true(lua_toboolean(t->e.L, -1));
+    lua_pop(t->e.L, 1);
+    efx_close(t);
+}
+
+static void test_publish_huge_headers_table_is_sent_whole(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open("m", NULL, "m.lua",
+                             "function on_message_publish(m)\n"
+                             "  local h = {}\n"
+                             "  for i = 1, 100000 do h['k' .. i] = tostring(i) end\n"
+                             "  return {headers = h}\n"
+                             "end\n",
+                             NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_int_equal(v->message->n_headers, 100000);
+    assert_string_equal(header(v->message, "k1"), "1");
+    assert_string_equal(header(v->message, "k100000"), "100000");
+    assert_null(header(v->message, "username"));
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    efx_close(t);
+}
+
+static void test_publish_next_module_sees_what_was_read_not_the_returned_table(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open(
+        "a, b", NULL, "a.lua",
+        "function on_message_publish(m)\n"
+        "  return setmetatable({qos = 2, headers = {h = 'v'}},\n"
+        "                      {__index = function() return 'x/#' end})\n"
+        "end\n",
+        "b.lua",
+        "function on_message_publish(m)\n"
+        "  _G.seen = table.concat({m.topic, m.qos, m.headers.h, tostring(m.headers.username),\n"
+        "                          tostring(getmetatable(m))}, ' ')\n"
+        "end\n",
+        NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_string_equal(v->message->topic, "a/b");
+    assert_int_equal(v->message->qos, 2);
+    char buf[64];
+    assert_string_equal(headers_text(v->message, buf, sizeof buf), "h=v;");
+    assert_string_equal(global_str(t, "seen", buf, sizeof buf), "a/b 2 v nil nil");
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    efx_close(t);
+}
+
+static void test_verdict_chain_word_with_a_nul_byte_is_refused(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open("v", NULL, "v.lua",
+                             "function on_client_authenticate() return true, 'continue\\0x' end\n",
+                             NULL);
+    Emqx__Exhook__V3__ClientAuthenticateRequest r =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    call(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
+    assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
+    assert_string_equal(t->out.error,
+                        "module 'v' on_client_authenticate: returned boolean, string; expected "
+                        "true, false or nil, optionally followed by \"continue\"");
+    efx_close(t);
 }
 
 static void test_publish_headers_numbers_become_strings(void **state)
@@ -933,10 +1168,13 @@ int main(void)
         cmocka_unit_test(test_publish_in_place_edits_without_a_returned_table_never_reach_the_reply),
         cmocka_unit_test(test_publish_drop_replaces_an_allow_publish_header),
         cmocka_unit_test(test_publish_in_place_edits_are_checked_or_dropped_like_returned_ones),
-        cmocka_unit_test(test_metamethods_of_a_returned_table_run_under_the_limits),
         cmocka_unit_test(test_publish_in_place_edits_of_props_do_not_reach_the_next_module),
         cmocka_unit_test(test_publish_invalid_changes_are_errors),
         cmocka_unit_test(test_publish_headers_numbers_become_strings),
+        cmocka_unit_test(test_publish_returns_are_read_once_raw_and_sent_as_checked),
+        cmocka_unit_test(test_publish_huge_headers_table_is_sent_whole),
+        cmocka_unit_test(test_publish_next_module_sees_what_was_read_not_the_returned_table),
+        cmocka_unit_test(test_verdict_chain_word_with_a_nul_byte_is_refused),
         cmocka_unit_test(test_module_topic_filters_decide_who_sees_a_message),
         cmocka_unit_test(test_notify_runs_every_module_and_answers_empty),
         cmocka_unit_test(test_properties_and_user_properties_are_read_by_name),

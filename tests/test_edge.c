@@ -217,7 +217,8 @@ static void test_counters_count_calls_errors_timeouts_and_memory_failures(void *
     assert_non_null(
         strstr(text, "stats: 7 calls, 2 errors, 1 timeouts, 1 memory failures since start\n"));
     assert_non_null(
-        strstr(text, "stats: client.authenticate  calls=7 errors=2 timeouts=1 memory=1\n"));
+        strstr(text,
+               "stats: client.authenticate  calls=7 errors=2 timeouts=1 memory=1 unhandled=0\n"));
     free(text);
     /* and the final counters when the server stops */
     capture_begin(&cap, w->fx.dir);
@@ -226,6 +227,67 @@ static void test_counters_count_calls_errors_timeouts_and_memory_failures(void *
     text = capture_end(&cap);
     log_set_level(LOG_ERROR);
     assert_non_null(strstr(text, "stats: 7 calls, 2 errors, 1 timeouts, 1 memory failures"));
+    free(text);
+    stop(w);
+}
+
+/* A broker that kept the hook list of earlier scripts (exhookd restarted)
+ * calls hooks the module does not define: each call is answered as before,
+ * counted, and reported in one warning per hook, whichever worker took it. */
+static void test_unhandled_hook_calls_are_answered_counted_and_reported_once(void **state)
+{
+    (void)state;
+    struct world *w = start(0);
+    struct rpc_client *c = rpc_client_open(w->target);
+    Emqx__Exhook__V3__ClientConnectedRequest conn =
+        EMQX__EXHOOK__V3__CLIENT_CONNECTED_REQUEST__INIT;
+    Emqx__Exhook__V3__ClientAuthorizeRequest authz =
+        EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__INIT;
+    log_set_level(LOG_WARN);
+    struct capture cap;
+    capture_begin(&cap, w->fx.dir);
+    for (int i = 0; i < 5; i++) {
+        struct rpc_result r;
+        assert_int_equal(
+            rpc_call(c, "/emqx.exhook.v2.HookProvider/OnClientConnected", &conn.base, &r), 0);
+        assert_int_equal(r.status, GRPC_STATUS_OK);
+        assert_true(r.got_message);
+        assert_int_equal(r.reply_len, 0); /* EmptySuccess, as for any hook without a handler */
+        rpc_result_free(&r);
+    }
+    struct rpc_result r;
+    assert_int_equal(
+        rpc_call(c, "/emqx.exhook.v2.HookProvider/OnClientAuthorize", &authz.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    Emqx__Exhook__V3__ValuedResponse *v =
+        emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
+    assert_int_equal(v->type, EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    rpc_result_free(&r);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(authenticate(c, "a"), GRPC_STATUS_OK);
+    char *text = capture_end(&cap);
+    rpc_client_close(c);
+    size_t lines = 0;
+    for (const char *p = text; (p = strstr(p, "no loaded script handles it")); p++)
+        lines++;
+    assert_int_equal(lines, 2);
+    assert_non_null(strstr(text, "the broker called client.connected 1 time since start, "));
+    assert_non_null(strstr(text, "the broker called client.authorize 1 time since start, "));
+    assert_null(strstr(text, "client.authenticate"));
+    free(text);
+
+    log_set_level(LOG_INFO);
+    capture_begin(&cap, w->fx.dir);
+    srv_log_stats(w->srv);
+    text = capture_end(&cap);
+    log_set_level(LOG_ERROR);
+    assert_non_null(strstr(
+        text, "stats: client.connected     calls=5 errors=0 timeouts=0 memory=0 unhandled=5\n"));
+    assert_non_null(strstr(
+        text, "stats: client.authorize     calls=1 errors=0 timeouts=0 memory=0 unhandled=1\n"));
+    assert_non_null(strstr(
+        text, "stats: client.authenticate  calls=3 errors=0 timeouts=0 memory=0 unhandled=0\n"));
     free(text);
     stop(w);
 }
@@ -413,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_gzip_compressed_request_is_served),
         cmocka_unit_test(test_max_message_size_limits_requests),
         cmocka_unit_test(test_counters_count_calls_errors_timeouts_and_memory_failures),
+        cmocka_unit_test(test_unhandled_hook_calls_are_answered_counted_and_reported_once),
         cmocka_unit_test(test_zero_workers_means_one_per_cpu),
         cmocka_unit_test(test_client_deadline_shorter_than_the_handler_stops_it),
         cmocka_unit_test(test_garbage_and_closed_connections_do_not_hurt),

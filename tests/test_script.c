@@ -402,6 +402,23 @@ static void test_deinit_is_not_called_for_a_module_whose_init_failed(void **stat
     fx_free(&fx);
 }
 
+static void test_deinit_checked_at_load_is_the_one_called_whatever_init_does(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    struct script_engine e;
+    char path[512], got[256];
+
+    fx_init(&fx);
+    write_deinit_module(&fx, "m.lua", "function init() deinit = 42 end\n", path, sizeof path);
+    fx_configure(&fx, "m", NULL);
+    open_ok(&e, &fx, 1);
+    script_engine_close(&e);
+    read_file(path, got, sizeof got);
+    assert_string_equal(got, "ok\n");
+    fx_free(&fx);
+}
+
 /* ---- require, exhook API ----------------------------------------------------- */
 
 static void test_require_finds_modules_in_scripts_folder_and_subfolders(void **state)
@@ -715,19 +732,24 @@ static void test_strict_handler_table_raising_on_unknown_keys_does_not_abort(voi
 
 /* ---- errors ----------------------------------------------------------------------- */
 
-static void test_non_string_error_while_reading_the_module_table_is_a_load_error(void **state)
+static void test_module_table_is_read_raw_without_running_its_metamethods(void **state)
 {
     (void)state;
     struct fixture fx;
-    char err[ERR_LEN];
+    struct script_engine e;
 
     fx_init(&fx);
-    fx_write(&fx, "odd.lua", "return setmetatable({}, {__index = function() error(nil) end})\n");
-    fx_configure(&fx, "odd", NULL);
-    open_fails(&fx, err, sizeof err);
-    char want[512];
-    snprintf(want, sizeof want, "%s/odd.lua: error object is not a string", fx.dir);
-    assert_string_equal(err, want);
+    fx_write(&fx, "proxy.lua",
+             "local M = {on_client_connected = function() return 1 end}\n"
+             "return setmetatable(M, {__index = function(_, k)\n"
+             "  if k == 'on_client_authenticate' then return function() return 2 end end\n"
+             "  error(nil)\n"
+             "end})\n");
+    fx_configure(&fx, "proxy", NULL);
+    open_ok(&e, &fx, 1);
+    static const int only[] = {HOOK_CLIENT_CONNECTED};
+    assert_only_handlers(&e.modules[0], only, 1);
+    script_engine_close(&e);
     fx_free(&fx);
 }
 
@@ -872,6 +894,11 @@ static void test_topics_with_invalid_filter_is_an_error(void **state)
     fx_write(&fx, "t.lua", "topics = { ['message.publish'] = {} }\n");
     assert_open_error(&fx, "%s/t.lua: topics[\"message.publish\"] must be a filter or a "
                            "non-empty list of filters");
+
+    /* C would read 'a/#\0b' as the valid 'a/#' */
+    fx_write(&fx, "t.lua", "topics = { ['message.publish'] = 'a/#\\0b' }\n");
+    assert_open_error(&fx, "%s/t.lua: topics[\"message.publish\"]: invalid filter '?': "
+                           "not a string without NUL bytes");
     fx_free(&fx);
 }
 
@@ -923,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_deinit_runs_at_close_in_reverse_module_order),
         cmocka_unit_test(test_deinit_of_loaded_modules_runs_when_a_later_module_fails),
         cmocka_unit_test(test_deinit_is_not_called_for_a_module_whose_init_failed),
+        cmocka_unit_test(test_deinit_checked_at_load_is_the_one_called_whatever_init_does),
         cmocka_unit_test(test_require_finds_modules_in_scripts_folder_and_subfolders),
         cmocka_unit_test(test_exhook_api_worker_id_version_topic_match_and_log),
         cmocka_unit_test(test_publish_spec_is_union_of_module_filters),
@@ -931,7 +959,7 @@ int main(void)
         cmocka_unit_test(test_module_wants_honours_handlers_and_filters),
         cmocka_unit_test(test_describe_hooks_lists_registered_hooks_with_filters),
         cmocka_unit_test(test_strict_handler_table_raising_on_unknown_keys_does_not_abort),
-        cmocka_unit_test(test_non_string_error_while_reading_the_module_table_is_a_load_error),
+        cmocka_unit_test(test_module_table_is_read_raw_without_running_its_metamethods),
         cmocka_unit_test(test_missing_init_module_names_the_folder_and_tried_files),
         cmocka_unit_test(test_syntax_error_names_file_and_line),
         cmocka_unit_test(test_runtime_error_in_module_body_names_file_and_line),
