@@ -30,6 +30,8 @@ static void usage(FILE *f)
                "                             loop, as fast as the server answers (default 0)\n"
                "  -T, --threads N            client threads, each with its own completion\n"
                "                             queue and share of the connections (default 1)\n"
+               "  -S, --split-frames         send each call's headers and message in separate\n"
+               "                             TCP writes, the way EMQX does (default: one write)\n"
                "  -q, --quiet                print only the result line\n"
                "  -h, --help\n");
 }
@@ -91,11 +93,12 @@ void bcli_parse(int argc, char **argv, struct bcli_opts *o)
                                              {"warmup", required_argument, NULL, 'w'},
                                              {"rate", required_argument, NULL, 'R'},
                                              {"threads", required_argument, NULL, 'T'},
+                                             {"split-frames", no_argument, NULL, 'S'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "t:i:r:c:m:d:n:w:R:T:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:i:r:c:m:d:n:w:R:T:Sqh", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
             if (!*optarg)
@@ -137,6 +140,9 @@ void bcli_parse(int argc, char **argv, struct bcli_opts *o)
             break;
         case 'T':
             o->threads = (int)parse_int(optarg, "threads", 1, 1024);
+            break;
+        case 'S':
+            o->split_frames = true;
             break;
         case 'q':
             o->quiet = true;

@@ -14,6 +14,7 @@ struct bcli_opts {
     int connections, in_flight, threads;
     double duration, warmup, rate; /* seconds, seconds, calls/s (0: closed loop) */
     long long calls;               /* 0: run for `duration` */
+    bool split_frames;             /* headers and message of a call in separate writes */
     bool quiet;
 };
 

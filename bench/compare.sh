@@ -10,6 +10,8 @@
 # reply was wrong or any run failed.   Run from anywhere:  bench/compare.sh
 #   env: ROUNDS=3 DURATION=10 RPCS="authenticate publish" WORKERS="1 2" (BUILD=build)
 #   (WORKERS: one exhookd per worker count, on port 9410 + count)
+#   FRAMING=split: every call's headers and message in two TCP writes, as EMQX
+#   sends them (exhook-bench --split-frames); default: one write per call.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +25,11 @@ BENCH=$BUILD/exhook-bench
 PEER_CPP=$BUILD/bench-peer-cpp/peer-cpp
 PYTHON=/usr/bin/python3   # Debian's, which has python3-grpcio
 LOAD=(-c 8 -m 16 -d "$DURATION" -w 1)
+case ${FRAMING:-joined} in
+    split) LOAD+=(--split-frames) ;;
+    joined) ;;
+    *) echo "compare: FRAMING must be split or joined" >&2; exit 2 ;;
+esac
 
 say() { echo "compare: $*" >&2; }
 die() { say "$*"; exit 1; }

@@ -375,6 +375,16 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          .value.integer = 10000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
+
+        /* HTTP/2 flow control. gRPC's BDP probe PINGs the broker on busy
+         * connections to size the windows for bulk transfers: for ExHook's
+         * small calls each probe is only a PING and its ACK more for the
+         * broker's client to handle. Without it a large request still gets
+         * through: the stream window grows to the announced message size.
+         * The windows keep gRPC's defaults: the WINDOW_UPDATE that goes with
+         * nearly every reply is gRPC topping the connection window up on
+         * each write, whatever the window's size (README "HTTP/2 settings"). */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
     };
     grpc_channel_args chargs = {.num_args = sizeof args / sizeof args[0], .args = args};
     s->grpc = grpc_server_create(&chargs, NULL);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The load generator as a smoke test: against exhookd running the shipped
 # example scripts every scenario of every interface generation gets only
-# right answers, open loop works, and wrong answers, an unknown package, a
+# right answers, open loop and --split-frames work, and wrong answers, an unknown package, a
 # missing server and a bad option each make it fail with the right exit code.
 # Usage: test_bench.sh <exhookd binary> <exhook-bench binary> <source dir>
 set -u
@@ -42,6 +42,16 @@ run -t "127.0.0.1:$GOOD" -c 2 -m 4 -R 500 -n 200 -w 0 -q
 [ $RC -eq 0 ] && [ "$(field errors)" = 0 ] && at_least "$(field calls)" 200 &&
     [ "$(field offered_per_s)" = 500 ]
 check "open loop at 500 calls/s: 200 calls, every reply right, exit 0" $? "rc=$RC out=$OUT err=$ERR"
+
+# --split-frames sends the headers of a call and then its message in a second
+# batch; every call must still get its right answer, in both loops.
+run -t "127.0.0.1:$GOOD" -r mix -c 2 -m 4 -n 300 -w 0 --split-frames
+[ $RC -eq 0 ] && [ "$(field errors)" = 0 ] && at_least "$(field calls)" 300 &&
+    grep -q "headers and message in separate writes" <<<"$OUT"
+check "--split-frames, closed loop: 300 calls, every reply right, exit 0" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$GOOD" -r publish -c 2 -m 4 -R 500 -n 200 -w 0 -q -S
+[ $RC -eq 0 ] && [ "$(field errors)" = 0 ] && at_least "$(field calls)" 200
+check "-S, open loop at 500 calls/s: 200 calls, every reply right, exit 0" $? "rc=$RC out=$OUT err=$ERR"
 
 # A server that answers, but not as scripts/example.lua would.
 mkdir -p "$WORK/wrong"

@@ -184,6 +184,34 @@ static void test_max_message_size_limits_requests(void **state)
     stop(w);
 }
 
+/* Flow control without the BDP probe: a request far over HTTP/2's 64 KB
+ * initial window, just under max_message_size, still gets through. */
+static void test_request_of_max_message_size_is_served(void **state)
+{
+    (void)state;
+    struct world *w = start_with(0, "[server]\nworkers = 1\nmax_message_size = 4MB\n");
+    struct rpc_client *c = rpc_client_open(w->target);
+    size_t len = 4 * 1024 * 1024 - 64; /* the whole request stays under 4 MB */
+    char *name = malloc(len);
+    memset(name, 'u', len - 1);
+    name[len - 1] = '\0';
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = name;
+    Emqx__Exhook__V3__ClientAuthenticateRequest big =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    big.clientinfo = &ci;
+    struct rpc_result r;
+    for (int i = 0; i < 3; i++) { /* again on the same connection: windows refilled */
+        assert_int_equal(rpc_call(c, AUTH_PATH, &big.base, &r), 0);
+        assert_int_equal(r.status, GRPC_STATUS_OK);
+        assert_true(r.got_message);
+        rpc_result_free(&r);
+    }
+    free(name);
+    rpc_client_close(c);
+    stop(w);
+}
+
 static void test_counters_count_calls_errors_timeouts_and_memory_failures(void **state)
 {
     (void)state;
@@ -474,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_oversized_request_is_refused_and_server_goes_on),
         cmocka_unit_test(test_gzip_compressed_request_is_served),
         cmocka_unit_test(test_max_message_size_limits_requests),
+        cmocka_unit_test(test_request_of_max_message_size_is_served),
         cmocka_unit_test(test_counters_count_calls_errors_timeouts_and_memory_failures),
         cmocka_unit_test(test_unhandled_hook_calls_are_answered_counted_and_reported_once),
         cmocka_unit_test(test_zero_workers_means_one_per_cpu),

@@ -1,11 +1,19 @@
-// peer-cpp: a bare gRPC C++ ExHook server (emqx.exhook.v3, callback API),
-// used by bench/compare.sh as the "hand-written C++" baseline for exhookd.
-// It answers with the decisions of scripts/example.lua, hard-coded:
+// peer-cpp: a bare gRPC C++ ExHook server (callback API), used by
+// bench/compare.sh as the "hand-written C++" baseline for exhookd. It serves
+// every generation of the interface, so a broker of any version can load it:
+// emqx.exhook.v3 (EMQX 5.9+), v2 (5.0 - 5.8) and v1 (4.3, 4.4). The three
+// services take the same message types (proto/exhook.proto; the build
+// generates the v1 and v2 services from it) and make the same decisions,
+// those of scripts/example.lua, hard-coded:
 //   authenticate: gooduser -> STOP_AND_RETURN true, baduser -> false, else IGNORE
 //   authorize:    PUBLISH to $SYS/# by a non-superuser -> STOP_AND_RETURN false
+//                 (v1: OnClientCheckAcl)
 //   publish:      demo/in -> CONTINUE, topic demo/out + header x-exhookd;
 //                 demo/drop -> STOP_AND_RETURN, header allow_publish=false
 //   anything else: EmptySuccess / IGNORE.
+// OnProviderLoaded registers the hooks above under the names valid for the
+// caller's generation (client.check_acl for v1, client.authorize for v2/v3):
+// a broker refuses the whole list if one name is unknown to it.
 // Threads are gRPC's defaults: in 1.51 the callback API runs the handlers on
 // clamp(cores / 2, 2, 16) "nexting_thread"s (2 on a 2-core machine), next to
 // gRPC's own event-engine and timer threads. No logging per call.
@@ -23,8 +31,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include "exhook.grpc.pb.h"
+#include "peer_v1.grpc.pb.h"
+#include "peer_v2.grpc.pb.h"
 
-namespace v3 = emqx::exhook::v3;
+namespace pb = emqx::exhook::v3; // the messages of every generation
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
 
@@ -42,67 +52,75 @@ bool matches_sys(const std::string &topic) {
 }
 
 #define EMPTY(Rpc, Req)                                                        \
-  ServerUnaryReactor *Rpc(CallbackServerContext *ctx, const v3::Req *,         \
-                          v3::EmptySuccess *) override {                       \
+  ServerUnaryReactor *Rpc(CallbackServerContext *ctx, const pb::Req *,         \
+                          pb::EmptySuccess *) override {                       \
     return done(ctx);                                                          \
   }
 
-class Provider final : public v3::HookProvider::CallbackService {
+ServerUnaryReactor *authorize(CallbackServerContext *ctx, const pb::ClientAuthorizeRequest *req,
+                              pb::ValuedResponse *reply) {
+  if (req->type() == pb::ClientAuthorizeRequest::PUBLISH &&
+      !req->clientinfo().is_superuser() && matches_sys(req->topic())) {
+    reply->set_type(pb::ValuedResponse::STOP_AND_RETURN);
+    reply->set_bool_result(false);
+  } else {
+    reply->set_type(pb::ValuedResponse::IGNORE);
+  }
+  return done(ctx);
+}
+
+// The rpcs whose names are the same in every generation. `Service` is the
+// generated callback service of one generation.
+template <class Service> class Common : public Service {
+public:
+  explicit Common(int generation) : generation_(generation) {}
+
+private:
+  const int generation_;
+
   ServerUnaryReactor *OnProviderLoaded(CallbackServerContext *ctx,
-                                       const v3::ProviderLoadedRequest *,
-                                       v3::LoadedResponse *reply) override {
+                                       const pb::ProviderLoadedRequest *,
+                                       pb::LoadedResponse *reply) override {
+    const char *authz = generation_ == 1 ? "client.check_acl" : "client.authorize";
     for (const char *name : {"client.connected", "client.disconnected",
-                             "client.authenticate", "client.authorize"})
+                             "client.authenticate", authz})
       reply->add_hooks()->set_name(name);
-    v3::HookSpec *pub = reply->add_hooks();
+    pb::HookSpec *pub = reply->add_hooks();
     pub->set_name("message.publish");
     pub->add_topics("demo/#");
     return done(ctx);
   }
 
   ServerUnaryReactor *OnClientAuthenticate(CallbackServerContext *ctx,
-                                           const v3::ClientAuthenticateRequest *req,
-                                           v3::ValuedResponse *reply) override {
+                                           const pb::ClientAuthenticateRequest *req,
+                                           pb::ValuedResponse *reply) override {
     const std::string &user = req->clientinfo().username();
     if (user == "gooduser" || user == "baduser") {
-      reply->set_type(v3::ValuedResponse::STOP_AND_RETURN);
+      reply->set_type(pb::ValuedResponse::STOP_AND_RETURN);
       reply->set_bool_result(user == "gooduser");
     } else {
-      reply->set_type(v3::ValuedResponse::IGNORE);
-    }
-    return done(ctx);
-  }
-
-  ServerUnaryReactor *OnClientAuthorize(CallbackServerContext *ctx,
-                                        const v3::ClientAuthorizeRequest *req,
-                                        v3::ValuedResponse *reply) override {
-    if (req->type() == v3::ClientAuthorizeRequest::PUBLISH &&
-        !req->clientinfo().is_superuser() && matches_sys(req->topic())) {
-      reply->set_type(v3::ValuedResponse::STOP_AND_RETURN);
-      reply->set_bool_result(false);
-    } else {
-      reply->set_type(v3::ValuedResponse::IGNORE);
+      reply->set_type(pb::ValuedResponse::IGNORE);
     }
     return done(ctx);
   }
 
   ServerUnaryReactor *OnMessagePublish(CallbackServerContext *ctx,
-                                       const v3::MessagePublishRequest *req,
-                                       v3::ValuedResponse *reply) override {
+                                       const pb::MessagePublishRequest *req,
+                                       pb::ValuedResponse *reply) override {
     const std::string &topic = req->message().topic();
     if (topic == "demo/in") {
-      reply->set_type(v3::ValuedResponse::CONTINUE);
-      v3::Message *m = reply->mutable_message();
+      reply->set_type(pb::ValuedResponse::CONTINUE);
+      pb::Message *m = reply->mutable_message();
       *m = req->message();
       m->set_topic("demo/out");
       (*m->mutable_headers())["x-exhookd"] = "rewritten";
     } else if (topic == "demo/drop") {
-      reply->set_type(v3::ValuedResponse::STOP_AND_RETURN);
-      v3::Message *m = reply->mutable_message();
+      reply->set_type(pb::ValuedResponse::STOP_AND_RETURN);
+      pb::Message *m = reply->mutable_message();
       *m = req->message();
       (*m->mutable_headers())["allow_publish"] = "false";
     } else {
-      reply->set_type(v3::ValuedResponse::IGNORE);
+      reply->set_type(pb::ValuedResponse::IGNORE);
     }
     return done(ctx);
   }
@@ -119,11 +137,38 @@ class Provider final : public v3::HookProvider::CallbackService {
   EMPTY(OnSessionUnsubscribed, SessionUnsubscribedRequest)
   EMPTY(OnSessionResumed, SessionResumedRequest)
   EMPTY(OnSessionDiscarded, SessionDiscardedRequest)
-  EMPTY(OnSessionTakenover, SessionTakenoverRequest)
   EMPTY(OnSessionTerminated, SessionTerminatedRequest)
   EMPTY(OnMessageDelivered, MessageDeliveredRequest)
   EMPTY(OnMessageDropped, MessageDroppedRequest)
   EMPTY(OnMessageAcked, MessageAckedRequest)
+};
+
+// v2 and v3.
+template <class Service> class Provider final : public Common<Service> {
+public:
+  using Common<Service>::Common;
+
+private:
+  ServerUnaryReactor *OnClientAuthorize(CallbackServerContext *ctx,
+                                        const pb::ClientAuthorizeRequest *req,
+                                        pb::ValuedResponse *reply) override {
+    return authorize(ctx, req, reply);
+  }
+  EMPTY(OnSessionTakenover, SessionTakenoverRequest)
+};
+
+// v1 names two rpcs differently; their requests are the same.
+class ProviderV1 final : public Common<emqx::exhook::v1::HookProvider::CallbackService> {
+public:
+  ProviderV1() : Common(1) {}
+
+private:
+  ServerUnaryReactor *OnClientCheckAcl(CallbackServerContext *ctx,
+                                       const pb::ClientAuthorizeRequest *req,
+                                       pb::ValuedResponse *reply) override {
+    return authorize(ctx, req, reply);
+  }
+  EMPTY(OnSessionTakeovered, SessionTakenoverRequest)
 };
 
 } // namespace
@@ -141,13 +186,17 @@ int main(int argc, char **argv) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-  Provider provider;
+  ProviderV1 v1;
+  Provider<emqx::exhook::v2::HookProvider::CallbackService> v2(2);
+  Provider<pb::HookProvider::CallbackService> v3(3);
   int port = 0;
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default: a busy port must be an error instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(argv[1], grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&provider);
+  builder.RegisterService(&v1);
+  builder.RegisterService(&v2);
+  builder.RegisterService(&v3);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::fprintf(stderr, "peer-cpp: cannot listen on %s\n", argv[1]);

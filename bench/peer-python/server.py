@@ -2,8 +2,14 @@
 """peer-python: an ExHook server written the way most users write one today.
 
 Python grpcio with grpc.server(futures.ThreadPoolExecutor(max_workers=10)),
-answering emqx.exhook.v3 with the decisions of scripts/example.lua. Used by
-bench/compare.sh as the Python baseline for exhookd.
+answering with the decisions of scripts/example.lua. Used by bench/compare.sh
+as the Python baseline for exhookd. It serves every generation of the
+interface, so a broker of any version can load it: emqx.exhook.v3 (EMQX
+5.9+), v2 (5.0 - 5.8) and v1 (4.3, 4.4, where two rpcs have other names).
+The messages of proto/exhook.proto decode all three. OnProviderLoaded
+registers the hooks under the names valid for the caller's generation
+(client.check_acl for v1, client.authorize for v2/v3): a broker refuses the
+whole list if one name is unknown to it.
 
 usage: /usr/bin/python3 bench/peer-python/server.py HOST:PORT
 
@@ -24,7 +30,8 @@ import grpc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
-SERVICE = "emqx.exhook.v3.HookProvider"
+# v1's names for two rpcs of v2/v3; their requests are the same.
+V1_NAMES = {"OnClientAuthorize": "OnClientCheckAcl", "OnSessionTakenover": "OnSessionTakeovered"}
 
 
 def load_pb2(tmp):
@@ -35,12 +42,14 @@ def load_pb2(tmp):
     return exhook_pb2
 
 
-def make_handlers(pb):
+def make_handlers(pb, generation):
+    """The rpc handlers of emqx.exhook.v<generation>, by method name."""
     VR = pb.ValuedResponse
+    authz = "client.check_acl" if generation == 1 else "client.authorize"
 
     def provider_loaded(req, ctx):
         hooks = [pb.HookSpec(name=n) for n in ("client.connected", "client.disconnected",
-                                                "client.authenticate", "client.authorize")]
+                                                "client.authenticate", authz)]
         hooks.append(pb.HookSpec(name="message.publish", topics=["demo/#"]))
         return pb.LoadedResponse(hooks=hooks)
 
@@ -81,7 +90,8 @@ def make_handlers(pb):
     for method in pb.DESCRIPTOR.services_by_name["HookProvider"].methods:
         req_cls = getattr(pb, method.input_type.name)
         resp_cls = getattr(pb, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+        name = V1_NAMES.get(method.name, method.name) if generation == 1 else method.name
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
             special.get(method.name, empty),
             request_deserializer=req_cls.FromString,
             response_serializer=resp_cls.SerializeToString)
@@ -100,8 +110,10 @@ def main():
         # so_reuseport off: a busy port must be an error, not a shared port.
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=10),
                              options=[("grpc.so_reuseport", 0)])
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, make_handlers(pb)),))
+        server.add_generic_rpc_handlers(tuple(
+            grpc.method_handlers_generic_handler("emqx.exhook.v%d.HookProvider" % g,
+                                                 make_handlers(pb, g))
+            for g in (1, 2, 3)))
         try:
             server.add_insecure_port(sys.argv[1])
         except RuntimeError as e:
