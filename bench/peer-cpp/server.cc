@@ -5,7 +5,9 @@
 // services take the same message types (proto/exhook.proto; the build
 // generates the v1 and v2 services from it) and make the same decisions,
 // those of scripts/example.lua, hard-coded:
-//   authenticate: gooduser -> STOP_AND_RETURN true, baduser -> false, else IGNORE
+//   authenticate: gooduser -> STOP_AND_RETURN true, baduser -> false; anyone
+//                 else -> IGNORE on v1, CONTINUE true on v2/v3 (an EMQX 5
+//                 broker refuses a client that every server IGNOREs)
 //   authorize:    PUBLISH to $SYS/# by a non-superuser -> STOP_AND_RETURN false
 //                 (v1: OnClientCheckAcl)
 //   publish:      demo/in -> CONTINUE, topic demo/out + header x-exhookd;
@@ -98,8 +100,11 @@ private:
     if (user == "gooduser" || user == "baduser") {
       reply->set_type(pb::ValuedResponse::STOP_AND_RETURN);
       reply->set_bool_result(user == "gooduser");
-    } else {
+    } else if (generation_ == 1) {
       reply->set_type(pb::ValuedResponse::IGNORE);
+    } else {
+      reply->set_type(pb::ValuedResponse::CONTINUE);
+      reply->set_bool_result(true);
     }
     return done(ctx);
   }

@@ -59,7 +59,10 @@ def make_handlers(pb, generation):
             return VR(type=VR.STOP_AND_RETURN, bool_result=True)
         if user == "baduser":
             return VR(type=VR.STOP_AND_RETURN, bool_result=False)
-        return VR(type=VR.IGNORE)
+        # An EMQX 5 broker refuses a client that every server IGNOREs.
+        if generation == 1:
+            return VR(type=VR.IGNORE)
+        return VR(type=VR.CONTINUE, bool_result=True)
 
     def authorize(req, ctx):
         topic = req.topic
