@@ -5,7 +5,9 @@
  * spike of big messages) back to the system: a thread that looks every
  * couple of seconds and trims when enough is held free. */
 
-/* 0 on success, -1 when the thread cannot start. */
+/* One thread for the process, as there is one server: started by
+ * srv_start, stopped by srv_destroy. 0 on success, -1 when the thread
+ * cannot start. */
 int trim_start(void);
 /* Stops the thread; harmless when it never started. */
 void trim_stop(void);
