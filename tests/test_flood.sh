@@ -30,7 +30,7 @@ start_exhookd flood "$SRC/scripts" example error "memory_quota = ${QUOTA_MB}MB\n
 check "exhookd starts with memory_quota = ${QUOTA_MB}MB" $? "$(cat "$WORK/flood.log")"
 
 before=$(rss_kb "$SERVER_PID")
-timeout 60 python3 "$SRC/tests/h2flood.py" continuation 127.0.0.1 "$PORT" "$FLOOD_MB" 25 \
+timeout 60 python3 "$SRC/tests/h2flood.py" continuation 127.0.0.1 "$PORT" "$FLOOD_MB" 40 \
     >"$WORK/sent" &
 flood=$!
 peak=$before
@@ -40,9 +40,12 @@ while kill -0 "$flood" 2>/dev/null; do
     sleep 0.1
 done
 wait "$flood"
-sent=$(cat "$WORK/sent")
-[ "${sent:-0}" -ge $((FLOOD_MB * 1024 * 1024)) ]
-check "the flood sent ${FLOOD_MB} MB of CONTINUATION frames" $? "sent=$sent"
+read -r sent why <"$WORK/sent"
+# A server that closes the connection has refused the rest; one that reads
+# too slowly to take 40 MB in 40 s has not shown anything either way.
+[ "$why" = done ] || [ "$why" = closed ]
+check "the flood sent ${FLOOD_MB} MB of CONTINUATION frames, or the server closed the connection" \
+    $? "sent=$sent stopped: $why"
 
 [ $((peak - before)) -lt $((BOUND_MB * 1024)) ]
 check "the server grew by less than ${BOUND_MB} MB" $? "before=${before} kB peak=${peak} kB"
