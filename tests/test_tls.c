@@ -31,6 +31,7 @@
  *   client.pem/client.key     a broker certificate signed by ca
  *   other-ca.pem/other-ca.key another CA, trusted by no one
  *   rogue.pem/rogue.key       a broker certificate signed by other-ca
+ *   expired.pem/expired.key   a broker certificate signed by ca, expired
  *   other.key                 a key that belongs to no certificate
  *   enc.key                   server.key under a password */
 static struct fixture certs;
@@ -92,6 +93,10 @@ static int make_certs(void **state)
     make_cert("server", "localhost", "ca", "server.ext", 2);
     make_cert("client", "emqx-broker", "ca", "client.ext", 3);
     make_cert("rogue", "emqx-broker", "other-ca", "client.ext", 4);
+    openssl("req -new -batch -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+            "-keyout expired.key -out expired.csr -subj /CN=emqx-broker");
+    openssl("x509 -req -in expired.csr -CA ca.pem -CAkey ca.key -set_serial 5 -days -1 "
+            "-extfile client.ext -out expired.pem");
     openssl("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key");
     openssl("pkey -in server.key -aes256 -passout pass:secret -out enc.key");
     grpc_init();
@@ -531,6 +536,8 @@ static void test_refused_handshakes_are_logged_at_warn_rate_limited(void **state
     char *ca = slurp("ca.pem");
     char *rogue_cert = slurp("rogue.pem");
     char *rogue_key = slurp("rogue.key");
+    char *expired_cert = slurp("expired.pem");
+    char *expired_key = slurp("expired.key");
     struct capture cap;
     capture_begin(&cap, w->fx.dir);
 
@@ -546,9 +553,10 @@ static void test_refused_handshakes_are_logged_at_warn_rate_limited(void **state
     for (int i = 0; i < 5; i++)
         assert_int_equal(authenticate(rpc_client_open_tls(w->target, ca, NULL, NULL, "localhost")),
                          GRPC_STATUS_UNAVAILABLE);
+    /* after it, an expired certificate: a line, with the count */
     sleep(TLS_REFUSED_LOG_INTERVAL_S + 1);
     assert_int_equal(
-        authenticate(rpc_client_open_tls(w->target, ca, rogue_cert, rogue_key, "localhost")),
+        authenticate(rpc_client_open_tls(w->target, ca, expired_cert, expired_key, "localhost")),
         GRPC_STATUS_UNAVAILABLE);
     assert_true(capture_wait(&cap, "certificate verify failed", 10));
     char *text = capture_end(&cap);
@@ -570,6 +578,8 @@ static void test_refused_handshakes_are_logged_at_warn_rate_limited(void **state
     free(ca);
     free(rogue_cert);
     free(rogue_key);
+    free(expired_cert);
+    free(expired_key);
     stop(w);
 }
 
