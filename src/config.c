@@ -25,12 +25,17 @@
 #define DEFAULT_MEMORY_LIMIT ((size_t)64 * 1024 * 1024)
 /* gRPC's own default receive limit, which EMQX's client also keeps. */
 #define DEFAULT_MAX_MESSAGE_SIZE ((size_t)4 * 1024 * 1024)
+#define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
+#define DEFAULT_MEMORY_QUOTA ((size_t)128 * 1024 * 1024)
 /* Below 1KB even an ordinary authenticate request would not fit; above 1GB
  * one request could hold a worker's memory hostage (and gRPC counts message
  * sizes in an int). */
 #define MIN_MESSAGE_SIZE ((size_t)1024)
 #define MAX_MESSAGE_SIZE ((size_t)1024 * 1024 * 1024)
 #define MAX_WORKERS 256
+/* Below this, gRPC starts closing the brokers' connections to stay under the
+ * quota while serving a few ordinary calls. */
+#define MIN_MEMORY_QUOTA ((size_t)16 * 1024 * 1024)
 /* A Lua state with the standard libraries loaded takes a few hundred KB, so
  * a smaller limit would only make every script fail to load. */
 #define MIN_MEMORY_LIMIT ((size_t)1024 * 1024)
@@ -178,6 +183,32 @@ static int set_max_message_size(struct config *cfg, const char *key, const char 
     return 0;
 }
 
+static int set_handshake_timeout(struct config *cfg, const char *key, const char *value, char *msg,
+                                 size_t msglen)
+{
+    unsigned ms;
+
+    if (cfg_parse_duration_ms(value, &ms) != 0)
+        return cfgv_fail(msg, msglen,
+                         "%s: expected a duration from 1ms to 1h such as 500ms, 5s or 2m, got '%s'",
+                         key, value);
+    cfg->handshake_timeout_ms = ms;
+    return 0;
+}
+
+static int set_memory_quota(struct config *cfg, const char *key, const char *value, char *msg,
+                            size_t msglen)
+{
+    size_t bytes;
+
+    if (cfg_parse_size(value, &bytes) != 0 || bytes < MIN_MEMORY_QUOTA)
+        return cfgv_fail(msg, msglen,
+                         "%s: expected a size from 16MB to 64GB such as 128MB or 1GB, got '%s'",
+                         key, value);
+    cfg->memory_quota = bytes;
+    return 0;
+}
+
 /* A path of a PEM file. Only emptiness is checked here: whether the file is
  * there and holds what it should is tls_server_credentials' job, at start. */
 static int set_path(char **slot, const char *key, const char *value, char *msg, size_t msglen)
@@ -244,6 +275,8 @@ static const struct key_def {
     {"server", "workers", set_workers},
     {"server", "shutdown_timeout", set_shutdown_timeout},
     {"server", "max_message_size", set_max_message_size},
+    {"server", "handshake_timeout", set_handshake_timeout},
+    {"server", "memory_quota", set_memory_quota},
     {"lua", "path", set_lua_path},
     {"lua", "init_module", set_init_module},
     {"lua", "call_timeout", set_call_timeout},
@@ -523,6 +556,8 @@ void cfg_defaults(struct config *cfg)
     cfg->sandbox = true;
     cfg->shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS;
     cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+    cfg->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    cfg->memory_quota = DEFAULT_MEMORY_QUOTA;
     cfg->log_level = LOG_INFO;
 }
 

@@ -26,6 +26,8 @@ struct config {
     bool sandbox;              /* [lua] sandbox, default true */
     unsigned shutdown_timeout_ms; /* [server] shutdown_timeout, default 5s */
     size_t max_message_size;   /* [server] max_message_size, default 4MB; 1KB..1GB */
+    unsigned handshake_timeout_ms; /* [server] handshake_timeout, default 10s */
+    size_t memory_quota;       /* [server] memory_quota, gRPC's buffers, default 128MB */
     /* [tls]: serve over TLS when cert is set (cert and key go together);
      * with verify_client, brokers must present a certificate signed by ca. */
     struct {

@@ -2,7 +2,8 @@
 #define EXHOOKD_LOG_H
 
 /* Logging to stderr: one line per event with UTC time, level and the worker
- * that wrote it ("main" outside worker threads). */
+ * that wrote it ("main" outside worker threads). Control characters in a
+ * message are written escaped (\n, \t, \x1b), so no text can add a line. */
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 

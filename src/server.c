@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -21,6 +22,7 @@
 #include "script.h"
 #include "stale.h"
 #include "tls.h"
+#include "trim.h"
 
 /* Requests kept posted per method and worker: enough that a burst of calls
  * for one rpc rarely waits for a worker to re-post. */
@@ -341,10 +343,35 @@ static int worker_count(const struct config *cfg)
 }
 
 /* gRPC's own messages go through our log, at debug level: what matters to
- * an operator (port in use, ...) is reported by exhookd in one clear line. */
+ * an operator (port in use, ...) is reported by exhookd in one clear line.
+ * Two are for the operator as they come: a refused TLS handshake (a broker
+ * with a wrong certificate, or a stranger), and a failed accept, after which
+ * gRPC 1.51 stops accepting connections on that port for good. */
 static void grpc_log(gpr_log_func_args *args)
 {
-    log_debug("grpc: %s (%s:%d)", args->message, args->file, args->line);
+    if (tls_log_refused_handshake(args->message))
+        return;
+    if (strncmp(args->message, "Failed accept4", 14) == 0)
+        log_error("grpc: %s: the port accepts no new connections until exhookd restarts",
+                  args->message);
+    else
+        log_debug("grpc: %s (%s:%d)", args->message, args->file, args->line);
+}
+
+/* Each connection is a descriptor, and when accept() runs out of them
+ * gRPC 1.51 stops listening for good: a client opening 1,024 idle
+ * connections (systemd's default soft limit) would take the port down.
+ * The hard limit is as far as a process may go by itself. */
+static void raise_open_files_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_debug("open files limit raised from %llu to %llu", (unsigned long long)was,
+                  (unsigned long long)rl.rlim_max);
 }
 
 struct server *srv_create(struct config *config, const char *config_path, char *err,
@@ -359,8 +386,11 @@ struct server *srv_create(struct config *config, const char *config_path, char *
     }
     const struct config *cfg = &s->reload.cfg;
     stale_init(&s->stale, STALE_LOG_INTERVAL_NS);
+    raise_open_files_limit();
     gpr_set_log_function(grpc_log);
     grpc_init();
+    grpc_resource_quota *quota = grpc_resource_quota_create("exhookd");
+    grpc_resource_quota_resize(quota, cfg->memory_quota);
 
     /* The broker pings every minute, also on idle connections, and ignores
      * the stream limit: accept both instead of answering with GOAWAY. */
@@ -385,9 +415,27 @@ struct server *srv_create(struct config *config, const char *config_path, char *
          * nearly every reply is gRPC topping the connection window up on
          * each write, whatever the window's size (README "HTTP/2 settings"). */
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
+
+        /* What one client without credentials can make the server hold.
+         * gRPC 1.51 keeps every header field of a HEADERS frame and its
+         * CONTINUATION frames, whatever GRPC_ARG_MAX_METADATA_SIZE says
+         * (150 MB sent: 2.6 GB held); only the quota on its buffers bounds
+         * that. A connection that completes no handshake (TLS, or the
+         * client's HTTP/2 SETTINGS) within the timeout is closed; gRPC's
+         * own default is 2 minutes. 1.51 has no cap on connections, and
+         * GRPC_ARG_MAX_CONNECTION_IDLE_MS is left off: it would close the
+         * broker's pooled connections, which can go without calls (pings
+         * do not count) for as long as the broker is quiet. */
+        {.type = GRPC_ARG_POINTER,
+         .key = GRPC_ARG_RESOURCE_QUOTA,
+         .value.pointer = {.p = quota, .vtable = grpc_resource_quota_arg_vtable()}},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+         .value.integer = (int)cfg->handshake_timeout_ms},
     };
     grpc_channel_args chargs = {.num_args = sizeof args / sizeof args[0], .args = args};
     s->grpc = grpc_server_create(&chargs, NULL);
+    grpc_resource_quota_unref(quota); /* the server holds its own reference */
 
     for (int k = 0; k < METHOD_COUNT; k++) {
         struct method *m = &s->methods[k];
@@ -465,6 +513,10 @@ int srv_start(struct server *s, char *err, size_t errlen)
         }
         w->started = true;
     }
+    if (trim_start() != 0) {
+        snprintf(err, errlen, "cannot start the memory trim thread");
+        return -1;
+    }
     return 0;
 }
 
@@ -473,6 +525,7 @@ void srv_destroy(struct server *s)
     if (!s)
         return;
     atomic_store(&s->stopping, true);
+    trim_stop();
     if (s->grpc) {
         grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
         grpc_server_shutdown_and_notify(s->grpc, done, s);

@@ -6,12 +6,15 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "errbuf.h"
+#include "log.h"
 
 /* A certificate, key or CA bundle is a few KB; even a full system CA bundle
  * is well under 1MB. The cap only keeps a wrong path (a device, a huge log)
@@ -188,4 +191,60 @@ out:
     free(key);
     free(ca);
     return creds;
+}
+
+/* gRPC 1.51 reports a refused handshake once, at its error severity, from
+ * its OpenSSL wrapper, as "Handshake failed with fatal error SSL_ERROR_SSL:
+ * error:0A0000C7:SSL routines::peer did not return a certificate." Neither
+ * that message nor any other it logs (even at its debug verbosity) carries
+ * the client's address, and the C API has no hook on handshakes: the line
+ * says so rather than leave the operator looking for it. */
+#define REFUSED_PREFIX "Handshake failed with fatal error "
+
+static struct {
+    pthread_mutex_t lock;
+    struct timespec last; /* when the last line was written */
+    unsigned long folded; /* refusals since, not written */
+    bool logged;
+} refused = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* OpenSSL's reason ("peer did not return a certificate"): what follows the
+ * last "::", without the final period; the whole message if it has none. */
+static void refusal_reason(const char *message, char *out, size_t len)
+{
+    const char *from = message;
+    for (const char *p = strstr(from, "::"); p; p = strstr(p + 2, "::"))
+        from = p + 2;
+    size_t n = strlen(from);
+    if (n > 0 && from[n - 1] == '.')
+        n--;
+    snprintf(out, len, "%.*s", (int)n, from);
+}
+
+bool tls_log_refused_handshake(const char *grpc_message)
+{
+    if (strncmp(grpc_message, REFUSED_PREFIX, strlen(REFUSED_PREFIX)) != 0)
+        return false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&refused.lock);
+    bool quiet = refused.logged && now.tv_sec - refused.last.tv_sec < TLS_REFUSED_LOG_INTERVAL_S;
+    unsigned long folded = refused.folded;
+    if (quiet) {
+        refused.folded++;
+    } else {
+        refused.logged = true;
+        refused.last = now;
+        refused.folded = 0;
+    }
+    pthread_mutex_unlock(&refused.lock);
+    if (quiet)
+        return true;
+    char reason[256], more[96] = "";
+    refusal_reason(grpc_message + strlen(REFUSED_PREFIX), reason, sizeof reason);
+    if (folded > 0)
+        snprintf(more, sizeof more, "%lu more refused since the last such line; ", folded);
+    log_warn("TLS handshake refused: %s (%sgRPC 1.51 does not report the client's address)", reason,
+             more);
+    return true;
 }

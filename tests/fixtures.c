@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <ctype.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 void fx_init(struct fixture *fx)
@@ -121,6 +122,22 @@ char *capture_end(struct capture *c)
     text[n] = '\0';
     fclose(f);
     return text;
+}
+
+int capture_wait(struct capture *c, const char *text, int seconds)
+{
+    for (int i = 0; i < seconds * 20; i++) {
+        FILE *f = fopen(c->path, "r");
+        assert_non_null(f);
+        char buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, text))
+            return 1;
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+    }
+    return 0;
 }
 
 int is_log_timestamp(const char *line)

@@ -44,6 +44,9 @@ struct capture {
 };
 void capture_begin(struct capture *c, const char *dir);
 char *capture_end(struct capture *c);
+/* Waits (at most `seconds`) until the captured log contains `text`, for a
+ * line another thread writes; true when it does. */
+int capture_wait(struct capture *c, const char *text, int seconds);
 
 /* True if `line` starts like a log line: "YYYY-MM-DDTHH:MM:SS.mmmZ ". */
 int is_log_timestamp(const char *line);

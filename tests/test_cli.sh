@@ -17,7 +17,7 @@ cd "$SRC" || exit 1
 
 run -t -c etc/exhook.ini
 [ $RC -eq 0 ] && [ "$OUT" = "exhookd: configuration etc/exhook.ini and scripts are good
-listen: 0.0.0.0:9000
+listen: 127.0.0.1:9000
 modules: example (scripts/example.lua)
 hooks: client.connected, client.disconnected, client.authenticate, client.authorize, message.publish [demo/#]" ]
 check "-t on the shipped config prints listen, modules and hooks, exit 0" $? "rc=$RC out=$OUT err=$ERR"

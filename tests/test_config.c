@@ -130,6 +130,8 @@ static void test_defaults(void **state)
     assert_true(cfg.sandbox);
     assert_int_equal(cfg.shutdown_timeout_ms, 5000);
     assert_int_equal(cfg.max_message_size, 4 * 1024 * 1024);
+    assert_int_equal(cfg.handshake_timeout_ms, 10000);
+    assert_int_equal(cfg.memory_quota, 128 * 1024 * 1024);
     assert_null(cfg.tls.cert);
     assert_null(cfg.tls.key);
     assert_null(cfg.tls.ca);
@@ -183,6 +185,8 @@ static void test_full_config_sets_every_key(void **state)
                   "workers = 256\n"
                   "shutdown_timeout = 30s\n"
                   "max_message_size = 16MB\n"
+                  "handshake_timeout = 3s\n"
+                  "memory_quota = 1GB\n"
                   "[lua]\n"
                   "path = /opt/hooks\n"
                   "init_module = auth , rules.acl,audit-log_2\n"
@@ -205,6 +209,8 @@ static void test_full_config_sets_every_key(void **state)
     assert_int_equal(cfg.workers, 256);
     assert_int_equal(cfg.shutdown_timeout_ms, 30000);
     assert_int_equal(cfg.max_message_size, 16 * 1024 * 1024);
+    assert_int_equal(cfg.handshake_timeout_ms, 3000);
+    assert_int_equal(cfg.memory_quota, (size_t)1024 * 1024 * 1024);
     assert_string_equal(cfg.tls.cert, "/etc/exhookd/server.pem");
     assert_string_equal(cfg.tls.key, "/etc/exhookd/server.key");
     assert_string_equal(cfg.tls.ca, "/etc/exhookd/brokers-ca.pem");
@@ -412,6 +418,31 @@ static void test_max_message_size_accepts_every_form(void **state)
     ASSERT_FORMS("server", max_message_size, "max_message_size", forms);
 }
 
+static void test_handshake_timeout_accepts_every_form(void **state)
+{
+    static const struct form forms[] = {{"1", 1},         {"1ms", 1},          {"500ms", 500},
+                                        {"10000", 10000}, {"10s", 10000},      {"2m", 120000},
+                                        {"60m", 3600000}, {"3600s", 3600000}};
+    (void)state;
+    ASSERT_FORMS("server", handshake_timeout_ms, "handshake_timeout", forms);
+}
+
+static void test_memory_quota_accepts_every_form(void **state)
+{
+    static const struct form forms[] = {
+        {"16MB", 16 * 1024 * 1024},
+        {"16m", 16 * 1024 * 1024},
+        {"16384KB", 16 * 1024 * 1024},
+        {"16777216", 16 * 1024 * 1024},
+        {"128MB", 128 * 1024 * 1024},
+        {"1GB", (size_t)1024 * 1024 * 1024},
+        {"64GB", (size_t)64 * 1024 * 1024 * 1024},
+        {"65536MB", (size_t)64 * 1024 * 1024 * 1024},
+    };
+    (void)state;
+    ASSERT_FORMS("server", memory_quota, "memory_quota", forms);
+}
+
 static void test_tls_cert_and_key_alone_give_tls_without_client_check(void **state)
 {
     struct config cfg;
@@ -533,7 +564,8 @@ static void test_shipped_config_parses(void **state)
     cfg_defaults(&cfg);
     if (cfg_load(&cfg, EXHOOKD_SOURCE_DIR "/etc/exhook.ini", err, sizeof err) != 0)
         fail_msg("shipped config: %s", err);
-    assert_string_equal(cfg.listen, "0.0.0.0:9000");
+    /* loopback: beyond the host, exhookd is exposed with mutual TLS */
+    assert_string_equal(cfg.listen, "127.0.0.1:9000");
     assert_int_equal(cfg.workers, 0);
     assert_string_equal(cfg.lua_path, "scripts");
     assert_int_equal(cfg.init_module_count, 1);
@@ -543,6 +575,8 @@ static void test_shipped_config_parses(void **state)
     assert_true(cfg.sandbox);
     assert_int_equal(cfg.shutdown_timeout_ms, 5000);
     assert_int_equal(cfg.max_message_size, 4 * 1024 * 1024);
+    assert_int_equal(cfg.handshake_timeout_ms, 10000);
+    assert_int_equal(cfg.memory_quota, 128 * 1024 * 1024);
     /* TLS is documented there but commented out: plain HTTP/2 by default */
     assert_null(cfg.tls.cert);
     assert_null(cfg.tls.key);
@@ -1015,6 +1049,27 @@ static void test_bad_max_message_size_is_an_error(void **state)
                       "expected a size from 1KB to 1GB such as 4MB", bad, COUNT(bad));
 }
 
+static void test_bad_handshake_timeout_is_an_error(void **state)
+{
+    static const char *const bad[] = {"0",    "0s", "-10s",    "10x", "10 s", "",
+                                      "1.5s", "61m", "3600001", "10S", "1h",   "99999999999999999999999"};
+    (void)state;
+    assert_bad_values("[server]\n", 2, "handshake_timeout",
+                      "expected a duration from 1ms to 1h such as 500ms, 5s or 2m", bad,
+                      COUNT(bad));
+}
+
+static void test_bad_memory_quota_is_an_error(void **state)
+{
+    /* below 16MB gRPC would start closing the brokers' connections */
+    static const char *const bad[] = {"0",     "1",    "16777215", "16383KB", "15MB", "15m",
+                                      "65GB",  "65537MB", "",     "128 MB",  "-128MB", "1.5GB",
+                                      "128MiB", "MB",   "abc",      "99999999999999999999999"};
+    (void)state;
+    assert_bad_values("[server]\n", 2, "memory_quota",
+                      "expected a size from 16MB to 64GB such as 128MB or 1GB", bad, COUNT(bad));
+}
+
 static void test_empty_tls_path_is_an_error(void **state)
 {
     (void)state;
@@ -1119,6 +1174,10 @@ static void test_tls_keys_are_in_their_own_section_only(void **state)
                       "t.ini:2: unknown key 'max_message_size' in section [tls]");
     assert_load_error("[lua]\nmax_message_size = 4MB\n",
                       "t.ini:2: unknown key 'max_message_size' in section [lua]");
+    assert_load_error("[tls]\nhandshake_timeout = 5s\n",
+                      "t.ini:2: unknown key 'handshake_timeout' in section [tls]");
+    assert_load_error("[lua]\nmemory_quota = 128MB\n",
+                      "t.ini:2: unknown key 'memory_quota' in section [lua]");
     assert_load_error("[TLS]\ncert = c.pem\n", "t.ini:1: unknown section [TLS]");
 }
 
@@ -1349,6 +1408,8 @@ int main(void)
         cmocka_unit_test(test_memory_limit_accepts_every_form),
         cmocka_unit_test(test_every_sandbox_boolean_is_accepted),
         cmocka_unit_test(test_max_message_size_accepts_every_form),
+        cmocka_unit_test(test_handshake_timeout_accepts_every_form),
+        cmocka_unit_test(test_memory_quota_accepts_every_form),
         cmocka_unit_test(test_tls_cert_and_key_alone_give_tls_without_client_check),
         cmocka_unit_test(test_tls_keys_may_come_in_any_order),
         cmocka_unit_test(test_tls_ca_without_verify_client_is_accepted),
@@ -1403,6 +1464,8 @@ int main(void)
         cmocka_unit_test(test_new_keys_are_in_their_own_sections_only),
         cmocka_unit_test(test_duplicate_new_keys_are_errors),
         cmocka_unit_test(test_bad_max_message_size_is_an_error),
+        cmocka_unit_test(test_bad_handshake_timeout_is_an_error),
+        cmocka_unit_test(test_bad_memory_quota_is_an_error),
         cmocka_unit_test(test_empty_tls_path_is_an_error),
         cmocka_unit_test(test_bad_verify_client_is_an_error),
         cmocka_unit_test(test_tls_cert_and_key_go_together),

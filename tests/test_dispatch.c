@@ -1066,10 +1066,11 @@ static void test_failures_are_logged_with_module_hook_line_and_traceback(void **
     call(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
     char *text = capture_end(&cap);
     char want[512];
-    /* the runtime error: module, hook, file:line, then Lua's traceback */
+    /* the runtime error: module, hook, file:line, then Lua's traceback, its
+     * line breaks escaped so that the event stays one log line */
     snprintf(want, sizeof want,
-             "error [main] module 'm' on_client_authenticate failed: %s/m.lua:1: boom\n"
-             "stack traceback:\n",
+             "error [main] module 'm' on_client_authenticate failed: %s/m.lua:1: boom\\n"
+             "stack traceback:\\n\\t",
              t->fx.dir);
     assert_non_null(strstr(text, want));
     snprintf(want, sizeof want, "%s/m.lua:4: in function", t->fx.dir);

@@ -32,8 +32,8 @@ struct world {
 };
 
 /* "slow" spins for `ms` (the handler writes started.txt first), "bad"
- * raises an error, "loop" never returns, "bomb" eats memory; anyone else is
- * let in at once. deinit() appends a line to deinit.txt. `extra` is added
+ * raises an error, "loop" never returns, "bomb" eats memory, "log..." logs
+ * its name at warn; anyone else is let in at once. deinit() appends a line to deinit.txt. `extra` is added
  * to the ini. */
 static struct world *start_with(int slow_ms, const char *extra)
 {
@@ -54,6 +54,7 @@ static struct world *start_with(int slow_ms, const char *extra)
              "  elseif ci.username == 'loop' then while true do end\n"
              "  elseif ci.username == 'bomb' then local t = {}\n"
              "    while true do t[#t + 1] = string.rep('x', 1 << 20) .. #t end\n"
+             "  elseif ci.username:sub(1, 3) == 'log' then exhook.log('warn', ci.username)\n"
              "  end\n"
              "  return true\n"
              "end\n"
@@ -389,6 +390,40 @@ static void test_garbage_and_closed_connections_do_not_hurt(void **state)
     stop(w);
 }
 
+static size_t count_char(const char *text, char ch)
+{
+    size_t n = 0;
+    for (; *text; text++)
+        n += *text == ch;
+    return n;
+}
+
+/* A client chooses the :path of a call and, through the broker, the text a
+ * script logs (the example logs the clientid): neither can start a line of
+ * its own in the log. */
+static void test_client_text_cannot_forge_a_log_line(void **state)
+{
+    (void)state;
+    struct world *w = start(0);
+    log_set_level(LOG_WARN);
+    struct capture cap;
+    capture_begin(&cap, w->fx.dir);
+    struct rpc_client *c = rpc_client_open(w->target);
+    struct rpc_result r;
+    assert_int_equal(rpc_call_raw(c, "/x\nfake line\r\x1b[2J", "", 0, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_UNIMPLEMENTED);
+    rpc_result_free(&r);
+    assert_int_equal(authenticate(c, "log\nfake line"), GRPC_STATUS_OK);
+    rpc_client_close(c);
+    char *text = capture_end(&cap);
+    /* two events, two lines */
+    assert_int_equal(count_char(text, '\n'), 2);
+    assert_non_null(strstr(text, "] call to unknown method /x\\nfake line\\r\\x1b[2J\n"));
+    assert_non_null(strstr(text, "] [m] log\\nfake line\n"));
+    free(text);
+    stop(w);
+}
+
 struct slow_call {
     const char *target;
     grpc_status_code status;
@@ -508,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_zero_workers_means_one_per_cpu),
         cmocka_unit_test(test_client_deadline_shorter_than_the_handler_stops_it),
         cmocka_unit_test(test_garbage_and_closed_connections_do_not_hurt),
+        cmocka_unit_test(test_client_text_cannot_forge_a_log_line),
         cmocka_unit_test(test_stop_lets_calls_in_flight_finish_then_runs_deinit),
         cmocka_unit_test(test_stop_cancels_calls_that_outlast_the_grace_period),
         cmocka_unit_test(test_health_is_not_serving_once_shutdown_begins),

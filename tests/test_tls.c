@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exhook.pb-c.h"
 #include "fixtures.h"
@@ -30,6 +31,7 @@
  *   client.pem/client.key     a broker certificate signed by ca
  *   other-ca.pem/other-ca.key another CA, trusted by no one
  *   rogue.pem/rogue.key       a broker certificate signed by other-ca
+ *   expired.pem/expired.key   a broker certificate signed by ca, expired
  *   other.key                 a key that belongs to no certificate
  *   enc.key                   server.key under a password */
 static struct fixture certs;
@@ -91,6 +93,10 @@ static int make_certs(void **state)
     make_cert("server", "localhost", "ca", "server.ext", 2);
     make_cert("client", "emqx-broker", "ca", "client.ext", 3);
     make_cert("rogue", "emqx-broker", "other-ca", "client.ext", 4);
+    openssl("req -new -batch -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+            "-keyout expired.key -out expired.csr -subj /CN=emqx-broker");
+    openssl("x509 -req -in expired.csr -CA ca.pem -CAkey ca.key -set_serial 5 -days -1 "
+            "-extfile client.ext -out expired.pem");
     openssl("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key");
     openssl("pkey -in server.key -aes256 -passout pass:secret -out enc.key");
     grpc_init();
@@ -501,6 +507,82 @@ static void test_mtls_port_requires_a_trusted_client_certificate(void **state)
     stop(w);
 }
 
+static size_t count_of(const char *text, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+        n++;
+    return n;
+}
+
+#define REFUSED "TLS handshake refused: "
+#define NO_ADDRESS "gRPC 1.51 does not report the client's address)"
+
+/* An operator at the default level sees that brokers are being refused, and
+ * a client that keeps trying cannot fill the log: one line, then at most one
+ * per TLS_REFUSED_LOG_INTERVAL_S with the count of those in between. Runs
+ * before the other tests that make handshakes fail, so that it starts with
+ * no refusal in the current interval. */
+static void test_refused_handshakes_are_logged_at_warn_rate_limited(void **state)
+{
+    char tls[2048];
+
+    (void)state;
+    snprintf(tls, sizeof tls,
+             "cert = %s/server.pem\nkey = %s/server.key\nca = %s/ca.pem\nverify_client = true\n",
+             certs.dir, certs.dir, certs.dir);
+    struct world *w = start(tls);
+    log_set_level(LOG_INFO);
+    char *ca = slurp("ca.pem");
+    char *rogue_cert = slurp("rogue.pem");
+    char *rogue_key = slurp("rogue.key");
+    char *expired_cert = slurp("expired.pem");
+    char *expired_key = slurp("expired.key");
+    struct capture cap;
+    capture_begin(&cap, w->fx.dir);
+
+    assert_int_equal(authenticate(rpc_client_open_tls(w->target, ca, NULL, NULL, "localhost")),
+                     GRPC_STATUS_UNAVAILABLE);
+    assert_true(capture_wait(&cap, "\n", 10));
+    /* within the interval: a certificate from another CA, a plain-text
+     * client, and five more without a certificate are counted only */
+    assert_int_equal(
+        authenticate(rpc_client_open_tls(w->target, ca, rogue_cert, rogue_key, "localhost")),
+        GRPC_STATUS_UNAVAILABLE);
+    assert_int_equal(authenticate(rpc_client_open(w->target)), GRPC_STATUS_UNAVAILABLE);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(authenticate(rpc_client_open_tls(w->target, ca, NULL, NULL, "localhost")),
+                         GRPC_STATUS_UNAVAILABLE);
+    /* after it, an expired certificate: a line, with the count */
+    sleep(TLS_REFUSED_LOG_INTERVAL_S + 1);
+    assert_int_equal(
+        authenticate(rpc_client_open_tls(w->target, ca, expired_cert, expired_key, "localhost")),
+        GRPC_STATUS_UNAVAILABLE);
+    assert_true(capture_wait(&cap, "certificate verify failed", 10));
+    char *text = capture_end(&cap);
+    /* "<time> warn  [<thread>] TLS handshake refused: ..." twice */
+    char *second = strchr(text, '\n') + 1;
+    second[-1] = '\0';
+    assert_true(is_log_timestamp(text) && is_log_timestamp(second));
+    assert_int_equal(strncmp(text + 25, "warn  [", 7), 0);
+    assert_int_equal(strncmp(second + 25, "warn  [", 7), 0);
+    assert_string_equal(strstr(text, "] ") + 2,
+                        REFUSED "peer did not return a certificate (" NO_ADDRESS);
+    assert_string_equal(strstr(second, "] ") + 2,
+                        REFUSED "certificate verify failed (7 more refused since the last such "
+                                "line; " NO_ADDRESS "\n");
+    second[-1] = '\n';
+    log_set_level(LOG_ERROR);
+    assert_int_equal(count_of(text, "\n"), 2);
+    free(text);
+    free(ca);
+    free(rogue_cert);
+    free(rogue_key);
+    free(expired_cert);
+    free(expired_key);
+    stop(w);
+}
+
 static void test_plain_port_serves_plain_clients_only(void **state)
 {
     (void)state;
@@ -534,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_bad_ca_is_an_error),
         cmocka_unit_test(test_files_are_checked_in_order_cert_key_ca),
         cmocka_unit_test(test_srv_create_reports_a_bad_tls_file),
+        cmocka_unit_test(test_refused_handshakes_are_logged_at_warn_rate_limited),
         cmocka_unit_test(test_tls_port_serves_tls_clients_only),
         cmocka_unit_test(test_mtls_port_requires_a_trusted_client_certificate),
         cmocka_unit_test(test_plain_port_serves_plain_clients_only),

@@ -4,9 +4,10 @@
 #   finish                     prints "N passed, N failed"; non-zero on a failure
 #   run_cmd CMD ARGS...        runs CMD (at most 60 s); sets RC, OUT, ERR
 #   free_port                  sets PORT to a port nothing listens on
-#   start_exhookd NAME SCRIPTS MODULE LEVEL
-#                              exhookd with 1 worker on a free port; waits (at
-#                              most 5 s) until it listens; sets PORT, SERVER_PID
+#   start_exhookd NAME SCRIPTS MODULE LEVEL [SERVER_LINES]
+#                              exhookd with 1 worker on a free port, and the
+#                              [server] lines given ("key = value\n..."); waits
+#                              (at most 5 s) until it listens; sets PORT, SERVER_PID
 #   wait_log FILE PATTERN      waits (at most 5 s) for a line in FILE
 #   stop_servers               ends every exhookd start_exhookd started
 failed=0
@@ -50,8 +51,8 @@ free_port() {
 start_exhookd() {
     for _ in 1 2 3 4 5; do
         free_port || return 1
-        printf '[server]\nlisten = 127.0.0.1:%s\nworkers = 1\n[lua]\npath = %s\ninit_module = %s\n[log]\nlevel = %s\n' \
-            "$PORT" "$2" "$3" "$4" >"$WORK/$1.ini"
+        printf '[server]\nlisten = 127.0.0.1:%s\nworkers = 1\n%b[lua]\npath = %s\ninit_module = %s\n[log]\nlevel = %s\n' \
+            "$PORT" "${5:-}" "$2" "$3" "$4" >"$WORK/$1.ini"
         "$BIN" -c "$WORK/$1.ini" 2>"$WORK/$1.log" &
         SERVER_PID=$!
         PIDS+=("$SERVER_PID")
