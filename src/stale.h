@@ -10,20 +10,18 @@
  * operator is told, at most once per hook per interval, how to make the
  * broker load the provider again. */
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "hooks.h"
+#include "ratelimit.h"
 #include "script.h"
 
 /* At most one line per hook per minute. */
 #define STALE_LOG_INTERVAL_NS (INT64_C(60) * 1000000000)
 
 struct stale_calls {
-    int64_t interval_ns;                   /* between two lines about one hook */
-    _Atomic int64_t last_ns[HOOK_COUNT];   /* time of the last line; INT64_MIN: none yet */
-    atomic_uint_fast64_t seen[HOOK_COUNT]; /* calls since that line */
+    struct ratelimit lines[HOOK_COUNT];
 };
 
 void stale_init(struct stale_calls *s, int64_t interval_ns);

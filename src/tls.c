@@ -6,7 +6,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "errbuf.h"
 #include "log.h"
+#include "ratelimit.h"
 
 /* A certificate, key or CA bundle is a few KB; even a full system CA bundle
  * is well under 1MB. The cap only keeps a wrong path (a device, a huge log)
@@ -201,12 +201,10 @@ out:
  * says so rather than leave the operator looking for it. */
 #define REFUSED_PREFIX "Handshake failed with fatal error "
 
-static struct {
-    pthread_mutex_t lock;
-    struct timespec last; /* when the last line was written */
-    unsigned long folded; /* refusals since, not written */
-    bool logged;
-} refused = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static struct ratelimit refused = {
+    .interval_ns = (int64_t)TLS_REFUSED_LOG_INTERVAL_S * 1000000000,
+    .last_ns = INT64_MIN,
+};
 
 /* OpenSSL's reason ("peer did not return a certificate"): what follows the
  * last "::", without the final period; the whole message if it has none. */
@@ -227,23 +225,15 @@ bool tls_log_refused_handshake(const char *grpc_message)
         return false;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    pthread_mutex_lock(&refused.lock);
-    bool quiet = refused.logged && now.tv_sec - refused.last.tv_sec < TLS_REFUSED_LOG_INTERVAL_S;
-    unsigned long folded = refused.folded;
-    if (quiet) {
-        refused.folded++;
-    } else {
-        refused.logged = true;
-        refused.last = now;
-        refused.folded = 0;
-    }
-    pthread_mutex_unlock(&refused.lock);
-    if (quiet)
+    bool first;
+    uint64_t n = ratelimit_hit(&refused, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, &first);
+    if (!n)
         return true;
+    unsigned long long folded = n - 1;
     char reason[256], more[96] = "";
     refusal_reason(grpc_message + strlen(REFUSED_PREFIX), reason, sizeof reason);
     if (folded > 0)
-        snprintf(more, sizeof more, "%lu more refused since the last such line; ", folded);
+        snprintf(more, sizeof more, "%llu more refused since the last such line; ", folded);
     log_warn("TLS handshake refused: %s (%sgRPC 1.51 does not report the client's address)", reason,
              more);
     return true;

@@ -85,7 +85,7 @@ static void test_one_line_per_hook_per_interval_counting_the_calls_between(void 
         strstr(text, "the broker called client.connected 10 times since the last line about it, "));
     free(text);
     /* the two calls after the second line wait for the third */
-    assert_int_equal(atomic_load(&s.seen[HOOK_CLIENT_CONNECTED]), 2);
+    assert_int_equal(atomic_load(&s.lines[HOOK_CLIENT_CONNECTED].pending), 2);
     fx_free(&fx);
 }
 
