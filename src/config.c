@@ -21,6 +21,7 @@
 #define DEFAULT_LUA_PATH "scripts"
 #define DEFAULT_INIT_MODULE "main"
 #define DEFAULT_CALL_TIMEOUT_MS 5000u
+#define DEFAULT_WATCHDOG_MS 1000u
 #define DEFAULT_SHUTDOWN_TIMEOUT_MS 5000u
 #define DEFAULT_MEMORY_LIMIT ((size_t)64 * 1024 * 1024)
 /* gRPC's own default receive limit, which EMQX's client also keeps. */
@@ -166,8 +167,22 @@ static int set_shutdown_timeout(struct config *cfg, const char *key, const char 
     return 0;
 }
 
-static int set_max_message_size(struct config *cfg, const char *key, const char *value,
-                                char *msg, size_t msglen)
+static int set_watchdog(struct config *cfg, const char *key, const char *value, char *msg,
+                        size_t msglen)
+{
+    unsigned ms;
+
+    if (cfgv_parse_duration(value, true, &ms) != 0)
+        return cfgv_fail(msg, msglen,
+                         "%s: expected a duration up to 1h such as 500ms, 1s or 2m (0 = off), "
+                         "got '%s'",
+                         key, value);
+    cfg->watchdog_ms = ms;
+    return 0;
+}
+
+static int set_max_message_size(struct config *cfg, const char *key, const char *value, char *msg,
+                                size_t msglen)
 {
     size_t bytes;
 
@@ -205,8 +220,8 @@ static int set_tls_ca(struct config *cfg, const char *key, const char *value, ch
     return set_path(&cfg->tls.ca, key, value, msg, msglen);
 }
 
-static int set_tls_verify_client(struct config *cfg, const char *key, const char *value,
-                                 char *msg, size_t msglen)
+static int set_tls_verify_client(struct config *cfg, const char *key, const char *value, char *msg,
+                                 size_t msglen)
 {
     return cfgv_parse_bool(key, value, &cfg->tls.verify_client, msg, msglen);
 }
@@ -243,6 +258,7 @@ static const struct key_def {
     {"server", "listen", set_listen},
     {"server", "workers", set_workers},
     {"server", "shutdown_timeout", set_shutdown_timeout},
+    {"server", "watchdog", set_watchdog},
     {"server", "max_message_size", set_max_message_size},
     {"lua", "path", set_lua_path},
     {"lua", "init_module", set_init_module},
@@ -288,7 +304,8 @@ struct load_state {
     char err_msg[MSG_MAX];
 };
 
-static void record(struct load_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void record(struct load_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Keeps only the first error: later ones are often consequences of it. */
 static void record(struct load_state *st, const char *fmt, ...)
@@ -429,8 +446,10 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     char msg[MSG_MAX];
 
     if (st->kind == LINE_CONTINUATION) {
-        record(st, "indented line continues the value of '%s'; multi-line values are not "
-                   "supported, remove the indentation", name);
+        record(st,
+               "indented line continues the value of '%s'; multi-line values are not "
+               "supported, remove the indentation",
+               name);
         return 0;
     }
     if (section[0] == '\0') {
@@ -476,8 +495,8 @@ const char *cfg_tls_problem(const struct config *cfg)
     return NULL;
 }
 
-static int load_text(struct config *cfg, const char *text, size_t len, const char *name,
-                     char *err, size_t errlen)
+static int load_text(struct config *cfg, const char *text, size_t len, const char *name, char *err,
+                     size_t errlen)
 {
     struct load_state st = {.cfg = cfg, .text = text, .len = len};
     int rc = ini_parse_stream(read_line, &st, on_entry, &st);
@@ -522,12 +541,12 @@ void cfg_defaults(struct config *cfg)
     cfg->memory_limit = DEFAULT_MEMORY_LIMIT;
     cfg->sandbox = true;
     cfg->shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS;
+    cfg->watchdog_ms = DEFAULT_WATCHDOG_MS;
     cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
     cfg->log_level = LOG_INFO;
 }
 
-char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err,
-                    size_t errlen)
+char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;

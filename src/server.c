@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "server.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -6,6 +7,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
+#include <lauxlib.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,6 +22,7 @@
 #include "reload.h"
 #include "script.h"
 #include "tls.h"
+#include "watchdog.h"
 
 /* Requests kept posted per method and worker: enough that a burst of calls
  * for one rpc rarely waits for a worker to re-post. */
@@ -30,6 +33,10 @@
 #define HOOK_METHOD_COUNT (HOOK_COUNT * HOOK_GENERATION_COUNT)
 #define HEALTH_METHOD HOOK_METHOD_COUNT
 #define METHOD_COUNT (HOOK_METHOD_COUNT + 1)
+/* At SIGTERM, how long past shutdown_timeout the cancelled calls, deinit()
+ * and the closing of the Lua states may take before exhookd gives up on a
+ * worker and exits without it. */
+#define STOP_SLACK_MS 2000
 
 enum call_state { CALL_WAITING, CALL_REPLYING };
 
@@ -54,6 +61,10 @@ struct call {
     grpc_slice status_details;
     int cancelled;
     grpc_op ops[4];
+    /* Whoever answers the call first takes it: the worker, or the watchdog
+     * for a worker stuck on it. Holds the id of the worker's busy period
+     * while the call is being served, 0 once it is answered. */
+    atomic_uint_fast64_t token;
 };
 
 struct worker {
@@ -73,6 +84,10 @@ struct worker {
     struct dispatch_reply reply;
     struct hook_counters counters[HOOK_COUNT];
     struct call *calls;
+    /* Serves the worker's queue while the worker is stuck: answers the
+     * calls that reach it with an error, so that they do not wait. */
+    pthread_t stand_in;
+    atomic_bool stand_in_started;
 };
 
 struct method {
@@ -90,6 +105,9 @@ struct server {
     struct method methods[METHOD_COUNT];
     struct worker *workers;
     int worker_count;
+    struct watchdog *watchdog;
+    srv_stuck_fn *on_stuck;
+    void *on_stuck_ctx;
 };
 
 static void post(struct call *c)
@@ -108,12 +126,12 @@ static void post(struct call *c)
     grpc_call_error rc;
     if (c->method >= 0) {
         rc = grpc_server_request_registered_call(s->grpc, s->methods[c->method].handle, &c->call,
-                                                 &c->deadline, &c->request_md, &c->payload,
-                                                 w->cq, w->cq, c);
+                                                 &c->deadline, &c->request_md, &c->payload, w->cq,
+                                                 w->cq, c);
     } else {
         grpc_call_details_init(&c->details);
-        rc = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->request_md, w->cq,
-                                      w->cq, c);
+        rc = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->request_md, w->cq, w->cq,
+                                      c);
     }
     pthread_mutex_unlock(&w->post_lock);
     if (rc != GRPC_CALL_OK)
@@ -148,8 +166,12 @@ static grpc_slice read_payload(grpc_byte_buffer *bb)
     return all;
 }
 
-static void reply(struct call *c, grpc_status_code status, const char *error,
-                  const uint8_t *data, size_t len)
+enum reply_outcome { REPLY_STARTED, REPLY_CLOSED, REPLY_FAILED };
+
+/* Starts the batch that answers `c`. Unless REPLY_STARTED, no completion
+ * will come for it: the caller decides what becomes of the call. */
+static enum reply_outcome reply(struct call *c, grpc_status_code status, const char *error,
+                                const uint8_t *data, size_t len)
 {
     size_t n = 0;
     grpc_op *ops = c->ops;
@@ -182,17 +204,55 @@ static void reply(struct call *c, grpc_status_code status, const char *error,
     if (w->cq_closed) {
         /* The call outlived the shutdown grace period and was cancelled. */
         pthread_mutex_unlock(&w->post_lock);
-        release(c);
-        return;
+        return REPLY_CLOSED;
     }
     grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, c, NULL);
     pthread_mutex_unlock(&w->post_lock);
     if (rc != GRPC_CALL_OK) {
-        /* No completion will come for this batch: recycle the call now. */
         log_error("cannot answer a call (grpc error %d)", (int)rc);
-        release(c);
-        post(c);
+        return REPLY_FAILED;
     }
+    return REPLY_STARTED;
+}
+
+/* The worker's reply: without a completion to come, the call is recycled
+ * now (re-posted, unless the server is closing). */
+static void worker_reply(struct call *c, grpc_status_code status, const char *error,
+                         const uint8_t *data, size_t len)
+{
+    enum reply_outcome r = reply(c, status, error, data, len);
+    if (r != REPLY_STARTED)
+        release(c);
+    if (r == REPLY_FAILED)
+        post(c);
+}
+
+/* When `e` must be done with `runs` protected calls of call_timeout each,
+ * or `limit_ns` if earlier. INT64_MAX when call_timeout is 0: no limit at
+ * all, as documented, so the watchdog never calls it stuck either. */
+static int64_t engine_deadline(const struct script_engine *e, size_t runs, int64_t limit_ns)
+{
+    if (e->call_timeout_ms == 0)
+        return INT64_MAX;
+    int64_t d = script_now_ns() + (int64_t)e->call_timeout_ms * 1000000 * (int64_t)runs;
+    return d < limit_ns ? d : limit_ns;
+}
+
+/* Makes `e` the worker's engine, closing the one it had (deinit() and the
+ * finalizers, under the watchdog). The swap is under post_lock, where the
+ * watchdog reads the module names. */
+static void switch_engine(struct worker *w, struct script_engine *e)
+{
+    pthread_mutex_lock(&w->post_lock);
+    struct script_engine *old = w->engine;
+    w->engine = e;
+    pthread_mutex_unlock(&w->post_lock);
+    if (!old)
+        return;
+    wd_busy(w->srv->watchdog, w->id - 1, WD_CLOSING, NULL,
+            engine_deadline(old, old->module_count + 1, INT64_MAX), NULL);
+    reload_engine_free(old);
+    wd_idle(w->srv->watchdog, w->id - 1);
 }
 
 /* Switches to the scripts of a reload, if one came: the old state is
@@ -202,10 +262,8 @@ static void take_pending(struct worker *w)
     if (!atomic_load_explicit(&w->pending, memory_order_relaxed))
         return;
     struct script_engine *e = atomic_exchange(&w->pending, NULL);
-    if (e) {
-        reload_engine_free(w->engine);
-        w->engine = e;
-    }
+    if (e)
+        switch_engine(w, e);
 }
 
 /* The broker's deadline on the scripts' clock. gRPC's monotonic clock has
@@ -233,7 +291,7 @@ static void serve(struct call *c)
         snprintf(msg, sizeof msg, "Method not found: %s", path);
         log_warn("call to unknown method %s", path);
         gpr_free(path);
-        reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0);
+        worker_reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0);
         return;
     }
     const struct method *m = &w->srv->methods[c->method];
@@ -244,14 +302,15 @@ static void serve(struct call *c)
         health_check(GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
                      !atomic_load(&w->srv->stopping), &w->reply);
         grpc_slice_unref(req);
-        reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
+        worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
         return;
     }
     struct hook_counters *n = &w->counters[m->hook];
     atomic_fetch_add_explicit(&n->calls, 1, memory_order_relaxed);
     if (!c->payload) {
         atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
-        reply(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL, 0);
+        worker_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL,
+                     0);
         return;
     }
     /* The broker loads the provider: the moment edited scripts take effect.
@@ -261,9 +320,15 @@ static void serve(struct call *c)
     take_pending(w);
 
     grpc_slice req = read_payload(c->payload);
-    dispatch_call(w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(req),
-                  GRPC_SLICE_LENGTH(req), deadline_ns(c->deadline), &w->reply);
+    int64_t deadline = deadline_ns(c->deadline);
+    uint64_t id = wd_busy(w->srv->watchdog, w->id - 1, WD_CALL, c,
+                          engine_deadline(w->engine, w->engine->module_count, deadline), &c->token);
+    dispatch_call(w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
+                  deadline, &w->reply);
+    wd_idle(w->srv->watchdog, w->id - 1);
     grpc_slice_unref(req);
+    if (!atomic_compare_exchange_strong(&c->token, &id, 0))
+        return; /* The watchdog answered it: the worker was stuck. */
     switch (w->reply.status) {
     case GRPC_STATUS_OK:
         break;
@@ -277,7 +342,7 @@ static void serve(struct call *c)
         atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
         break;
     }
-    reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
+    worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
 }
 
 static void *worker_main(void *arg)
@@ -306,7 +371,100 @@ static void *worker_main(void *arg)
             post(c);
         }
     }
+    /* Closed here rather than by srv_destroy, so that a finalizer that never
+     * returns holds this thread, which the stop can give up on. */
+    switch_engine(w, atomic_exchange(&w->pending, NULL));
+    switch_engine(w, NULL);
     return NULL;
+}
+
+/* Runs in place of a stuck worker on its queue: each call that reaches it
+ * is answered at once with UNAVAILABLE (the broker applies its
+ * failed_action), and no request is posted again, so that new calls go to
+ * the other workers. Should the worker come back, both serve the queue:
+ * every event belongs to the one thread that takes it. */
+static void *stand_in_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[32], msg[160];
+    snprintf(name, sizeof name, "w%d-stand-in", w->id);
+    log_set_thread_name(name);
+    snprintf(msg, sizeof msg,
+             "exhookd worker w%d is stuck in code that cannot be interrupted; call not run", w->id);
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        struct call *c = ev.tag;
+        if (c->state == CALL_WAITING && ev.success &&
+            reply(c, GRPC_STATUS_UNAVAILABLE, msg, NULL, 0) == REPLY_STARTED)
+            continue;
+        release(c);
+    }
+    return NULL;
+}
+
+/* "module example" or "modules a, b": those of the worker's scripts that
+ * handle `hook`. Read under post_lock: the worker swaps engines under it. */
+static void describe_modules(struct worker *w, enum hook_id hook, char *buf, size_t len)
+{
+    char names[200] = "";
+    size_t n = 0, count = 0;
+    pthread_mutex_lock(&w->post_lock);
+    const struct script_engine *e = w->engine;
+    for (size_t i = 0; e && i < e->module_count; i++) {
+        if (e->modules[i].handlers[hook] == LUA_NOREF || n >= sizeof names)
+            continue;
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", count ? ", " : "",
+                              e->modules[i].name);
+        count++;
+    }
+    pthread_mutex_unlock(&w->post_lock);
+    snprintf(buf, len, "%s%s", count == 1 ? "module " : count ? "modules " : "no module", names);
+}
+
+/* The watchdog found worker `slot` stuck: answer the call it holds, if it
+ * still holds it, let a stand-in serve its queue, and tell the owner of the
+ * server (the master process then replaces this one). */
+static void on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_t id,
+                     int64_t late_ns)
+{
+    struct server *s = ctx;
+    struct worker *w = &s->workers[slot];
+    double late_s = (double)late_ns / 1e9;
+    if (kind == WD_CALL) {
+        struct call *c = what;
+        const struct method *m = &s->methods[c->method];
+        const char *hook =
+            hook_defs[m->hook].name ? hook_defs[m->hook].name : hook_defs[m->hook].rpc;
+        char modules[256], msg[512];
+        describe_modules(w, m->hook, modules, sizeof modules);
+        if (!atomic_compare_exchange_strong(&c->token, &id, 0))
+            return; /* Answered by the worker meanwhile: not stuck after all. */
+        snprintf(msg, sizeof msg,
+                 "exhookd worker w%d is stuck in code that cannot be interrupted (hook %s, %s)",
+                 w->id, hook, modules);
+        log_error("worker w%d stuck in code that cannot be interrupted: hook %s, %s, %.3f s past "
+                  "its deadline; the call is answered with DEADLINE_EXCEEDED",
+                  w->id, hook, modules, late_s);
+        atomic_fetch_add_explicit(&w->counters[m->hook].timeouts, 1, memory_order_relaxed);
+        /* Whatever the outcome, the call stays with the worker. */
+        reply(c, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL, 0);
+    } else {
+        log_error("worker w%d stuck in code that cannot be interrupted while closing a Lua state "
+                  "(deinit() or a __gc finalizer), %.3f s past its deadline",
+                  w->id, late_s);
+    }
+    if (!atomic_exchange(&w->stand_in_started, true) &&
+        pthread_create(&w->stand_in, NULL, stand_in_main, w) != 0) {
+        atomic_store(&w->stand_in_started, false);
+        log_error("cannot start a stand-in for worker w%d", w->id);
+    }
+    if (s->on_stuck)
+        s->on_stuck(s->on_stuck_ctx);
 }
 
 static void close_workers(struct server *s)
@@ -340,8 +498,7 @@ static void grpc_log(gpr_log_func_args *args)
     log_debug("grpc: %s (%s:%d)", args->message, args->file, args->line);
 }
 
-struct server *srv_create(struct config *config, const char *config_path, char *err,
-                          size_t errlen)
+struct server *srv_create(struct config *config, const char *config_path, char *err, size_t errlen)
 {
     struct server *s = calloc(1, sizeof *s);
     if (!s || reload_init(&s->reload, config_path, config) != 0) {
@@ -357,14 +514,22 @@ struct server *srv_create(struct config *config, const char *config_path, char *
     /* The broker pings every minute, also on idle connections, and ignores
      * the stream limit: accept both instead of answering with GOAWAY. */
     grpc_arg args[] = {
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+        /* Off unless the master process shares the port between the old
+         * and the new child: it checks first that the port is free. */
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_ALLOW_REUSEPORT,
+         .value.integer = cfg->reuse_port},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_size},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_size},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
          .value.integer = 1},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          .value.integer = 10000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
     };
@@ -388,6 +553,10 @@ struct server *srv_create(struct config *config, const char *config_path, char *
     s->worker_count = worker_count(cfg);
     s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
     if (!s->workers) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (!(s->watchdog = wd_create(s->worker_count, cfg->watchdog_ms, on_stuck, s))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -419,9 +588,21 @@ fail:
     return NULL;
 }
 
-int srv_port(const struct server *s) { return s->port; }
+int srv_port(const struct server *s)
+{
+    return s->port;
+}
 
-int srv_worker_count(const struct server *s) { return s->worker_count; }
+int srv_worker_count(const struct server *s)
+{
+    return s->worker_count;
+}
+
+void srv_on_stuck(struct server *s, srv_stuck_fn *fn, void *ctx)
+{
+    s->on_stuck = fn;
+    s->on_stuck_ctx = ctx;
+}
 
 int srv_start(struct server *s, char *err, size_t errlen)
 {
@@ -447,25 +628,44 @@ int srv_start(struct server *s, char *err, size_t errlen)
         }
         w->started = true;
     }
+    if (wd_start(s->watchdog) != 0) {
+        snprintf(err, errlen, "cannot start the watchdog thread");
+        return -1;
+    }
     return 0;
 }
 
-void srv_destroy(struct server *s)
+/* Joins `t` by `at` (CLOCK_REALTIME, as pthread_timedjoin_np wants). */
+static bool join_by(pthread_t t, const struct timespec *at)
+{
+    return pthread_timedjoin_np(t, NULL, at) == 0;
+}
+
+int srv_destroy(struct server *s)
 {
     if (!s)
-        return;
+        return 0;
     atomic_store(&s->stopping, true);
+    unsigned grace_ms = s->reload.cfg.shutdown_timeout_ms;
+    /* Everything must be over by then, stuck workers or not. */
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    uint64_t end_ns = (uint64_t)end.tv_nsec + (uint64_t)(grace_ms + STOP_SLACK_MS) * 1000000;
+    end.tv_sec += (time_t)(end_ns / 1000000000);
+    end.tv_nsec = (long)(end_ns % 1000000000);
     if (s->grpc) {
         grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
         grpc_server_shutdown_and_notify(s->grpc, done, s);
-        unsigned grace_ms = s->reload.cfg.shutdown_timeout_ms;
         gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                           gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_pluck(done, s, grace, NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
             log_warn("calls still running after %u ms: cancelling them", grace_ms);
             grpc_server_cancel_all_calls(s->grpc);
-            grpc_completion_queue_pluck(done, s, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+            /* A stuck worker may hold a call for good. */
+            gpr_timespec slack = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                              gpr_time_from_millis(STOP_SLACK_MS, GPR_TIMESPAN));
+            grpc_completion_queue_pluck(done, s, slack, NULL);
         }
         grpc_completion_queue_shutdown(done);
         grpc_completion_queue_destroy(done);
@@ -479,7 +679,14 @@ void srv_destroy(struct server *s)
         grpc_completion_queue_shutdown(w->cq);
         pthread_mutex_unlock(&w->post_lock);
         if (w->started) {
-            pthread_join(w->thread, NULL);
+            if (!join_by(w->thread, &end) ||
+                (atomic_load(&w->stand_in_started) && !join_by(w->stand_in, &end))) {
+                /* Nothing can be freed that the stuck thread may touch. */
+                log_error("worker w%d did not stop within shutdown_timeout + %d ms: stuck in "
+                          "code that cannot be interrupted; exiting without it",
+                          w->id, STOP_SLACK_MS);
+                return -1;
+            }
         } else {
             /* Never started: drain here the requests the shutdown failed. */
             for (;;) {
@@ -492,6 +699,7 @@ void srv_destroy(struct server *s)
             }
         }
     }
+    wd_destroy(s->watchdog);
     if (s->grpc)
         grpc_server_destroy(s->grpc);
     /* Every call has been answered or cancelled: the counters are final. */
@@ -502,6 +710,7 @@ void srv_destroy(struct server *s)
     reload_destroy(&s->reload);
     free(s);
     grpc_shutdown();
+    return 0;
 }
 
 /* A state a worker has not taken up yet is replaced unused. */
@@ -532,8 +741,8 @@ void srv_log_stats(struct server *s)
             sum[k] += per[h][k];
     }
     log_info("stats: %llu calls, %llu errors, %llu timeouts, %llu memory failures since start",
-             (unsigned long long)sum[0], (unsigned long long)sum[1],
-             (unsigned long long)sum[2], (unsigned long long)sum[3]);
+             (unsigned long long)sum[0], (unsigned long long)sum[1], (unsigned long long)sum[2],
+             (unsigned long long)sum[3]);
     for (int h = 0; h < HOOK_COUNT; h++) {
         if (per[h][0])
             log_info("stats: %-20s calls=%llu errors=%llu timeouts=%llu memory=%llu",
