@@ -33,7 +33,8 @@
 #define HOOK_METHOD_COUNT (HOOK_COUNT * HOOK_GENERATION_COUNT)
 #define HEALTH_METHOD HOOK_METHOD_COUNT
 #define METHOD_COUNT (HOOK_METHOD_COUNT + 1)
-/* At SIGTERM, how long past shutdown_timeout the cancelled calls, deinit()
+/* At a stop, how long past shutdown_timeout (or past the deadline of a
+ * handler still within its time limit then) the cancelled calls, deinit()
  * and the closing of the Lua states may take before exhookd gives up on a
  * worker and exits without it. */
 #define STOP_SLACK_MS 2000
@@ -635,10 +636,31 @@ int srv_start(struct server *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Joins `t` by `at` (CLOCK_REALTIME, as pthread_timedjoin_np wants). */
-static bool join_by(pthread_t t, const struct timespec *at)
+/* Joins `t` by `at_ns` (the scripts' monotonic clock). */
+static bool join_by(pthread_t t, int64_t at_ns)
 {
-    return pthread_timedjoin_np(t, NULL, at) == 0;
+    /* pthread_timedjoin_np wants CLOCK_REALTIME. */
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    int64_t left = at_ns - script_now_ns();
+    int64_t ns = at.tv_nsec + (left > 0 ? left : 0);
+    at.tv_sec += (time_t)(ns / 1000000000);
+    at.tv_nsec = (long)(ns % 1000000000);
+    return pthread_timedjoin_np(t, NULL, &at) == 0;
+}
+
+/* When the stop gives up on the workers: STOP_SLACK_MS after the grace
+ * period, or after the deadline of a handler still within its time limit
+ * (the time limit stops Lua code; past it, a worker is stuck). */
+static int64_t stop_by(struct server *s, int64_t grace_end)
+{
+    int64_t last = grace_end;
+    for (int i = 0; i < s->worker_count; i++) {
+        int64_t d = wd_deadline(s->watchdog, i);
+        if (d != INT64_MAX && d > last)
+            last = d;
+    }
+    return last + (int64_t)STOP_SLACK_MS * 1000000;
 }
 
 int srv_destroy(struct server *s)
@@ -647,12 +669,9 @@ int srv_destroy(struct server *s)
         return 0;
     atomic_store(&s->stopping, true);
     unsigned grace_ms = s->reload.cfg.shutdown_timeout_ms;
+    int64_t grace_end = script_now_ns() + (int64_t)grace_ms * 1000000;
     /* Everything must be over by then, stuck workers or not. */
-    struct timespec end;
-    clock_gettime(CLOCK_REALTIME, &end);
-    uint64_t end_ns = (uint64_t)end.tv_nsec + (uint64_t)(grace_ms + STOP_SLACK_MS) * 1000000;
-    end.tv_sec += (time_t)(end_ns / 1000000000);
-    end.tv_nsec = (long)(end_ns % 1000000000);
+    int64_t end = grace_end + (int64_t)STOP_SLACK_MS * 1000000;
     if (s->grpc) {
         grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
         grpc_server_shutdown_and_notify(s->grpc, done, s);
@@ -663,9 +682,11 @@ int srv_destroy(struct server *s)
             log_warn("calls still running after %u ms: cancelling them", grace_ms);
             grpc_server_cancel_all_calls(s->grpc);
             /* A stuck worker may hold a call for good. */
-            gpr_timespec slack = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                              gpr_time_from_millis(STOP_SLACK_MS, GPR_TIMESPAN));
-            grpc_completion_queue_pluck(done, s, slack, NULL);
+            end = stop_by(s, grace_end);
+            gpr_timespec until =
+                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                             gpr_time_from_millis((end - script_now_ns()) / 1000000, GPR_TIMESPAN));
+            grpc_completion_queue_pluck(done, s, until, NULL);
         }
         grpc_completion_queue_shutdown(done);
         grpc_completion_queue_destroy(done);
@@ -679,11 +700,11 @@ int srv_destroy(struct server *s)
         grpc_completion_queue_shutdown(w->cq);
         pthread_mutex_unlock(&w->post_lock);
         if (w->started) {
-            if (!join_by(w->thread, &end) ||
-                (atomic_load(&w->stand_in_started) && !join_by(w->stand_in, &end))) {
+            if (!join_by(w->thread, end) ||
+                (atomic_load(&w->stand_in_started) && !join_by(w->stand_in, end))) {
                 /* Nothing can be freed that the stuck thread may touch. */
-                log_error("worker w%d did not stop within shutdown_timeout + %d ms: stuck in "
-                          "code that cannot be interrupted; exiting without it",
+                log_error("worker w%d did not stop within shutdown_timeout (or its time limit) + "
+                          "%d ms: stuck in code that cannot be interrupted; exiting without it",
                           w->id, STOP_SLACK_MS);
                 return -1;
             }

@@ -153,10 +153,15 @@ static struct child *find_child(struct master *m, enum child_state state)
     return NULL;
 }
 
+/* A child stops within shutdown_timeout, or the time limit of a handler
+ * still running then (call_timeout per module), plus its own bound. */
 static void stop_child(struct master *m, struct child *k, int sig)
 {
+    int64_t limit = (int64_t)m->cfg->call_timeout_ms * (int64_t)m->cfg->init_module_count;
+    if (limit < m->cfg->shutdown_timeout_ms)
+        limit = m->cfg->shutdown_timeout_ms;
     k->state = CHILD_STOPPING;
-    k->kill_at_ms = now_ms() + m->cfg->shutdown_timeout_ms + KILL_SLACK_MS;
+    k->kill_at_ms = now_ms() + limit + KILL_SLACK_MS;
     kill(k->pid, sig);
 }
 
@@ -392,7 +397,8 @@ static int run_timers(struct master *m)
         if (!k->pid || k->kill_at_ms == INT64_MAX)
             continue;
         if (now >= k->kill_at_ms) {
-            log_error("child %d did not stop within shutdown_timeout + %d ms: killing it",
+            log_error("child %d did not stop within shutdown_timeout (or call_timeout) + %d ms: "
+                      "killing it",
                       (int)k->pid, KILL_SLACK_MS);
             kill(k->pid, SIGKILL);
             k->kill_at_ms = INT64_MAX;

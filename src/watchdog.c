@@ -95,6 +95,19 @@ void wd_idle(struct watchdog *wd, int slot)
     publish(&wd->slots[slot], WD_IDLE, NULL, INT64_MAX, NULL);
 }
 
+int64_t wd_deadline(struct watchdog *wd, int slot)
+{
+    struct wd_slot *s = &wd->slots[slot];
+    for (;;) {
+        uint64_t id = atomic_load_explicit(&s->seq, memory_order_acquire);
+        int kind = atomic_load_explicit(&s->kind, memory_order_relaxed);
+        int64_t deadline = atomic_load_explicit(&s->deadline_ns, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (!(id & 1) && atomic_load_explicit(&s->seq, memory_order_relaxed) == id)
+            return kind == WD_IDLE ? INT64_MIN : deadline;
+    }
+}
+
 /* Reports slot `i` if it is stuck now. */
 static void check_slot(struct watchdog *wd, int i, int64_t now)
 {

@@ -41,6 +41,10 @@ uint64_t wd_busy(struct watchdog *wd, int slot, enum wd_busy kind, void *what, i
 /* Worker `slot` is done with what it published. */
 void wd_idle(struct watchdog *wd, int slot);
 
+/* The deadline of what worker `slot` is busy with now; INT64_MIN when it is
+ * idle, INT64_MAX when what it does has no deadline. */
+int64_t wd_deadline(struct watchdog *wd, int slot);
+
 /* Stops the thread and frees everything. NULL is fine. */
 void wd_destroy(struct watchdog *wd);
 
