@@ -20,27 +20,29 @@ enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: exhookd [-c FILE] [-t]\n"
-                 "An EMQX ExHook server that answers every broker hook with Lua scripts.\n"
-                 "\n"
-                 "  -c, --config FILE  configuration file (default: etc/exhook.ini)\n"
-                 "  -t, --test         check the configuration and the scripts, print the hooks\n"
-                 "                     that would be registered, and exit (0 = good, 2 = not)\n"
-                 "  -h, --help         show this help and exit\n"
-                 "  -v, --version      show the version and exit\n"
-                 "\n"
-                 "Runs in the foreground and logs to stderr: a master process that starts the\n"
-                 "server in a child and replaces it when a worker gets stuck or it dies.\n"
-                 "SIGTERM or SIGINT stops it after the calls in flight have been answered;\n"
-                 "SIGHUP reloads the scripts and the [lua] and [topics] settings; SIGUSR1 logs\n"
-                 "the per-hook counters.\n");
+    fprintf(out,
+            "Usage: exhookd [-c FILE] [-t]\n"
+            "An EMQX ExHook server that answers every broker hook with Lua scripts.\n"
+            "\n"
+            "  -c, --config FILE  configuration file (default: etc/exhook.ini)\n"
+            "  -t, --test         check the configuration and the scripts, print the hooks\n"
+            "                     that would be registered, and exit (0 = good, 2 = not)\n"
+            "  -h, --help         show this help and exit\n"
+            "  -v, --version      show the version and exit\n"
+            "\n"
+            "Runs in the foreground and logs to stderr: a master process that starts the\n"
+            "server in a child and replaces it when a worker gets stuck or it dies.\n"
+            "SIGTERM or SIGINT stops it after the calls in flight have been answered;\n"
+            "SIGHUP reloads the scripts and the [lua] and [topics] settings; SIGUSR1 logs\n"
+            "the per-hook counters.\n");
 }
 
 static int check_scripts_folder(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        fprintf(stderr, "exhookd: scripts folder '%s' ([lua] path): %s\n", path, strerror(errno));
+        fprintf(stderr, "exhookd: scripts folder '%s' ([lua] path): %s\n", path,
+                strerror(errno));
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {

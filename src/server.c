@@ -127,12 +127,12 @@ static void post(struct call *c)
     grpc_call_error rc;
     if (c->method >= 0) {
         rc = grpc_server_request_registered_call(s->grpc, s->methods[c->method].handle, &c->call,
-                                                 &c->deadline, &c->request_md, &c->payload, w->cq,
-                                                 w->cq, c);
+                                                 &c->deadline, &c->request_md, &c->payload,
+                                                 w->cq, w->cq, c);
     } else {
         grpc_call_details_init(&c->details);
-        rc = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->request_md, w->cq, w->cq,
-                                      c);
+        rc = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->request_md, w->cq,
+                                      w->cq, c);
     }
     pthread_mutex_unlock(&w->post_lock);
     if (rc != GRPC_CALL_OK)
@@ -323,9 +323,10 @@ static void serve(struct call *c)
     grpc_slice req = read_payload(c->payload);
     int64_t deadline = deadline_ns(c->deadline);
     uint64_t id = wd_busy(w->srv->watchdog, w->id - 1, WD_CALL, c,
-                          engine_deadline(w->engine, w->engine->module_count, deadline), &c->token);
-    dispatch_call(w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
-                  deadline, &w->reply);
+                          engine_deadline(w->engine, w->engine->module_count, deadline),
+                          &c->token);
+    dispatch_call(w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(req),
+                  GRPC_SLICE_LENGTH(req), deadline, &w->reply);
     wd_idle(w->srv->watchdog, w->id - 1);
     grpc_slice_unref(req);
     if (!atomic_compare_exchange_strong(&c->token, &id, 0))
@@ -499,7 +500,8 @@ static void grpc_log(gpr_log_func_args *args)
     log_debug("grpc: %s (%s:%d)", args->message, args->file, args->line);
 }
 
-struct server *srv_create(struct config *config, const char *config_path, char *err, size_t errlen)
+struct server *srv_create(struct config *config, const char *config_path, char *err,
+                          size_t errlen)
 {
     struct server *s = calloc(1, sizeof *s);
     if (!s || reload_init(&s->reload, config_path, config) != 0) {
@@ -520,17 +522,13 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         {.type = GRPC_ARG_INTEGER,
          .key = GRPC_ARG_ALLOW_REUSEPORT,
          .value.integer = cfg->reuse_port},
-        {.type = GRPC_ARG_INTEGER,
-         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_size},
-        {.type = GRPC_ARG_INTEGER,
-         .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_size},
-        {.type = GRPC_ARG_INTEGER,
-         .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
          .value.integer = 1},
-        {.type = GRPC_ARG_INTEGER,
-         .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          .value.integer = 10000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
     };
@@ -589,15 +587,9 @@ fail:
     return NULL;
 }
 
-int srv_port(const struct server *s)
-{
-    return s->port;
-}
+int srv_port(const struct server *s) { return s->port; }
 
-int srv_worker_count(const struct server *s)
-{
-    return s->worker_count;
-}
+int srv_worker_count(const struct server *s) { return s->worker_count; }
 
 void srv_on_stuck(struct server *s, srv_stuck_fn *fn, void *ctx)
 {
@@ -762,8 +754,8 @@ void srv_log_stats(struct server *s)
             sum[k] += per[h][k];
     }
     log_info("stats: %llu calls, %llu errors, %llu timeouts, %llu memory failures since start",
-             (unsigned long long)sum[0], (unsigned long long)sum[1], (unsigned long long)sum[2],
-             (unsigned long long)sum[3]);
+             (unsigned long long)sum[0], (unsigned long long)sum[1],
+             (unsigned long long)sum[2], (unsigned long long)sum[3]);
     for (int h = 0; h < HOOK_COUNT; h++) {
         if (per[h][0])
             log_info("stats: %-20s calls=%llu errors=%llu timeouts=%llu memory=%llu",

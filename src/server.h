@@ -47,8 +47,9 @@ void srv_log_stats(struct server *s);
  * shutdown_timeout, then cancels them), stops the workers, logs the final
  * counters and frees everything, running each module's deinit(). Safe on a
  * server that was never started. 0; or -1 when a worker did not stop within
- * shutdown_timeout + 2 s (stuck in code that cannot be interrupted): then
- * nothing is freed and the caller should end the process with _exit. */
+ * shutdown_timeout (or the time limit of the handler it was running) + 2 s:
+ * stuck in code that cannot be interrupted; then nothing is freed and the
+ * caller should end the process with _exit. */
 int srv_destroy(struct server *s);
 
 #endif

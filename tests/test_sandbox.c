@@ -35,14 +35,15 @@ static void run(lua_State *L, const char *code)
 
 /* Helpers every snippet can use: write_file(name, data) -> path, and a
  * bytecode chunk that returns 42. */
-static const char prelude[] = "function write_file(name, data)\n"
-                              "    local path = TMP .. '/' .. name\n"
-                              "    local f = assert(io.open(path, 'wb'))\n"
-                              "    assert(f:write(data))\n"
-                              "    assert(f:close())\n"
-                              "    return path\n"
-                              "end\n"
-                              "BYTECODE = string.dump(function() return 42 end)\n";
+static const char prelude[] =
+    "function write_file(name, data)\n"
+    "    local path = TMP .. '/' .. name\n"
+    "    local f = assert(io.open(path, 'wb'))\n"
+    "    assert(f:write(data))\n"
+    "    assert(f:close())\n"
+    "    return path\n"
+    "end\n"
+    "BYTECODE = string.dump(function() return 42 end)\n";
 
 static int open_env(void **state, int sandboxed)
 {
@@ -64,14 +65,8 @@ static int open_env(void **state, int sandboxed)
     return 0;
 }
 
-static int setup_sandboxed(void **state)
-{
-    return open_env(state, 1);
-}
-static int setup_plain(void **state)
-{
-    return open_env(state, 0);
-}
+static int setup_sandboxed(void **state) { return open_env(state, 1); }
+static int setup_plain(void **state) { return open_env(state, 0); }
 
 /* Snippets only create plain files directly in the folder. */
 static int teardown(void **state)
@@ -94,21 +89,19 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-static lua_State *L_of(void **state)
-{
-    return ((struct env *)*state)->L;
-}
+static lua_State *L_of(void **state) { return ((struct env *)*state)->L; }
 
 /* ---- os / io ------------------------------------------------------------ */
 
 static void test_process_control_removed(void **state)
 {
-    run(L_of(state), "assert(os.exit == nil, 'os.exit')\n"
-                     "assert(os.execute == nil, 'os.execute')\n"
-                     "assert(io.popen == nil, 'io.popen')\n"
-                     /* require('os') is the same table, not a way back to the originals. */
-                     "assert(package.loaded.os == os and require('os').exit == nil)\n"
-                     "assert(package.loaded.io == io and require('io').popen == nil)\n");
+    run(L_of(state),
+        "assert(os.exit == nil, 'os.exit')\n"
+        "assert(os.execute == nil, 'os.execute')\n"
+        "assert(io.popen == nil, 'io.popen')\n"
+        /* require('os') is the same table, not a way back to the originals. */
+        "assert(package.loaded.os == os and require('os').exit == nil)\n"
+        "assert(package.loaded.io == io and require('io').popen == nil)\n");
 }
 
 static void test_kept_functions(void **state)
@@ -143,30 +136,33 @@ static void test_kept_functions(void **state)
 
 static void test_load_refuses_bytecode(void **state)
 {
-    run(L_of(state), "local f, err = load(BYTECODE)\n"
-                     "assert(f == nil)\n"
-                     "assert(err == \"attempt to load a binary chunk (mode is 't')\", err)\n"
-                     "assert(err:find('binary chunk', 1, true))\n");
+    run(L_of(state),
+        "local f, err = load(BYTECODE)\n"
+        "assert(f == nil)\n"
+        "assert(err == \"attempt to load a binary chunk (mode is 't')\", err)\n"
+        "assert(err:find('binary chunk', 1, true))\n");
 }
 
 static void test_load_text(void **state)
 {
-    run(L_of(state), "assert(load('return 1')() == 1)\n"
-                     "assert(load('return ...', 'args')(7, 8) == 7)\n"
-                     /* The chunk name is the one given. */
-                     "local f, err = load('syntax error here', '=mychunk')\n"
-                     "assert(f == nil and err:find('^mychunk:1:'), err)\n");
+    run(L_of(state),
+        "assert(load('return 1')() == 1)\n"
+        "assert(load('return ...', 'args')(7, 8) == 7)\n"
+        /* The chunk name is the one given. */
+        "local f, err = load('syntax error here', '=mychunk')\n"
+        "assert(f == nil and err:find('^mychunk:1:'), err)\n");
 }
 
 static void test_load_explicit_binary_mode_refused(void **state)
 {
-    run(L_of(state), "for _, mode in ipairs{'b', 'bt', 't'} do\n"
-                     "    local f, err = load(BYTECODE, 'x', mode)\n"
-                     "    assert(f == nil, mode)\n"
-                     "    assert(err == \"attempt to load a binary chunk (mode is 't')\", err)\n"
-                     "end\n"
-                     /* Text still loads when the caller asked for binary only. */
-                     "assert(load('return 2', 'x', 'b')() == 2)\n");
+    run(L_of(state),
+        "for _, mode in ipairs{'b', 'bt', 't'} do\n"
+        "    local f, err = load(BYTECODE, 'x', mode)\n"
+        "    assert(f == nil, mode)\n"
+        "    assert(err == \"attempt to load a binary chunk (mode is 't')\", err)\n"
+        "end\n"
+        /* Text still loads when the caller asked for binary only. */
+        "assert(load('return 2', 'x', 'b')() == 2)\n");
 }
 
 static void test_load_reader_function(void **state)
@@ -190,23 +186,25 @@ static void test_load_reader_function(void **state)
 
 static void test_load_env(void **state)
 {
-    run(L_of(state), "x = 'global'\n"
-                     "local env = {x = 5}\n"
-                     "assert(load('return x', 'c', 't', env)() == 5)\n"
-                     "assert(load('y = 6', 'c', 'bt', env)() == nil and env.y == 6 and y == nil)\n"
-                     /* Without env the chunk sees the globals. */
-                     "assert(load('return x')() == 'global')\n"
-                     /* An explicit nil env is an env, as in standard Lua. */
-                     "local ok, err = pcall(load('return x', 'c', 't', nil))\n"
-                     "assert(not ok and err:find('upvalue \\'_ENV\\'', 1, true), err)\n");
+    run(L_of(state),
+        "x = 'global'\n"
+        "local env = {x = 5}\n"
+        "assert(load('return x', 'c', 't', env)() == 5)\n"
+        "assert(load('y = 6', 'c', 'bt', env)() == nil and env.y == 6 and y == nil)\n"
+        /* Without env the chunk sees the globals. */
+        "assert(load('return x')() == 'global')\n"
+        /* An explicit nil env is an env, as in standard Lua. */
+        "local ok, err = pcall(load('return x', 'c', 't', nil))\n"
+        "assert(not ok and err:find('upvalue \\'_ENV\\'', 1, true), err)\n");
 }
 
 static void test_load_argument_errors(void **state)
 {
-    run(L_of(state), "local ok, err = pcall(load)\n"
-                     "assert(not ok and err:find(\"bad argument #1 to 'load'\", 1, true), err)\n"
-                     "ok, err = pcall(load, 'return 1', 'c', {})\n"
-                     "assert(not ok and err:find(\"bad argument #3 to 'load'\", 1, true), err)\n");
+    run(L_of(state),
+        "local ok, err = pcall(load)\n"
+        "assert(not ok and err:find(\"bad argument #1 to 'load'\", 1, true), err)\n"
+        "ok, err = pcall(load, 'return 1', 'c', {})\n"
+        "assert(not ok and err:find(\"bad argument #3 to 'load'\", 1, true), err)\n");
 }
 
 /* ---- loadfile / dofile -------------------------------------------------- */
@@ -228,51 +226,55 @@ static void test_loadfile_refuses_bytecode(void **state)
 
 static void test_dofile_refuses_bytecode(void **state)
 {
-    run(L_of(state), "local ok, err = pcall(dofile, write_file('b.lua', BYTECODE))\n"
-                     "assert(not ok)\n"
-                     "assert(err == \"attempt to load a binary chunk (mode is 't')\", err)\n");
+    run(L_of(state),
+        "local ok, err = pcall(dofile, write_file('b.lua', BYTECODE))\n"
+        "assert(not ok)\n"
+        "assert(err == \"attempt to load a binary chunk (mode is 't')\", err)\n");
 }
 
 static void test_loadfile_text(void **state)
 {
-    run(L_of(state), "y = 'global'\n"
-                     "local path = write_file('t.lua', 'return y, ...')\n"
-                     "local f = assert(loadfile(path))\n"
-                     "local a, b = f('arg')\n"
-                     "assert(a == 'global' and b == 'arg')\n"
-                     "assert(assert(loadfile(path, 't', {y = 7}))() == 7)\n"
-                     "assert(assert(loadfile(path, 'b', {y = 8}))() == 8)\n"
-                     "local g, err = loadfile(TMP .. '/missing.lua')\n"
-                     "assert(g == nil and err:find('cannot open', 1, true), err)\n"
-                     "g, err = loadfile(write_file('bad.lua', 'return +'))\n"
-                     "assert(g == nil and err:find('bad.lua:1:', 1, true), err)\n");
+    run(L_of(state),
+        "y = 'global'\n"
+        "local path = write_file('t.lua', 'return y, ...')\n"
+        "local f = assert(loadfile(path))\n"
+        "local a, b = f('arg')\n"
+        "assert(a == 'global' and b == 'arg')\n"
+        "assert(assert(loadfile(path, 't', {y = 7}))() == 7)\n"
+        "assert(assert(loadfile(path, 'b', {y = 8}))() == 8)\n"
+        "local g, err = loadfile(TMP .. '/missing.lua')\n"
+        "assert(g == nil and err:find('cannot open', 1, true), err)\n"
+        "g, err = loadfile(write_file('bad.lua', 'return +'))\n"
+        "assert(g == nil and err:find('bad.lua:1:', 1, true), err)\n");
 }
 
 static void test_dofile_text(void **state)
 {
-    run(L_of(state), "local path = write_file('m.lua', 'return 1, nil, 3')\n"
-                     "local n = select('#', dofile(path))\n"
-                     "assert(n == 3, n)\n"
-                     "local a, b, c = dofile(path)\n"
-                     "assert(a == 1 and b == nil and c == 3)\n"
-                     "assert(select('#', dofile(write_file('none.lua', 'local z = 1'))) == 0)\n"
-                     /* A yield inside the file goes through dofile. */
-                     "local co = coroutine.wrap(function()\n"
-                     "    return dofile(write_file('y.lua', 'coroutine.yield(1) return 2'))\n"
-                     "end)\n"
-                     "assert(co() == 1 and co() == 2)\n");
+    run(L_of(state),
+        "local path = write_file('m.lua', 'return 1, nil, 3')\n"
+        "local n = select('#', dofile(path))\n"
+        "assert(n == 3, n)\n"
+        "local a, b, c = dofile(path)\n"
+        "assert(a == 1 and b == nil and c == 3)\n"
+        "assert(select('#', dofile(write_file('none.lua', 'local z = 1'))) == 0)\n"
+        /* A yield inside the file goes through dofile. */
+        "local co = coroutine.wrap(function()\n"
+        "    return dofile(write_file('y.lua', 'coroutine.yield(1) return 2'))\n"
+        "end)\n"
+        "assert(co() == 1 and co() == 2)\n");
 }
 
 static void test_dofile_propagates_errors(void **state)
 {
-    run(L_of(state), "local ok, err = pcall(dofile, write_file('e.lua', '\\nerror(\"boom\")'))\n"
-                     "assert(not ok and err == TMP .. '/e.lua:2: boom', err)\n"
-                     "ok, err = pcall(dofile, write_file('t.lua', 'error({code = 7})'))\n"
-                     "assert(not ok and type(err) == 'table' and err.code == 7)\n"
-                     "ok, err = pcall(dofile, TMP .. '/missing.lua')\n"
-                     "assert(not ok and err:find('cannot open', 1, true), err)\n"
-                     "ok, err = pcall(dofile, write_file('s.lua', 'return +'))\n"
-                     "assert(not ok and err:find('s.lua:1:', 1, true), err)\n");
+    run(L_of(state),
+        "local ok, err = pcall(dofile, write_file('e.lua', '\\nerror(\"boom\")'))\n"
+        "assert(not ok and err == TMP .. '/e.lua:2: boom', err)\n"
+        "ok, err = pcall(dofile, write_file('t.lua', 'error({code = 7})'))\n"
+        "assert(not ok and type(err) == 'table' and err.code == 7)\n"
+        "ok, err = pcall(dofile, TMP .. '/missing.lua')\n"
+        "assert(not ok and err:find('cannot open', 1, true), err)\n"
+        "ok, err = pcall(dofile, write_file('s.lua', 'return +'))\n"
+        "assert(not ok and err:find('s.lua:1:', 1, true), err)\n");
 }
 
 /* ---- require ------------------------------------------------------------ */
@@ -291,25 +293,26 @@ static void test_require_refuses_bytecode(void **state)
 
 static void test_require_text_module(void **state)
 {
-    run(L_of(state), "package.path = TMP .. '/?.lua'\n"
-                     "local path = write_file('tmod.lua',\n"
-                     "    'LOADS = (LOADS or 0) + 1\\n'\n"
-                     "    .. 'local name, file = ...\\n'\n"
-                     "    .. 'return {name = name, file = file}')\n"
-                     "local m, extra = require('tmod')\n"
-                     "assert(type(m) == 'table')\n"
-                     /* The loader gets the module name and the file, as in Lua. */
-                     "assert(m.name == 'tmod' and m.file == path)\n"
-                     "assert(extra == path, extra)\n"
-                     "assert(package.loaded.tmod == m)\n"
-                     "assert(require('tmod') == m)\n"
-                     "assert(LOADS == 1, LOADS)\n"
-                     /* The searcher itself returns the loader and the file name. */
-                     "local loader, file = package.searchers[2]('tmod')\n"
-                     "assert(type(loader) == 'function' and file == path)\n"
-                     /* A module returning nothing is recorded as true. */
-                     "write_file('empty.lua', 'local x = 1')\n"
-                     "assert(require('empty') == true and package.loaded.empty == true)\n");
+    run(L_of(state),
+        "package.path = TMP .. '/?.lua'\n"
+        "local path = write_file('tmod.lua',\n"
+        "    'LOADS = (LOADS or 0) + 1\\n'\n"
+        "    .. 'local name, file = ...\\n'\n"
+        "    .. 'return {name = name, file = file}')\n"
+        "local m, extra = require('tmod')\n"
+        "assert(type(m) == 'table')\n"
+        /* The loader gets the module name and the file, as in Lua. */
+        "assert(m.name == 'tmod' and m.file == path)\n"
+        "assert(extra == path, extra)\n"
+        "assert(package.loaded.tmod == m)\n"
+        "assert(require('tmod') == m)\n"
+        "assert(LOADS == 1, LOADS)\n"
+        /* The searcher itself returns the loader and the file name. */
+        "local loader, file = package.searchers[2]('tmod')\n"
+        "assert(type(loader) == 'function' and file == path)\n"
+        /* A module returning nothing is recorded as true. */
+        "write_file('empty.lua', 'local x = 1')\n"
+        "assert(require('empty') == true and package.loaded.empty == true)\n");
 }
 
 static void test_require_missing_lists_tried_files(void **state)
@@ -367,13 +370,14 @@ static void test_debug_pruned(void **state)
 
 static void test_debug_kept_functions_work(void **state)
 {
-    run(L_of(state), "local tb = debug.traceback('msg')\n"
-                     "assert(tb:find('^msg\\nstack traceback:'), tb)\n"
-                     "local info = debug.getinfo(1, 'Sl')\n"
-                     "assert(info.currentline == 3, info.currentline)\n"
-                     "assert(info.what == 'main')\n"
-                     "local function f() end\n"
-                     "assert(debug.getinfo(f, 'S').what == 'Lua')\n");
+    run(L_of(state),
+        "local tb = debug.traceback('msg')\n"
+        "assert(tb:find('^msg\\nstack traceback:'), tb)\n"
+        "local info = debug.getinfo(1, 'Sl')\n"
+        "assert(info.currentline == 3, info.currentline)\n"
+        "assert(info.what == 'main')\n"
+        "local function f() end\n"
+        "assert(debug.getinfo(f, 'S').what == 'Lua')\n");
 }
 
 /* ---- control ------------------------------------------------------------ */
@@ -382,14 +386,15 @@ static void test_debug_kept_functions_work(void **state)
  * above can fail. */
 static void test_plain_state_loads_bytecode(void **state)
 {
-    run(L_of(state), "assert(load(BYTECODE)() == 42)\n"
-                     "assert(assert(loadfile(write_file('b.lua', BYTECODE)))() == 42)\n"
-                     "assert(dofile(TMP .. '/b.lua') == 42)\n"
-                     "package.path = TMP .. '/?.lua'\n"
-                     "write_file('bmod.lua', BYTECODE)\n"
-                     "assert(require('bmod') == 42)\n"
-                     "assert(type(os.exit) == 'function' and type(io.popen) == 'function')\n"
-                     "assert(type(debug.sethook) == 'function')\n");
+    run(L_of(state),
+        "assert(load(BYTECODE)() == 42)\n"
+        "assert(assert(loadfile(write_file('b.lua', BYTECODE)))() == 42)\n"
+        "assert(dofile(TMP .. '/b.lua') == 42)\n"
+        "package.path = TMP .. '/?.lua'\n"
+        "write_file('bmod.lua', BYTECODE)\n"
+        "assert(require('bmod') == 42)\n"
+        "assert(type(os.exit) == 'function' and type(io.popen) == 'function')\n"
+        "assert(type(debug.sethook) == 'function')\n");
 }
 
 /* ---- finalizers and patterns: code the time limit cannot stop --------- */
