@@ -437,12 +437,14 @@ static void on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_
     struct server *s = ctx;
     struct worker *w = &s->workers[slot];
     double late_s = (double)late_ns / 1e9;
+    struct call *c = NULL;
+    char msg[512];
     if (kind == WD_CALL) {
-        struct call *c = what;
+        c = what;
         const struct method *m = &s->methods[c->method];
         const char *hook =
             hook_defs[m->hook].name ? hook_defs[m->hook].name : hook_defs[m->hook].rpc;
-        char modules[256], msg[512];
+        char modules[256];
         describe_modules(w, m->hook, modules, sizeof modules);
         if (!atomic_compare_exchange_strong(&c->token, &id, 0))
             return; /* Answered by the worker meanwhile: not stuck after all. */
@@ -453,8 +455,6 @@ static void on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_
                   "its deadline; the call is answered with DEADLINE_EXCEEDED",
                   w->id, hook, modules, late_s);
         atomic_fetch_add_explicit(&w->counters[m->hook].timeouts, 1, memory_order_relaxed);
-        /* Whatever the outcome, the call stays with the worker. */
-        reply(c, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL, 0);
     } else {
         log_error("worker w%d stuck in code that cannot be interrupted while closing a Lua state "
                   "(deinit() or a __gc finalizer), %.3f s past its deadline",
@@ -465,8 +465,12 @@ static void on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_
         atomic_store(&w->stand_in_started, false);
         log_error("cannot start a stand-in for worker w%d", w->id);
     }
+    /* The owner first: whoever gets the answer can count on it knowing. */
     if (s->on_stuck)
         s->on_stuck(s->on_stuck_ctx);
+    /* Whatever the outcome, the call stays with the worker. */
+    if (c)
+        reply(c, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL, 0);
 }
 
 static void close_workers(struct server *s)
