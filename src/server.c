@@ -651,7 +651,7 @@ static bool join_by(pthread_t t, int64_t at_ns)
 static int64_t stop_by(struct server *s, int64_t grace_end)
 {
     int64_t last = grace_end;
-    for (int i = 0; i < s->worker_count; i++) {
+    for (int i = 0; s->watchdog && i < s->worker_count; i++) {
         int64_t d = wd_deadline(s->watchdog, i);
         if (d != INT64_MAX && d > last)
             last = d;
