@@ -21,6 +21,7 @@
 #define DEFAULT_LUA_PATH "scripts"
 #define DEFAULT_INIT_MODULE "main"
 #define DEFAULT_CALL_TIMEOUT_MS 5000u
+#define DEFAULT_WATCHDOG_MS 1000u
 #define DEFAULT_SHUTDOWN_TIMEOUT_MS 5000u
 #define DEFAULT_MEMORY_LIMIT ((size_t)64 * 1024 * 1024)
 /* gRPC's own default receive limit, which EMQX's client also keeps. */
@@ -171,6 +172,20 @@ static int set_shutdown_timeout(struct config *cfg, const char *key, const char 
     return 0;
 }
 
+static int set_watchdog(struct config *cfg, const char *key, const char *value, char *msg,
+                        size_t msglen)
+{
+    unsigned ms;
+
+    if (cfgv_parse_duration(value, true, &ms) != 0)
+        return cfgv_fail(msg, msglen,
+                         "%s: expected a duration up to 1h such as 500ms, 1s or 2m (0 = off), "
+                         "got '%s'",
+                         key, value);
+    cfg->watchdog_ms = ms;
+    return 0;
+}
+
 static int set_max_message_size(struct config *cfg, const char *key, const char *value,
                                 char *msg, size_t msglen)
 {
@@ -274,6 +289,7 @@ static const struct key_def {
     {"server", "listen", set_listen},
     {"server", "workers", set_workers},
     {"server", "shutdown_timeout", set_shutdown_timeout},
+    {"server", "watchdog", set_watchdog},
     {"server", "max_message_size", set_max_message_size},
     {"server", "handshake_timeout", set_handshake_timeout},
     {"server", "memory_quota", set_memory_quota},
@@ -555,6 +571,7 @@ void cfg_defaults(struct config *cfg)
     cfg->memory_limit = DEFAULT_MEMORY_LIMIT;
     cfg->sandbox = true;
     cfg->shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS;
+    cfg->watchdog_ms = DEFAULT_WATCHDOG_MS;
     cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
     cfg->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
     cfg->memory_quota = DEFAULT_MEMORY_QUOTA;

@@ -25,6 +25,10 @@ struct config {
     size_t memory_limit;       /* [lua] memory_limit, bytes per Lua state, default 64MB; 0 = none */
     bool sandbox;              /* [lua] sandbox, default true */
     unsigned shutdown_timeout_ms; /* [server] shutdown_timeout, default 5s */
+    unsigned watchdog_ms;      /* [server] watchdog, default 1s; 0 = off */
+    /* Not a key: set by the master process, whose children share the port
+     * (SO_REUSEPORT) after it has checked that the port is free. */
+    bool reuse_port;
     size_t max_message_size;   /* [server] max_message_size, default 4MB; 1KB..1GB */
     unsigned handshake_timeout_ms; /* [server] handshake_timeout, default 10s */
     size_t memory_quota;       /* [server] memory_quota, gRPC's buffers, default 128MB */

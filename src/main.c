@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "script.h"
 #include "server.h"
+#include "supervisor.h"
 
 enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
 
@@ -28,9 +30,11 @@ static void usage(FILE *out)
             "  -h, --help         show this help and exit\n"
             "  -v, --version      show the version and exit\n"
             "\n"
-            "Runs in the foreground and logs to stderr. SIGTERM or SIGINT stops it after\n"
-            "the calls in flight have been answered; SIGHUP reloads the scripts and the\n"
-            "[lua] and [topics] settings; SIGUSR1 logs the per-hook counters.\n");
+            "Runs in the foreground and logs to stderr: a master process that starts the\n"
+            "server in a child and replaces it when a worker gets stuck or it dies.\n"
+            "SIGTERM or SIGINT stops it after the calls in flight have been answered;\n"
+            "SIGHUP reloads the scripts and the [lua] and [topics] settings; SIGUSR1 logs\n"
+            "the per-hook counters.\n");
 }
 
 static int check_scripts_folder(const char *path)
@@ -68,8 +72,16 @@ static int test_config(const struct config *cfg, const char *path)
     return EXIT_OK;
 }
 
-static int run(struct config *cfg, const char *path)
+/* The watchdog found a stuck worker: the master starts a replacement. */
+static void report_stuck(void *ctx)
 {
+    sup_report_stuck(*(int *)ctx);
+}
+
+/* The server, in the master's child. */
+static int run(struct config *cfg, int report_fd, void *ctx)
+{
+    const char *path = ctx;
     /* Signals are taken synchronously by this thread; the workers inherit
      * the blocked mask and never see them. */
     sigset_t set;
@@ -90,6 +102,7 @@ static int run(struct config *cfg, const char *path)
         log_error("%s", err);
         return EXIT_RUNTIME;
     }
+    srv_on_stuck(s, report_stuck, &report_fd);
     if (srv_start(s, err, sizeof err) != 0) {
         log_error("%s", err);
         srv_destroy(s);
@@ -97,6 +110,7 @@ static int run(struct config *cfg, const char *path)
     }
     log_info("exhookd %s listening on %s (port %d) with %d workers", EXHOOKD_VERSION, listen,
              srv_port(s), srv_worker_count(s));
+    sup_report_ready(report_fd, srv_port(s));
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
@@ -113,7 +127,11 @@ static int run(struct config *cfg, const char *path)
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     }
-    srv_destroy(s);
+    if (srv_destroy(s) != 0) {
+        /* A worker never came back: no clean exit is possible with it. */
+        fflush(stderr);
+        _exit(EXIT_RUNTIME);
+    }
     log_info("stopped");
     return EXIT_OK;
 }
@@ -168,7 +186,7 @@ int main(int argc, char **argv)
     if (check_scripts_folder(cfg.lua_path) != 0)
         rc = EXIT_CONFIG;
     else
-        rc = test_only ? test_config(&cfg, path) : run(&cfg, path);
+        rc = test_only ? test_config(&cfg, path) : sup_run(&cfg, run, (void *)path);
     cfg_free(&cfg);
     return rc;
 }

@@ -63,8 +63,8 @@ static void warn_restart_settings(const struct config *running, const struct con
         running->shutdown_timeout_ms != new->shutdown_timeout_ms ||
         running->max_message_size != new->max_message_size ||
         running->handshake_timeout_ms != new->handshake_timeout_ms ||
-        running->memory_quota != new->memory_quota || running->log_level != new->log_level ||
-        !same_text(running->tls.cert, new->tls.cert) ||
+        running->memory_quota != new->memory_quota || running->watchdog_ms != new->watchdog_ms ||
+        running->log_level != new->log_level || !same_text(running->tls.cert, new->tls.cert) ||
         !same_text(running->tls.key, new->tls.key) || !same_text(running->tls.ca, new->tls.ca) ||
         running->tls.verify_client != new->tls.verify_client)
         log_warn("reload: changes to [server], [tls] and [log] take effect after a restart");

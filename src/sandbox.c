@@ -2,7 +2,10 @@
 
 #include <lauxlib.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "pattern.h"
 
 /* Every loader below passes this mode to the core, which refuses a chunk
  * starting with the bytecode signature whatever the caller asked for. */
@@ -12,6 +15,16 @@
  * the core reads from the returned pointer after the reader is back, so the
  * string must stay referenced from the stack until the next call. */
 #define READER_SLOT 5
+
+/* The most matching steps a pattern function may be about to take: about a
+ * second of the matcher's backtracking on a common CPU, far more than any
+ * pattern that does not backtrack on its subject needs. */
+#define PATTERN_BUDGET 1e8
+
+/* Why a finalizer cannot be allowed: Lua switches hooks off while one runs,
+ * so the time limit cannot stop a __gc that loops. */
+#define NO_FINALIZERS                                                                              \
+    "finalizers (__gc) are not allowed in scripts: Lua runs them with the time limit off"
 
 /* Sets `field` of the table at the top of the stack to nil. */
 static void remove_field(lua_State *L, const char *field)
@@ -220,6 +233,100 @@ static void replace_lua_searcher(lua_State *L)
     lua_settop(L, pkg - 1);
 }
 
+/* setmetatable(t, mt) refusing a metatable with a __gc field. Lua marks an
+ * object for finalization only if its metatable has the field (raw, any
+ * value but nil) when it is set: a __gc added afterwards is never called,
+ * so checking here is enough. Upvalue: the original setmetatable. */
+static int sandbox_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "%s", NO_FINALIZERS);
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* getmetatable(v) that does not hand out a metatable with a __gc field
+ * (a file handle's, a C module's object): replacing its __gc would run
+ * script code as a finalizer of an object already marked. A __metatable
+ * field is returned instead, as standard getmetatable does. */
+static int sandbox_getmetatable(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (!lua_getmetatable(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return 1;
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, -2) != LUA_TNIL)
+        return luaL_error(L, "%s; this %s's metatable has one and is not given out", NO_FINALIZERS,
+                          luaL_typename(L, 1));
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* string.find, match, gmatch and gsub, refused when pattern_cost says the
+ * match could run past PATTERN_BUDGET steps. Upvalues: the original
+ * function and its name. Arguments that are not strings are left to the
+ * original to report. */
+static int bounded_pattern_call(lua_State *L)
+{
+    const char *name = lua_tostring(L, lua_upvalueindex(2));
+    size_t n, plen;
+    bool plain = strcmp(name, "find") == 0 && lua_toboolean(L, 4);
+    if (!plain && lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING) {
+        const char *s = lua_tolstring(L, 1, &n);
+        const char *p = lua_tolstring(L, 2, &plen);
+        double cost = pattern_cost(s, n, p, plen, strcmp(name, "gmatch") != 0);
+        if (cost > PATTERN_BUDGET) {
+            /* lua_pushfstring knows neither widths nor %g. */
+            char msg[320];
+            snprintf(msg, sizeof msg,
+                     "string.%s: pattern '%.60s' could backtrack for up to %.3g steps on this "
+                     "%zu-byte subject (the limit is %.3g): anchor it with '^', narrow its "
+                     "'.-', '.*' and '.+', or use string.find with plain = true",
+                     name, p, cost, n, PATTERN_BUDGET);
+            return luaL_error(L, "%s", msg);
+        }
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Wraps the pattern functions in the string table, which is also the
+ * __index of the strings' metatable: s:find(...) goes through them too. */
+static void bound_patterns(lua_State *L)
+{
+    static const char *const names[] = {"find", "match", "gmatch", "gsub", NULL};
+
+    if (lua_getglobal(L, "string") == LUA_TTABLE) {
+        for (const char *const *name = names; *name; name++) {
+            lua_getfield(L, -1, *name);
+            lua_pushstring(L, *name);
+            lua_pushcclosure(L, bounded_pattern_call, 2);
+            lua_setfield(L, -2, *name);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+/* Replaces global `name` with `fn`, given the original as upvalue. */
+static void wrap_global(lua_State *L, const char *name, lua_CFunction fn)
+{
+    lua_getglobal(L, name);
+    lua_pushcclosure(L, fn, 1);
+    lua_setglobal(L, name);
+}
+
 void sandbox_apply(lua_State *L)
 {
     static const char *const os_removed[] = {"exit", "execute", NULL};
@@ -236,4 +343,8 @@ void sandbox_apply(lua_State *L)
     lua_pushcfunction(L, sandbox_dofile);
     lua_setglobal(L, "dofile");
     replace_lua_searcher(L);
+    wrap_global(L, "setmetatable", sandbox_setmetatable);
+    lua_pushcfunction(L, sandbox_getmetatable);
+    lua_setglobal(L, "getmetatable");
+    bound_patterns(L);
 }

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "server.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -6,6 +7,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
+#include <lauxlib.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,6 +25,7 @@
 #include "stale.h"
 #include "tls.h"
 #include "trim.h"
+#include "watchdog.h"
 
 /* Requests kept posted per method and worker: enough that a burst of calls
  * for one rpc rarely waits for a worker to re-post. */
@@ -33,6 +36,11 @@
 #define HOOK_METHOD_COUNT (HOOK_COUNT * HOOK_GENERATION_COUNT)
 #define HEALTH_METHOD HOOK_METHOD_COUNT
 #define METHOD_COUNT (HOOK_METHOD_COUNT + 1)
+/* At a stop, how long past shutdown_timeout (or past the deadline of a
+ * handler still within its time limit then) the cancelled calls, deinit()
+ * and the closing of the Lua states may take before exhookd gives up on a
+ * worker and exits without it. */
+#define STOP_SLACK_MS 2000
 
 enum call_state { CALL_WAITING, CALL_REPLYING };
 
@@ -58,6 +66,10 @@ struct call {
     grpc_slice status_details;
     int cancelled;
     grpc_op ops[4];
+    /* Whoever answers the call first takes it: the worker, or the watchdog
+     * for a worker stuck on it. Holds the id of the worker's busy period
+     * while the call is being served, 0 once it is answered. */
+    atomic_uint_fast64_t token;
 };
 
 struct worker {
@@ -77,6 +89,10 @@ struct worker {
     struct dispatch_reply reply;
     struct hook_counters counters[HOOK_COUNT];
     struct call *calls;
+    /* Serves the worker's queue while the worker is stuck: answers the
+     * calls that reach it with an error, so that they do not wait. */
+    pthread_t stand_in;
+    atomic_bool stand_in_started;
 };
 
 struct method {
@@ -95,6 +111,9 @@ struct server {
     struct worker *workers;
     int worker_count;
     struct stale_calls stale;
+    struct watchdog *watchdog;
+    srv_stuck_fn *on_stuck;
+    void *on_stuck_ctx;
 };
 
 static void post(struct call *c)
@@ -153,8 +172,12 @@ static grpc_slice read_payload(grpc_byte_buffer *bb)
     return all;
 }
 
-static void reply(struct call *c, grpc_status_code status, const char *error,
-                  const uint8_t *data, size_t len)
+enum reply_outcome { REPLY_STARTED, REPLY_CLOSED, REPLY_FAILED };
+
+/* Starts the batch that answers `c`. Unless REPLY_STARTED, no completion
+ * will come for it: the caller decides what becomes of the call. */
+static enum reply_outcome reply(struct call *c, grpc_status_code status, const char *error,
+                                const uint8_t *data, size_t len)
 {
     size_t n = 0;
     grpc_op *ops = c->ops;
@@ -187,17 +210,55 @@ static void reply(struct call *c, grpc_status_code status, const char *error,
     if (w->cq_closed) {
         /* The call outlived the shutdown grace period and was cancelled. */
         pthread_mutex_unlock(&w->post_lock);
-        release(c);
-        return;
+        return REPLY_CLOSED;
     }
     grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, c, NULL);
     pthread_mutex_unlock(&w->post_lock);
     if (rc != GRPC_CALL_OK) {
-        /* No completion will come for this batch: recycle the call now. */
         log_error("cannot answer a call (grpc error %d)", (int)rc);
-        release(c);
-        post(c);
+        return REPLY_FAILED;
     }
+    return REPLY_STARTED;
+}
+
+/* The worker's reply: without a completion to come, the call is recycled
+ * now (re-posted, unless the server is closing). */
+static void worker_reply(struct call *c, grpc_status_code status, const char *error,
+                         const uint8_t *data, size_t len)
+{
+    enum reply_outcome r = reply(c, status, error, data, len);
+    if (r != REPLY_STARTED)
+        release(c);
+    if (r == REPLY_FAILED)
+        post(c);
+}
+
+/* When `e` must be done with `runs` protected calls of call_timeout each,
+ * or `limit_ns` if earlier. INT64_MAX when call_timeout is 0: no limit at
+ * all, as documented, so the watchdog never calls it stuck either. */
+static int64_t engine_deadline(const struct script_engine *e, size_t runs, int64_t limit_ns)
+{
+    if (e->call_timeout_ms == 0)
+        return INT64_MAX;
+    int64_t d = script_now_ns() + (int64_t)e->call_timeout_ms * 1000000 * (int64_t)runs;
+    return d < limit_ns ? d : limit_ns;
+}
+
+/* Makes `e` the worker's engine, closing the one it had (deinit() and the
+ * finalizers, under the watchdog). The swap is under post_lock, where the
+ * watchdog reads the module names. */
+static void switch_engine(struct worker *w, struct script_engine *e)
+{
+    pthread_mutex_lock(&w->post_lock);
+    struct script_engine *old = w->engine;
+    w->engine = e;
+    pthread_mutex_unlock(&w->post_lock);
+    if (!old)
+        return;
+    wd_busy(w->srv->watchdog, w->id - 1, WD_CLOSING, NULL,
+            engine_deadline(old, old->module_count + 1, INT64_MAX), NULL);
+    reload_engine_free(old);
+    wd_idle(w->srv->watchdog, w->id - 1);
 }
 
 /* Switches to the scripts of a reload, if one came: the old state is
@@ -207,10 +268,8 @@ static void take_pending(struct worker *w)
     if (!atomic_load_explicit(&w->pending, memory_order_relaxed))
         return;
     struct script_engine *e = atomic_exchange(&w->pending, NULL);
-    if (e) {
-        reload_engine_free(w->engine);
-        w->engine = e;
-    }
+    if (e)
+        switch_engine(w, e);
 }
 
 /* The broker's deadline on the scripts' clock. gRPC's monotonic clock has
@@ -238,7 +297,7 @@ static void serve(struct call *c)
         snprintf(msg, sizeof msg, "Method not found: %s", path);
         log_warn("call to unknown method %s", path);
         gpr_free(path);
-        reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0);
+        worker_reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0);
         return;
     }
     const struct method *m = &w->srv->methods[c->method];
@@ -249,14 +308,15 @@ static void serve(struct call *c)
         health_check(GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
                      !atomic_load(&w->srv->stopping), &w->reply);
         grpc_slice_unref(req);
-        reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
+        worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
         return;
     }
     struct hook_counters *n = &w->counters[m->hook];
     atomic_fetch_add_explicit(&n->calls, 1, memory_order_relaxed);
     if (!c->payload) {
         atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
-        reply(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL, 0);
+        worker_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL,
+                     0);
         return;
     }
     /* The broker loads the provider: the moment edited scripts take effect.
@@ -270,9 +330,16 @@ static void serve(struct call *c)
     }
 
     grpc_slice req = read_payload(c->payload);
+    int64_t deadline = deadline_ns(c->deadline);
+    uint64_t id = wd_busy(w->srv->watchdog, w->id - 1, WD_CALL, c,
+                          engine_deadline(w->engine, w->engine->module_count, deadline),
+                          &c->token);
     dispatch_call(w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(req),
-                  GRPC_SLICE_LENGTH(req), deadline_ns(c->deadline), &w->reply);
+                  GRPC_SLICE_LENGTH(req), deadline, &w->reply);
+    wd_idle(w->srv->watchdog, w->id - 1);
     grpc_slice_unref(req);
+    if (!atomic_compare_exchange_strong(&c->token, &id, 0))
+        return; /* The watchdog answered it: the worker was stuck. */
     switch (w->reply.status) {
     case GRPC_STATUS_OK:
         break;
@@ -286,7 +353,7 @@ static void serve(struct call *c)
         atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
         break;
     }
-    reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
+    worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
 }
 
 static void *worker_main(void *arg)
@@ -315,7 +382,104 @@ static void *worker_main(void *arg)
             post(c);
         }
     }
+    /* Closed here rather than by srv_destroy, so that a finalizer that never
+     * returns holds this thread, which the stop can give up on. */
+    switch_engine(w, atomic_exchange(&w->pending, NULL));
+    switch_engine(w, NULL);
     return NULL;
+}
+
+/* Runs in place of a stuck worker on its queue: each call that reaches it
+ * is answered at once with UNAVAILABLE (the broker applies its
+ * failed_action), and no request is posted again, so that new calls go to
+ * the other workers. Should the worker come back, both serve the queue:
+ * every event belongs to the one thread that takes it. */
+static void *stand_in_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[32], msg[160];
+    snprintf(name, sizeof name, "w%d-stand-in", w->id);
+    log_set_thread_name(name);
+    snprintf(msg, sizeof msg,
+             "exhookd worker w%d is stuck in code that cannot be interrupted; call not run", w->id);
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        struct call *c = ev.tag;
+        if (c->state == CALL_WAITING && ev.success &&
+            reply(c, GRPC_STATUS_UNAVAILABLE, msg, NULL, 0) == REPLY_STARTED)
+            continue;
+        release(c);
+    }
+    return NULL;
+}
+
+/* "module example" or "modules a, b": those of the worker's scripts that
+ * handle `hook`. Read under post_lock: the worker swaps engines under it. */
+static void describe_modules(struct worker *w, enum hook_id hook, char *buf, size_t len)
+{
+    char names[200] = "";
+    size_t n = 0, count = 0;
+    pthread_mutex_lock(&w->post_lock);
+    const struct script_engine *e = w->engine;
+    for (size_t i = 0; e && i < e->module_count; i++) {
+        if (e->modules[i].handlers[hook] == LUA_NOREF || n >= sizeof names)
+            continue;
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", count ? ", " : "",
+                              e->modules[i].name);
+        count++;
+    }
+    pthread_mutex_unlock(&w->post_lock);
+    snprintf(buf, len, "%s%s", count == 1 ? "module " : count ? "modules " : "no module", names);
+}
+
+/* The watchdog found worker `slot` stuck: answer the call it holds, if it
+ * still holds it, let a stand-in serve its queue, and tell the owner of the
+ * server (the master process then replaces this one). */
+static void on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_t id,
+                     int64_t late_ns)
+{
+    struct server *s = ctx;
+    struct worker *w = &s->workers[slot];
+    double late_s = (double)late_ns / 1e9;
+    struct call *c = NULL;
+    char msg[512];
+    if (kind == WD_CALL) {
+        c = what;
+        const struct method *m = &s->methods[c->method];
+        const char *hook =
+            hook_defs[m->hook].name ? hook_defs[m->hook].name : hook_defs[m->hook].rpc;
+        char modules[256];
+        describe_modules(w, m->hook, modules, sizeof modules);
+        if (!atomic_compare_exchange_strong(&c->token, &id, 0))
+            return; /* Answered by the worker meanwhile: not stuck after all. */
+        snprintf(msg, sizeof msg,
+                 "exhookd worker w%d is stuck in code that cannot be interrupted (hook %s, %s)",
+                 w->id, hook, modules);
+        log_error("worker w%d stuck in code that cannot be interrupted: hook %s, %s, %.3f s past "
+                  "its deadline; the call is answered with DEADLINE_EXCEEDED",
+                  w->id, hook, modules, late_s);
+        atomic_fetch_add_explicit(&w->counters[m->hook].timeouts, 1, memory_order_relaxed);
+    } else {
+        log_error("worker w%d stuck in code that cannot be interrupted while closing a Lua state "
+                  "(deinit() or a __gc finalizer), %.3f s past its deadline",
+                  w->id, late_s);
+    }
+    if (!atomic_exchange(&w->stand_in_started, true) &&
+        pthread_create(&w->stand_in, NULL, stand_in_main, w) != 0) {
+        atomic_store(&w->stand_in_started, false);
+        log_error("cannot start a stand-in for worker w%d", w->id);
+    }
+    /* The owner first: whoever gets the answer can count on it knowing. */
+    if (s->on_stuck)
+        s->on_stuck(s->on_stuck_ctx);
+    /* Whatever the outcome, the call stays with the worker. */
+    if (c)
+        reply(c, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL, 0);
 }
 
 static void close_workers(struct server *s)
@@ -395,7 +559,11 @@ struct server *srv_create(struct config *config, const char *config_path, char *
     /* The broker pings every minute, also on idle connections, and ignores
      * the stream limit: accept both instead of answering with GOAWAY. */
     grpc_arg args[] = {
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        /* Off unless the master process shares the port between the old
+         * and the new child: it checks first that the port is free. */
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_ALLOW_REUSEPORT,
+         .value.integer = cfg->reuse_port},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_size},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
@@ -457,6 +625,10 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (!(s->watchdog = wd_create(s->worker_count, cfg->watchdog_ms, on_stuck, s))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     for (int i = 0; i < s->worker_count; i++) {
         struct worker *w = &s->workers[i];
         w->srv = s;
@@ -489,6 +661,12 @@ int srv_port(const struct server *s) { return s->port; }
 
 int srv_worker_count(const struct server *s) { return s->worker_count; }
 
+void srv_on_stuck(struct server *s, srv_stuck_fn *fn, void *ctx)
+{
+    s->on_stuck = fn;
+    s->on_stuck_ctx = ctx;
+}
+
 int srv_start(struct server *s, char *err, size_t errlen)
 {
     grpc_server_start(s->grpc);
@@ -513,6 +691,10 @@ int srv_start(struct server *s, char *err, size_t errlen)
         }
         w->started = true;
     }
+    if (wd_start(s->watchdog) != 0) {
+        snprintf(err, errlen, "cannot start the watchdog thread");
+        return -1;
+    }
     if (trim_start() != 0) {
         snprintf(err, errlen, "cannot start the memory trim thread");
         return -1;
@@ -520,23 +702,58 @@ int srv_start(struct server *s, char *err, size_t errlen)
     return 0;
 }
 
-void srv_destroy(struct server *s)
+/* Joins `t` by `at_ns` (the scripts' monotonic clock). */
+static bool join_by(pthread_t t, int64_t at_ns)
+{
+    /* pthread_timedjoin_np wants CLOCK_REALTIME. */
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    int64_t left = at_ns - script_now_ns();
+    int64_t ns = at.tv_nsec + (left > 0 ? left : 0);
+    at.tv_sec += (time_t)(ns / 1000000000);
+    at.tv_nsec = (long)(ns % 1000000000);
+    return pthread_timedjoin_np(t, NULL, &at) == 0;
+}
+
+/* When the stop gives up on the workers: STOP_SLACK_MS after the grace
+ * period, or after the deadline of a handler still within its time limit
+ * (the time limit stops Lua code; past it, a worker is stuck). */
+static int64_t stop_by(struct server *s, int64_t grace_end)
+{
+    int64_t last = grace_end;
+    for (int i = 0; s->watchdog && i < s->worker_count; i++) {
+        int64_t d = wd_deadline(s->watchdog, i);
+        if (d != INT64_MAX && d > last)
+            last = d;
+    }
+    return last + (int64_t)STOP_SLACK_MS * 1000000;
+}
+
+int srv_destroy(struct server *s)
 {
     if (!s)
-        return;
+        return 0;
     atomic_store(&s->stopping, true);
     trim_stop();
+    unsigned grace_ms = s->reload.cfg.shutdown_timeout_ms;
+    int64_t grace_end = script_now_ns() + (int64_t)grace_ms * 1000000;
+    /* Everything must be over by then, stuck workers or not. */
+    int64_t end = grace_end + (int64_t)STOP_SLACK_MS * 1000000;
     if (s->grpc) {
         grpc_completion_queue *done = grpc_completion_queue_create_for_pluck(NULL);
         grpc_server_shutdown_and_notify(s->grpc, done, s);
-        unsigned grace_ms = s->reload.cfg.shutdown_timeout_ms;
         gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                           gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_pluck(done, s, grace, NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
             log_warn("calls still running after %u ms: cancelling them", grace_ms);
             grpc_server_cancel_all_calls(s->grpc);
-            grpc_completion_queue_pluck(done, s, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+            /* A stuck worker may hold a call for good. */
+            end = stop_by(s, grace_end);
+            gpr_timespec until =
+                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                             gpr_time_from_millis((end - script_now_ns()) / 1000000, GPR_TIMESPAN));
+            grpc_completion_queue_pluck(done, s, until, NULL);
         }
         grpc_completion_queue_shutdown(done);
         grpc_completion_queue_destroy(done);
@@ -550,7 +767,14 @@ void srv_destroy(struct server *s)
         grpc_completion_queue_shutdown(w->cq);
         pthread_mutex_unlock(&w->post_lock);
         if (w->started) {
-            pthread_join(w->thread, NULL);
+            if (!join_by(w->thread, end) ||
+                (atomic_load(&w->stand_in_started) && !join_by(w->stand_in, end))) {
+                /* Nothing can be freed that the stuck thread may touch. */
+                log_error("worker w%d did not stop within shutdown_timeout (or its time limit) + "
+                          "%d ms: stuck in code that cannot be interrupted; exiting without it",
+                          w->id, STOP_SLACK_MS);
+                return -1;
+            }
         } else {
             /* Never started: drain here the requests the shutdown failed. */
             for (;;) {
@@ -563,6 +787,7 @@ void srv_destroy(struct server *s)
             }
         }
     }
+    wd_destroy(s->watchdog);
     if (s->grpc)
         grpc_server_destroy(s->grpc);
     /* Every call has been answered or cancelled: the counters are final. */
@@ -573,6 +798,7 @@ void srv_destroy(struct server *s)
     reload_destroy(&s->reload);
     free(s);
     grpc_shutdown();
+    return 0;
 }
 
 /* A state a worker has not taken up yet is replaced unused. */

@@ -25,7 +25,14 @@ int srv_port(const struct server *s);
 /* Number of worker threads. */
 int srv_worker_count(const struct server *s);
 
-/* Starts the workers; calls are served from now on. */
+/* Called (on the watchdog thread) each time a worker is found stuck in code
+ * that cannot be interrupted, after the call it held has been answered. */
+typedef void srv_stuck_fn(void *ctx);
+
+/* Sets the function called when a worker is stuck ([server] watchdog). */
+void srv_on_stuck(struct server *s, srv_stuck_fn *fn, void *ctx);
+
+/* Starts the workers and the watchdog; calls are served from now on. */
 int srv_start(struct server *s, char *err, size_t errlen);
 
 /* Re-reads the configuration and the scripts, as OnProviderLoaded does
@@ -37,9 +44,12 @@ int srv_reload(struct server *s);
 void srv_log_stats(struct server *s);
 
 /* Stops taking calls, lets those in flight finish (up to [server]
- * shutdown_timeout, then cancels them), stops the workers, logs the final counters and frees
- * everything, running each module's deinit(). Safe on a server that was
- * never started. */
-void srv_destroy(struct server *s);
+ * shutdown_timeout, then cancels them), stops the workers, logs the final
+ * counters and frees everything, running each module's deinit(). Safe on a
+ * server that was never started. 0; or -1 when a worker did not stop within
+ * shutdown_timeout (or the time limit of the handler it was running) + 2 s:
+ * stuck in code that cannot be interrupted; then nothing is freed and the
+ * caller should end the process with _exit. */
+int srv_destroy(struct server *s);
 
 #endif

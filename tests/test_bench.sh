@@ -15,11 +15,6 @@ trap 'stop_servers; rm -rf "$WORK"' EXIT
 # run <args...>: runs the bench; sets RC, OUT, ERR
 run() { run_cmd "$BENCH" "$@"; }
 
-# field <key>: the value of key=value on the result line in OUT, or nothing
-field() {
-    grep '^exhook-bench: rpc=' <<<"$OUT" | tr ' ' '\n' | sed -n "s/^$1=//p"
-}
-
 # at_least <value> <min>: the value is an integer >= min
 at_least() {
     [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ]

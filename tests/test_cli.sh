@@ -69,7 +69,7 @@ grep -q "listening on 127.0.0.1:$PORT (port $PORT) with 1 workers" "$WORK/run.lo
 check "the server starts and says where it listens" $? "$(cat "$WORK/run.log")"
 
 run -c "$WORK/run.ini"
-[ $RC -eq 1 ] && grep -q "error \[main\] cannot listen on 127.0.0.1:$PORT: the address is in use" <<<"$ERR"
+[ $RC -eq 1 ] && grep -q "error \[master\] cannot listen on 127.0.0.1:$PORT: the address is in use" <<<"$ERR"
 check "a port in use is one clear error line, exit 1" $? "rc=$RC err=$ERR"
 
 

@@ -129,6 +129,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.memory_limit, 64 * 1024 * 1024);
     assert_true(cfg.sandbox);
     assert_int_equal(cfg.shutdown_timeout_ms, 5000);
+    assert_int_equal(cfg.watchdog_ms, 1000);
+    assert_false(cfg.reuse_port);
     assert_int_equal(cfg.max_message_size, 4 * 1024 * 1024);
     assert_int_equal(cfg.handshake_timeout_ms, 10000);
     assert_int_equal(cfg.memory_quota, 128 * 1024 * 1024);
@@ -395,6 +397,24 @@ static void test_shutdown_timeout_accepts_every_form(void **state)
                                         {"60m", 3600000}, {"3600s", 3600000}};
     (void)state;
     ASSERT_FORMS("server", shutdown_timeout_ms, "shutdown_timeout", forms);
+}
+
+static void test_watchdog_accepts_every_form_and_zero(void **state)
+{
+    static const struct form forms[] = {{"0", 0},         {"0s", 0},         {"500ms", 500},
+                                        {"1500", 1500},   {"1s", 1000},      {"2m", 120000},
+                                        {"60m", 3600000}, {"3600s", 3600000}};
+    (void)state;
+    ASSERT_FORMS("server", watchdog_ms, "watchdog", forms);
+}
+
+static void test_bad_watchdog_is_an_error(void **state)
+{
+    static const char *const bad[] = {"-5s", "5x", "5 s", "s", "", "1.5s", "61m", "3600001"};
+    (void)state;
+    assert_bad_values("[server]\n", 2, "watchdog",
+                      "expected a duration up to 1h such as 500ms, 1s or 2m (0 = off)", bad,
+                      COUNT(bad));
 }
 
 static void test_max_message_size_accepts_every_form(void **state)
@@ -1418,6 +1438,8 @@ int main(void)
         cmocka_unit_test(test_verify_client_false_alone_is_accepted),
         cmocka_unit_test(test_every_verify_client_boolean_is_accepted),
         cmocka_unit_test(test_shutdown_timeout_accepts_every_form),
+        cmocka_unit_test(test_watchdog_accepts_every_form_and_zero),
+        cmocka_unit_test(test_bad_watchdog_is_an_error),
         cmocka_unit_test(test_line_of_197_characters_is_accepted),
         cmocka_unit_test(test_shipped_config_parses),
         cmocka_unit_test(test_load_from_file_reports_path_and_line),

@@ -26,7 +26,8 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 
-start_exhookd flood "$SRC/scripts" example error "memory_quota = ${QUOTA_MB}MB\n"
+start_exhookd flood "$SRC/scripts" example error "[server]
+memory_quota = ${QUOTA_MB}MB"
 check "exhookd starts with memory_quota = ${QUOTA_MB}MB" $? "$(cat "$WORK/flood.log")"
 
 before=$(rss_kb "$SERVER_PID")

@@ -397,6 +397,89 @@ static void test_plain_state_loads_bytecode(void **state)
         "assert(type(debug.sethook) == 'function')\n");
 }
 
+/* ---- finalizers and patterns: code the time limit cannot stop --------- */
+
+static void test_gc_metamethod_refused(void **state)
+{
+    run(L_of(state),
+        "local msg = 'finalizers (__gc) are not allowed in scripts: Lua runs them with the '\n"
+        "         .. 'time limit off'\n"
+        "for _, gc in ipairs{function() end, false, 0} do\n"
+        "    local ok, err = pcall(setmetatable, {}, {__gc = gc})\n"
+        "    assert(not ok and err == msg, tostring(err))\n"
+        "end\n"
+        /* Without __gc, setmetatable is standard: returns its table. */
+        "local t = {}\n"
+        "assert(setmetatable(t, {__index = {x = 1}}) == t and t.x == 1)\n"
+        /* A __gc added afterwards never runs: Lua marks at setmetatable. */
+        "local mt, ran = {}, false\n"
+        "setmetatable({}, mt)\n"
+        "mt.__gc = function() ran = true end\n"
+        "collectgarbage(); collectgarbage()\n"
+        "assert(not ran, 'a __gc added after setmetatable ran')\n");
+}
+
+static void test_metatable_with_gc_not_given_out(void **state)
+{
+    run(L_of(state),
+        "local f = assert(io.open(write_file('f.txt', 'x')))\n"
+        "local ok, err = pcall(getmetatable, f)\n"
+        "assert(not ok and err == 'finalizers (__gc) are not allowed in scripts: Lua runs '\n"
+        "    .. 'them with the time limit off; this userdata\\'s metatable has one and is '\n"
+        "    .. 'not given out', tostring(err))\n"
+        "f:close()\n"
+        "assert(getmetatable('').__index == string)\n"
+        "local mt = {}\n"
+        "assert(getmetatable(setmetatable({}, mt)) == mt)\n"
+        "assert(getmetatable(setmetatable({}, {__metatable = 'locked'})) == 'locked')\n"
+        "assert(getmetatable({}) == nil)\n");
+}
+
+static void test_backtracking_pattern_refused(void **state)
+{
+    run(L_of(state),
+        /* Cheap enough to run to the end unbounded (about a second). */
+        "local ok, err = pcall(string.find, string.rep('a', 30000), '.-b')\n"
+        "assert(not ok, 'a quadratic match on 30000 bytes was run')\n"
+        "local t = os.clock()\n"
+        "ok, err = pcall(string.find, string.rep('a', 30000), '.-.-.-.-b')\n"
+        "assert(os.clock() - t < 1, 'the refusal took ' .. os.clock() - t .. ' s')\n"
+        "assert(not ok and err == \"string.find: pattern '.-.-.-.-b' could backtrack for up \"\n"
+        "    .. 'to 2.43e+22 steps on this 30000-byte subject (the limit is 1e+08): anchor '\n"
+        "    .. \"it with '^', narrow its '.-', '.*' and '.+', or use string.find with plain \"\n"
+        "    .. '= true', tostring(err))\n"
+        /* The same through the strings' metatable and the other functions. */
+        "local s = string.rep('a', 30000)\n"
+        "for _, f in ipairs{function() return s:find('.-.-.-.-b') end,\n"
+        "                   function() return s:match('(.-)(.-)b') end,\n"
+        "                   function() for _ in s:gmatch('.*.*b') do end end,\n"
+        "                   function() return s:gsub('a*a*b', '') end,\n"
+        "                   function() return ('('):rep(30000):find('%b()') end} do\n"
+        "    local ok, err = pcall(f)\n"
+        "    assert(not ok and err:find('could backtrack', 1, true), tostring(err))\n"
+        "end\n");
+}
+
+static void test_ordinary_patterns_unaffected(void **state)
+{
+    run(L_of(state),
+        "assert(select(2, ('sensors/room1/temp'):match('^(%w+)/(.+)$')) == 'room1/temp')\n"
+        "local n = 0\n"
+        "for _ in string.rep('level/', 100000):gmatch('[^/]+') do n = n + 1 end\n"
+        "assert(n == 100000)\n"
+        "assert(select(2, ('hello world'):gsub('o', '0')) == 2)\n"
+        "local json = string.rep('{\"k\": 1}, ', 100000) .. '\"temp\": 42'\n"
+        "assert(json:match('\"temp\":%s*(%d+)') == '42')\n"
+        "local padded = '  ' .. string.rep('x', 100000) .. '  '\n"
+        "assert(#padded:match('^%s*(.-)%s*$') == 100000)\n"
+        "assert(select(2, string.rep('x', 1000000):gsub('x', 'y')) == 1000000)\n"
+        /* Plain find never backtracks: allowed whatever the pattern. */
+        "assert(string.rep('a', 30000):find('.-.-.-.-b', 1, true) == nil)\n"
+        /* A malformed pattern is still Lua's error. */
+        "local ok, err = pcall(string.find, 'abc', '[a')\n"
+        "assert(not ok and err:find('malformed pattern', 1, true), tostring(err))\n");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_sandboxed, teardown)
 
 int main(void)
@@ -421,6 +504,10 @@ int main(void)
         T(test_c_searchers_kept),
         T(test_debug_pruned),
         T(test_debug_kept_functions_work),
+        T(test_gc_metamethod_refused),
+        T(test_metatable_with_gc_not_given_out),
+        T(test_backtracking_pattern_refused),
+        T(test_ordinary_patterns_unaffected),
         cmocka_unit_test_setup_teardown(test_plain_state_loads_bytecode, setup_plain, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,11 +4,13 @@
 #   finish                     prints "N passed, N failed"; non-zero on a failure
 #   run_cmd CMD ARGS...        runs CMD (at most 60 s); sets RC, OUT, ERR
 #   free_port                  sets PORT to a port nothing listens on
-#   start_exhookd NAME SCRIPTS MODULE LEVEL [SERVER_LINES]
-#                              exhookd with 1 worker on a free port, and the
-#                              [server] lines given ("key = value\n..."); waits
-#                              (at most 5 s) until it listens; sets PORT, SERVER_PID
-#   wait_log FILE PATTERN      waits (at most 5 s) for a line in FILE
+#   start_exhookd NAME SCRIPTS MODULE LEVEL [INI]
+#                              exhookd with WORKERS workers (default 1) on a
+#                              free port, INI appended to its config; waits (at
+#                              most 5 s) until it listens; sets PORT, SERVER_PID
+#   wait_log FILE PATTERN [S]  waits (at most S s, default 5) for a line in FILE
+#   field KEY                  the value of KEY=value on exhook-bench's result
+#                              line in OUT, or nothing
 #   stop_servers               ends every exhookd start_exhookd started
 failed=0
 passed=0
@@ -51,8 +53,8 @@ free_port() {
 start_exhookd() {
     for _ in 1 2 3 4 5; do
         free_port || return 1
-        printf '[server]\nlisten = 127.0.0.1:%s\nworkers = 1\n%b[lua]\npath = %s\ninit_module = %s\n[log]\nlevel = %s\n' \
-            "$PORT" "${5:-}" "$2" "$3" "$4" >"$WORK/$1.ini"
+        printf '[server]\nlisten = 127.0.0.1:%s\nworkers = %s\n[lua]\npath = %s\ninit_module = %s\n[log]\nlevel = %s\n%s\n' \
+            "$PORT" "${WORKERS:-1}" "$2" "$3" "$4" "${5:-}" >"$WORK/$1.ini"
         "$BIN" -c "$WORK/$1.ini" 2>"$WORK/$1.log" &
         SERVER_PID=$!
         PIDS+=("$SERVER_PID")
@@ -67,11 +69,15 @@ start_exhookd() {
 }
 
 wait_log() {
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 $((${3:-5} * 20))); do
         grep -q "$2" "$1" 2>/dev/null && return 0
         sleep 0.05
     done
     return 1
+}
+
+field() {
+    grep '^exhook-bench: rpc=' <<<"$OUT" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
 stop_servers() {
