@@ -1,13 +1,10 @@
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "server.h"
 
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
-#include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
-#include <lauxlib.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,6 +19,7 @@
 #include "log.h"
 #include "reload.h"
 #include "script.h"
+#include "server_internal.h"
 #include "stale.h"
 #include "tls.h"
 #include "trim.h"
@@ -32,455 +30,11 @@
 #define CALLS_PER_METHOD 4
 /* Catch-all requests per worker for method paths we do not serve. */
 #define UNKNOWN_CALLS 2
-/* Every rpc of every generation, then the health check. */
-#define HOOK_METHOD_COUNT (HOOK_COUNT * HOOK_GENERATION_COUNT)
-#define HEALTH_METHOD HOOK_METHOD_COUNT
-#define METHOD_COUNT (HOOK_METHOD_COUNT + 1)
 /* At a stop, how long past shutdown_timeout (or past the deadline of a
  * handler still within its time limit then) the cancelled calls, deinit()
  * and the closing of the Lua states may take before exhookd gives up on a
  * worker and exits without it. */
 #define STOP_SLACK_MS 2000
-
-enum call_state { CALL_WAITING, CALL_REPLYING };
-
-/* Written by the owning worker only, read by the main thread for the
- * statistics: relaxed atomics, no lock. */
-struct hook_counters {
-    atomic_uint_fast64_t calls, errors, timeouts, memory;
-    atomic_uint_fast64_t unhandled; /* calls of a hook no loaded module handles */
-};
-
-struct worker;
-
-struct call {
-    struct worker *w;
-    int method; /* index into server.methods, or -1 for an unknown path */
-    enum call_state state;
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array request_md;
-    grpc_call_details details; /* unknown paths only */
-    grpc_byte_buffer *payload;
-    grpc_byte_buffer *reply;
-    grpc_slice status_details;
-    int cancelled;
-    grpc_op ops[4];
-    /* Whoever answers the call first takes it: the worker, or the watchdog
-     * for a worker stuck on it. Holds the id of the worker's busy period
-     * while the call is being served, 0 once it is answered. */
-    atomic_uint_fast64_t token;
-};
-
-struct worker {
-    struct server *srv;
-    int id;
-    pthread_t thread;
-    bool started;
-    grpc_completion_queue *cq;
-    /* Taken to post a request or start a reply, so that the queue is never
-     * shut down between the check of `stopping`/`cq_closed` and the
-     * operation: an operation on a shut-down queue aborts the process. */
-    pthread_mutex_t post_lock;
-    bool cq_closed;
-    struct script_engine *engine;
-    /* New scripts from a reload, taken up before the next call. */
-    _Atomic(struct script_engine *) pending;
-    struct dispatch_reply reply;
-    struct hook_counters counters[HOOK_COUNT];
-    struct call *calls;
-    /* Serves the worker's queue while the worker is stuck: answers the
-     * calls that reach it with an error, so that they do not wait. */
-    pthread_t stand_in;
-    atomic_bool stand_in_started;
-};
-
-struct method {
-    char path[96];
-    enum hook_id hook;
-    int version; /* interface generation */
-    void *handle;
-};
-
-struct server {
-    grpc_server *grpc;
-    int port;
-    struct reload reload;
-    atomic_bool stopping;
-    struct method methods[METHOD_COUNT];
-    struct worker *workers;
-    int worker_count;
-    struct stale_calls stale;
-    struct watchdog *watchdog;
-    srv_stuck_fn *on_stuck;
-    void *on_stuck_ctx;
-};
-
-static void post(struct call *c)
-{
-    struct worker *w = c->w;
-    struct server *s = w->srv;
-    pthread_mutex_lock(&w->post_lock);
-    if (atomic_load(&s->stopping)) {
-        pthread_mutex_unlock(&w->post_lock);
-        return;
-    }
-    c->state = CALL_WAITING;
-    c->call = NULL;
-    c->payload = NULL;
-    grpc_metadata_array_init(&c->request_md);
-    grpc_call_error rc;
-    if (c->method >= 0) {
-        rc = grpc_server_request_registered_call(s->grpc, s->methods[c->method].handle, &c->call,
-                                                 &c->deadline, &c->request_md, &c->payload,
-                                                 w->cq, w->cq, c);
-    } else {
-        grpc_call_details_init(&c->details);
-        rc = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->request_md, w->cq,
-                                      w->cq, c);
-    }
-    pthread_mutex_unlock(&w->post_lock);
-    if (rc != GRPC_CALL_OK)
-        log_error("cannot post a request for calls (grpc error %d)", (int)rc);
-}
-
-static void release(struct call *c)
-{
-    if (c->payload)
-        grpc_byte_buffer_destroy(c->payload);
-    if (c->reply)
-        grpc_byte_buffer_destroy(c->reply);
-    c->payload = c->reply = NULL;
-    grpc_slice_unref(c->status_details);
-    c->status_details = grpc_empty_slice();
-    grpc_metadata_array_destroy(&c->request_md);
-    if (c->method < 0)
-        grpc_call_details_destroy(&c->details);
-    if (c->call)
-        grpc_call_unref(c->call);
-    c->call = NULL;
-}
-
-/* Reads the whole request message into one contiguous slice. */
-static grpc_slice read_payload(grpc_byte_buffer *bb)
-{
-    grpc_byte_buffer_reader reader;
-    if (!grpc_byte_buffer_reader_init(&reader, bb))
-        return grpc_empty_slice();
-    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-    grpc_byte_buffer_reader_destroy(&reader);
-    return all;
-}
-
-enum reply_outcome { REPLY_STARTED, REPLY_CLOSED, REPLY_FAILED };
-
-/* Starts the batch that answers `c`. Unless REPLY_STARTED, no completion
- * will come for it: the caller decides what becomes of the call. */
-static enum reply_outcome reply(struct call *c, grpc_status_code status, const char *error,
-                                const uint8_t *data, size_t len)
-{
-    size_t n = 0;
-    grpc_op *ops = c->ops;
-    memset(ops, 0, sizeof c->ops);
-    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-    n++;
-    /* On error no message is sent: the broker's HTTP/2 client takes any
-     * DATA frame for success, whatever the trailers say. */
-    if (status == GRPC_STATUS_OK) {
-        grpc_slice s = grpc_slice_from_copied_buffer((const char *)data, len);
-        c->reply = grpc_raw_byte_buffer_create(&s, 1);
-        grpc_slice_unref(s);
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n].data.send_message.send_message = c->reply;
-        n++;
-    }
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = status;
-    if (status != GRPC_STATUS_OK) {
-        c->status_details = grpc_slice_from_copied_string(error);
-        ops[n].data.send_status_from_server.status_details = &c->status_details;
-    }
-    n++;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
-    n++;
-    c->state = CALL_REPLYING;
-    struct worker *w = c->w;
-    pthread_mutex_lock(&w->post_lock);
-    if (w->cq_closed) {
-        /* The call outlived the shutdown grace period and was cancelled. */
-        pthread_mutex_unlock(&w->post_lock);
-        return REPLY_CLOSED;
-    }
-    grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, c, NULL);
-    pthread_mutex_unlock(&w->post_lock);
-    if (rc != GRPC_CALL_OK) {
-        log_error("cannot answer a call (grpc error %d)", (int)rc);
-        return REPLY_FAILED;
-    }
-    return REPLY_STARTED;
-}
-
-/* The worker's reply: without a completion to come, the call is recycled
- * now (re-posted, unless the server is closing). */
-static void worker_reply(struct call *c, grpc_status_code status, const char *error,
-                         const uint8_t *data, size_t len)
-{
-    enum reply_outcome r = reply(c, status, error, data, len);
-    if (r != REPLY_STARTED)
-        release(c);
-    if (r == REPLY_FAILED)
-        post(c);
-}
-
-/* When `e` must be done with `runs` protected calls of call_timeout each,
- * or `limit_ns` if earlier. INT64_MAX when call_timeout is 0: no limit at
- * all, as documented, so the watchdog never calls it stuck either. */
-static int64_t engine_deadline(const struct script_engine *e, size_t runs, int64_t limit_ns)
-{
-    if (e->call_timeout_ms == 0)
-        return INT64_MAX;
-    int64_t d = script_now_ns() + (int64_t)e->call_timeout_ms * 1000000 * (int64_t)runs;
-    return d < limit_ns ? d : limit_ns;
-}
-
-/* Makes `e` the worker's engine, closing the one it had (deinit() and the
- * finalizers, under the watchdog). The swap is under post_lock, where the
- * watchdog reads the module names. */
-static void switch_engine(struct worker *w, struct script_engine *e)
-{
-    pthread_mutex_lock(&w->post_lock);
-    struct script_engine *old = w->engine;
-    w->engine = e;
-    pthread_mutex_unlock(&w->post_lock);
-    if (!old)
-        return;
-    wd_busy(w->srv->watchdog, w->id - 1, WD_CLOSING, NULL,
-            engine_deadline(old, old->module_count + 1, INT64_MAX), NULL);
-    reload_engine_free(old);
-    wd_idle(w->srv->watchdog, w->id - 1);
-}
-
-/* Switches to the scripts of a reload, if one came: the old state is
- * closed here, on its own thread, between two calls. */
-static void take_pending(struct worker *w)
-{
-    if (!atomic_load_explicit(&w->pending, memory_order_relaxed))
-        return;
-    struct script_engine *e = atomic_exchange(&w->pending, NULL);
-    if (e)
-        switch_engine(w, e);
-}
-
-/* The broker's deadline on the scripts' clock. gRPC's monotonic clock has
- * its own epoch, so go through the time remaining. */
-static int64_t deadline_ns(gpr_timespec deadline)
-{
-    if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
-        return INT64_MAX;
-    gpr_timespec left = gpr_time_sub(deadline, gpr_now(deadline.clock_type));
-    int64_t now = script_now_ns();
-    if (left.tv_sec < 0)
-        return now;
-    /* A grpc-timeout of years must not wrap around into the past. */
-    if (left.tv_sec >= (INT64_MAX - now) / 1000000000 - 1)
-        return INT64_MAX;
-    return now + left.tv_sec * 1000000000 + left.tv_nsec;
-}
-
-static void serve(struct call *c)
-{
-    struct worker *w = c->w;
-    if (c->method < 0) {
-        char *path = grpc_slice_to_c_string(c->details.method);
-        char msg[256];
-        snprintf(msg, sizeof msg, "Method not found: %s", path);
-        log_warn("call to unknown method %s", path);
-        gpr_free(path);
-        worker_reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL, 0);
-        return;
-    }
-    const struct method *m = &w->srv->methods[c->method];
-    if (c->method == HEALTH_METHOD) {
-        /* A check without a message asks about the whole server, as an
-         * empty HealthCheckRequest would. */
-        grpc_slice req = c->payload ? read_payload(c->payload) : grpc_empty_slice();
-        health_check(GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
-                     !atomic_load(&w->srv->stopping), &w->reply);
-        grpc_slice_unref(req);
-        worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
-        return;
-    }
-    struct hook_counters *n = &w->counters[m->hook];
-    atomic_fetch_add_explicit(&n->calls, 1, memory_order_relaxed);
-    if (!c->payload) {
-        atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
-        worker_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL,
-                     0);
-        return;
-    }
-    /* The broker loads the provider: the moment edited scripts take effect.
-     * The reply then lists the hooks of the new scripts. */
-    if (m->hook == HOOK_PROVIDER_LOADED)
-        srv_reload(w->srv);
-    take_pending(w);
-    if (stale_is_unhandled(w->engine, m->hook)) {
-        atomic_fetch_add_explicit(&n->unhandled, 1, memory_order_relaxed);
-        stale_note(&w->srv->stale, m->hook, m->version, script_now_ns());
-    }
-
-    grpc_slice req = read_payload(c->payload);
-    int64_t deadline = deadline_ns(c->deadline);
-    uint64_t id = wd_busy(w->srv->watchdog, w->id - 1, WD_CALL, c,
-                          engine_deadline(w->engine, w->engine->module_count, deadline),
-                          &c->token);
-    dispatch_call(w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(req),
-                  GRPC_SLICE_LENGTH(req), deadline, &w->reply);
-    wd_idle(w->srv->watchdog, w->id - 1);
-    grpc_slice_unref(req);
-    if (!atomic_compare_exchange_strong(&c->token, &id, 0))
-        return; /* The watchdog answered it: the worker was stuck. */
-    switch (w->reply.status) {
-    case GRPC_STATUS_OK:
-        break;
-    case GRPC_STATUS_DEADLINE_EXCEEDED:
-        atomic_fetch_add_explicit(&n->timeouts, 1, memory_order_relaxed);
-        break;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED:
-        atomic_fetch_add_explicit(&n->memory, 1, memory_order_relaxed);
-        break;
-    default:
-        atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
-        break;
-    }
-    worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
-}
-
-static void *worker_main(void *arg)
-{
-    struct worker *w = arg;
-    char name[16];
-    snprintf(name, sizeof name, "w%d", w->id);
-    log_set_thread_name(name);
-    for (;;) {
-        grpc_event ev =
-            grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-        if (ev.type == GRPC_QUEUE_SHUTDOWN)
-            break;
-        if (ev.type != GRPC_OP_COMPLETE)
-            continue;
-        struct call *c = ev.tag;
-        if (c->state == CALL_WAITING) {
-            if (!ev.success) {
-                /* The server is shutting down: this request ends here. */
-                release(c);
-                continue;
-            }
-            serve(c);
-        } else {
-            release(c);
-            post(c);
-        }
-    }
-    /* Closed here rather than by srv_destroy, so that a finalizer that never
-     * returns holds this thread, which the stop can give up on. */
-    switch_engine(w, atomic_exchange(&w->pending, NULL));
-    switch_engine(w, NULL);
-    return NULL;
-}
-
-/* Runs in place of a stuck worker on its queue: each call that reaches it
- * is answered at once with UNAVAILABLE (the broker applies its
- * failed_action), and no request is posted again, so that new calls go to
- * the other workers. Should the worker come back, both serve the queue:
- * every event belongs to the one thread that takes it. */
-static void *stand_in_main(void *arg)
-{
-    struct worker *w = arg;
-    char name[32], msg[160];
-    snprintf(name, sizeof name, "w%d-stand-in", w->id);
-    log_set_thread_name(name);
-    snprintf(msg, sizeof msg,
-             "exhookd worker w%d is stuck in code that cannot be interrupted; call not run", w->id);
-    for (;;) {
-        grpc_event ev =
-            grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-        if (ev.type == GRPC_QUEUE_SHUTDOWN)
-            break;
-        if (ev.type != GRPC_OP_COMPLETE)
-            continue;
-        struct call *c = ev.tag;
-        if (c->state == CALL_WAITING && ev.success &&
-            reply(c, GRPC_STATUS_UNAVAILABLE, msg, NULL, 0) == REPLY_STARTED)
-            continue;
-        release(c);
-    }
-    return NULL;
-}
-
-/* "module example" or "modules a, b": those of the worker's scripts that
- * handle `hook`. Read under post_lock: the worker swaps engines under it. */
-static void describe_modules(struct worker *w, enum hook_id hook, char *buf, size_t len)
-{
-    char names[200] = "";
-    size_t n = 0, count = 0;
-    pthread_mutex_lock(&w->post_lock);
-    const struct script_engine *e = w->engine;
-    for (size_t i = 0; e && i < e->module_count; i++) {
-        if (e->modules[i].handlers[hook] == LUA_NOREF || n >= sizeof names)
-            continue;
-        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", count ? ", " : "",
-                              e->modules[i].name);
-        count++;
-    }
-    pthread_mutex_unlock(&w->post_lock);
-    snprintf(buf, len, "%s%s", count == 1 ? "module " : count ? "modules " : "no module", names);
-}
-
-/* The watchdog found worker `slot` stuck: answer the call it holds, if it
- * still holds it, let a stand-in serve its queue, and tell the owner of the
- * server (the master process then replaces this one). */
-static void on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_t id,
-                     int64_t late_ns)
-{
-    struct server *s = ctx;
-    struct worker *w = &s->workers[slot];
-    double late_s = (double)late_ns / 1e9;
-    struct call *c = NULL;
-    char msg[512];
-    if (kind == WD_CALL) {
-        c = what;
-        const struct method *m = &s->methods[c->method];
-        const char *hook =
-            hook_defs[m->hook].name ? hook_defs[m->hook].name : hook_defs[m->hook].rpc;
-        char modules[256];
-        describe_modules(w, m->hook, modules, sizeof modules);
-        if (!atomic_compare_exchange_strong(&c->token, &id, 0))
-            return; /* Answered by the worker meanwhile: not stuck after all. */
-        snprintf(msg, sizeof msg,
-                 "exhookd worker w%d is stuck in code that cannot be interrupted (hook %s, %s)",
-                 w->id, hook, modules);
-        log_error("worker w%d stuck in code that cannot be interrupted: hook %s, %s, %.3f s past "
-                  "its deadline; the call is answered with DEADLINE_EXCEEDED",
-                  w->id, hook, modules, late_s);
-        atomic_fetch_add_explicit(&w->counters[m->hook].timeouts, 1, memory_order_relaxed);
-    } else {
-        log_error("worker w%d stuck in code that cannot be interrupted while closing a Lua state "
-                  "(deinit() or a __gc finalizer), %.3f s past its deadline",
-                  w->id, late_s);
-    }
-    if (!atomic_exchange(&w->stand_in_started, true) &&
-        pthread_create(&w->stand_in, NULL, stand_in_main, w) != 0) {
-        atomic_store(&w->stand_in_started, false);
-        log_error("cannot start a stand-in for worker w%d", w->id);
-    }
-    /* The owner first: whoever gets the answer can count on it knowing. */
-    if (s->on_stuck)
-        s->on_stuck(s->on_stuck_ctx);
-    /* Whatever the outcome, the call stays with the worker. */
-    if (c)
-        reply(c, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL, 0);
-}
 
 static void close_workers(struct server *s)
 {
@@ -538,8 +92,7 @@ static void raise_open_files_limit(void)
                   (unsigned long long)rl.rlim_max);
 }
 
-struct server *srv_create(struct config *config, const char *config_path, char *err,
-                          size_t errlen)
+struct server *srv_create(struct config *config, const char *config_path, char *err, size_t errlen)
 {
     struct server *s = calloc(1, sizeof *s);
     if (!s || reload_init(&s->reload, config_path, config) != 0) {
@@ -564,13 +117,17 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         {.type = GRPC_ARG_INTEGER,
          .key = GRPC_ARG_ALLOW_REUSEPORT,
          .value.integer = cfg->reuse_port},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_size},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_size},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
          .value.integer = 1},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          .value.integer = 10000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
 
@@ -625,7 +182,7 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (!(s->watchdog = wd_create(s->worker_count, cfg->watchdog_ms, on_stuck, s))) {
+    if (!(s->watchdog = wd_create(s->worker_count, cfg->watchdog_ms, worker_on_stuck, s))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -657,9 +214,15 @@ fail:
     return NULL;
 }
 
-int srv_port(const struct server *s) { return s->port; }
+int srv_port(const struct server *s)
+{
+    return s->port;
+}
 
-int srv_worker_count(const struct server *s) { return s->worker_count; }
+int srv_worker_count(const struct server *s)
+{
+    return s->worker_count;
+}
 
 void srv_on_stuck(struct server *s, srv_stuck_fn *fn, void *ctx)
 {
@@ -683,7 +246,7 @@ int srv_start(struct server *s, char *err, size_t errlen)
             c->w = w;
             c->method = k < UNKNOWN_CALLS ? -1 : (int)((k - UNKNOWN_CALLS) / CALLS_PER_METHOD);
             c->status_details = grpc_empty_slice();
-            post(c);
+            call_post(c);
         }
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             snprintf(err, errlen, "cannot start worker thread %d", w->id);
@@ -783,7 +346,7 @@ int srv_destroy(struct server *s)
                 if (ev.type == GRPC_QUEUE_SHUTDOWN)
                     break;
                 if (ev.type == GRPC_OP_COMPLETE)
-                    release(ev.tag);
+                    call_release(ev.tag);
             }
         }
     }
@@ -830,8 +393,8 @@ void srv_log_stats(struct server *s)
             sum[k] += per[h][k];
     }
     log_info("stats: %llu calls, %llu errors, %llu timeouts, %llu memory failures since start",
-             (unsigned long long)sum[0], (unsigned long long)sum[1],
-             (unsigned long long)sum[2], (unsigned long long)sum[3]);
+             (unsigned long long)sum[0], (unsigned long long)sum[1], (unsigned long long)sum[2],
+             (unsigned long long)sum[3]);
     for (int h = 0; h < HOOK_COUNT; h++) {
         if (per[h][0])
             log_info("stats: %-20s calls=%llu errors=%llu timeouts=%llu memory=%llu unhandled=%llu",
