@@ -36,12 +36,13 @@ static const char limits[] = "call_timeout = 20ms\nmemory_limit = 8MB\n";
 
 /* What libFuzzer cannot see: it counts edges in C, not which recipe ran in
  * Lua nor how the call ended. These extra counters (a section libFuzzer
- * reads after every input) count one feature per rpc, recipe, module order
- * and status, so an input that reaches a new combination is kept. */
+ * reads after every input) count one feature per kind of rpc (the reply it
+ * gets), recipe, module order and status, so an input that reaches a new
+ * combination is kept. */
 #define RECIPE_FEATURES 64
 #define STATUS_FEATURES 5
 __attribute__((used, section("__libfuzzer_extra_counters"))) static uint8_t
-    outcomes[HOOK_COUNT][RECIPE_FEATURES][2][STATUS_FEATURES];
+    outcomes[HOOK_KIND_PUBLISH + 1][RECIPE_FEATURES][2][STATUS_FEATURES];
 
 static int status_feature(grpc_status_code status)
 {
@@ -269,6 +270,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         broken(&c, "status %d without a message", (int)t->out.status);
     if (t->out.status == GRPC_STATUS_OK)
         check_reply[hook_defs[c.hook].kind](&c);
-    outcomes[c.hook][data[IN_RECIPE] % RECIPE_FEATURES][t == engines[1]][status]++;
+    outcomes[hook_defs[c.hook].kind][data[IN_RECIPE] % RECIPE_FEATURES][t == engines[1]][status]++;
     return 0;
 }

@@ -13,8 +13,8 @@
 --
 -- Left out on purpose: a __gc that never ends and a backtracking pattern.
 -- The time limit cannot reach either (Lua runs finalizers with hooks off,
--- and hooks do not run inside C functions): they would hang the fuzzer, not
--- find anything. The worker watchdog is tested for them instead.
+-- and hooks do not run inside C functions): each input would hang the
+-- fuzzer until libFuzzer's -timeout, and find nothing new.
 
 local M = {}
 
