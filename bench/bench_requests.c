@@ -262,7 +262,7 @@ static grpc_slice build_body(const struct breq_step *st, int version, const stru
         PACK(MessageDroppedRequest, MESSAGE_DROPPED_REQUEST, r.message = &msg,
              r.reason = "no_subscribers", r.meta = &meta);
     default:
-        fprintf(stderr, "exhook-bench: no request body for %s\n", hook_defs[st->hook].rpc);
+        fprintf(stderr, "exhook-bench: no hook number %d\n", (int)st->hook);
         abort();
     }
 }

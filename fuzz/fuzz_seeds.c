@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "bench_requests.h"
+#include "exhook.pb-c.h"
 
 /* The odd.lua recipes a seed is written for; more than odd.lua has, so
  * every one is reached whatever the count (the index is taken modulo). */
@@ -39,6 +40,45 @@ static void write_seed(const char *dir, const char *name, enum hook_id hook, int
     }
 }
 
+/* The bench's requests carry no MQTT properties (MQTT 3.1.1), but brokers
+ * before 5.9 send user properties as an Erlang term that pb2lua parses:
+ * the request of `hook` with such a property, for an rpc that has props. */
+static void write_props_seed(const char *dir, enum hook_id hook, int version)
+{
+    const ProtobufCMessageDescriptor *d = hooks_request(hook, version);
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, "props");
+    if (!f)
+        return;
+    grpc_slice body = breq_request(hook, version);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
+    grpc_slice_unref(body);
+    Emqx__Exhook__V3__Property props[2] = {EMQX__EXHOOK__V3__PROPERTY__INIT,
+                                           EMQX__EXHOOK__V3__PROPERTY__INIT};
+    props[0].name = "User-Property";
+    props[0].value = "[{<<\"app\">>,<<\"demo\">>},{<<\"bin\">>,<<1,2,255>>},"
+                     "{<<\"u\"/utf8>>,<<\"\\101\\n\">>}]";
+    props[1].name = "Content-Type";
+    props[1].value = "text/plain";
+    Emqx__Exhook__V3__Property *ptrs[2] = {&props[0], &props[1]};
+    size_t *count = (size_t *)((char *)m + f->quantifier_offset);
+    void **items = (void **)((char *)m + f->offset);
+    size_t saved_count = *count;
+    void *saved_items = *items;
+    *count = 2;
+    *items = ptrs;
+    size_t len = protobuf_c_message_get_packed_size(m);
+    grpc_slice with = grpc_slice_malloc(len);
+    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(with));
+    *count = saved_count;
+    *items = saved_items;
+    protobuf_c_message_free_unpacked(m, NULL);
+    char name[64];
+    snprintf(name, sizeof name, "%s-v%d-props", hook_defs[hook].rpc, version);
+    write_seed(dir, name, hook, version, 0, with);
+    grpc_slice_unref(with);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -58,6 +98,7 @@ int main(int argc, char **argv)
             grpc_slice body = breq_request(h, v);
             write_seed(dir, name, h, v, 0, body);
             grpc_slice_unref(body);
+            write_props_seed(dir, h, v);
         }
     }
     const struct breq_scenario *sc = breq_find("publish");
