@@ -236,6 +236,12 @@ local first = {
     end
     return nil
   end,
+  -- a returned table whose reads never end or exhaust memory: its
+  -- metamethods run after the handler has returned
+  function() return setmetatable({}, { __index = spin }) end,
+  function()
+    return setmetatable({}, { __index = function() local s = "x" while true do s = s .. s end end })
+  end,
 }
 
 local second = {
