@@ -31,8 +31,8 @@ static const char *const expect_text[] = {
     [BREQ_ALLOW] = "STOP_AND_RETURN bool_result=true",
     [BREQ_DENY] = "STOP_AND_RETURN bool_result=false",
     [BREQ_ADMIT] = "CONTINUE bool_result=true",
-    [BREQ_REWRITE] = "CONTINUE message{topic=demo/out qos=1 payload unchanged "
-                     "x-exhookd=rewritten}",
+    [BREQ_REWRITE] = ("CONTINUE message{topic=demo/out qos=1 payload unchanged "
+                      "x-exhookd=rewritten}"),
     [BREQ_DROP] = "STOP_AND_RETURN message{topic=demo/drop allow_publish=false}",
 };
 
@@ -235,38 +235,91 @@ static grpc_slice build_body(const struct breq_step *st, int version, const stru
     case HOOK_MESSAGE_ACKED:
         PACK(MessageAckedRequest, MESSAGE_ACKED_REQUEST, r.clientinfo = &ci, r.message = &msg,
              r.meta = &meta);
+    /* The rpcs no scenario calls, for breq_request. BrokerInfo.uptime stays
+     * 0, so the body decodes as v1's text uptime too. */
+    case HOOK_PROVIDER_LOADED: {
+        Emqx__Exhook__V3__BrokerInfo bi = EMQX__EXHOOK__V3__BROKER_INFO__INIT;
+        bi.version = meta.version;
+        bi.sysdescr = meta.sysdescr;
+        bi.datetime = "2026-01-01 00:00:00";
+        PACK(ProviderLoadedRequest, PROVIDER_LOADED_REQUEST, r.broker = &bi, r.meta = &meta);
+    }
+    case HOOK_PROVIDER_UNLOADED:
+        PACK(ProviderUnloadedRequest, PROVIDER_UNLOADED_REQUEST, r.meta = &meta);
+    case HOOK_CLIENT_UNSUBSCRIBE:
+        PACK(ClientUnsubscribeRequest, CLIENT_UNSUBSCRIBE_REQUEST, r.clientinfo = &ci,
+             r.n_topic_filters = 1, r.topic_filters = &tfp, r.meta = &meta);
+    case HOOK_SESSION_UNSUBSCRIBED:
+        PACK(SessionUnsubscribedRequest, SESSION_UNSUBSCRIBED_REQUEST, r.clientinfo = &ci,
+             r.topic = msg.topic, r.meta = &meta);
+    case HOOK_SESSION_RESUMED:
+        PACK(SessionResumedRequest, SESSION_RESUMED_REQUEST, r.clientinfo = &ci, r.meta = &meta);
+    case HOOK_SESSION_DISCARDED:
+        PACK(SessionDiscardedRequest, SESSION_DISCARDED_REQUEST, r.clientinfo = &ci,
+             r.meta = &meta);
+    case HOOK_SESSION_TAKENOVER:
+        PACK(SessionTakenoverRequest, SESSION_TAKENOVER_REQUEST, r.clientinfo = &ci,
+             r.meta = &meta);
+    case HOOK_MESSAGE_DROPPED:
+        PACK(MessageDroppedRequest, MESSAGE_DROPPED_REQUEST, r.message = &msg,
+             r.reason = "no_subscribers", r.meta = &meta);
     default:
-        fprintf(stderr, "exhook-bench: no request body for %s\n", hook_defs[st->hook].rpc);
+        fprintf(stderr, "exhook-bench: no hook number %d\n", (int)st->hook);
         abort();
     }
 }
 
-void breq_build(const struct breq_scenario *sc, int version)
+/* A JSON-looking payload with a binary tail: the rewrite must keep every
+ * byte, NULs and high bytes included. */
+static void fill_payload(void)
 {
-    /* A JSON-looking payload with a binary tail: the rewrite must keep every
-     * byte, NULs and high bytes included. */
     static const char head[] = "{\"sensor\":\"bench\",\"unit\":\"C\",\"value\":21.5,\"pad\":\"";
     memset(g_payload, 'x', sizeof g_payload);
     memcpy(g_payload, head, sizeof head - 1);
     memcpy(g_payload + PAYLOAD_LEN - 18, "\"}", 2);
     for (int i = 0; i < 16; i++)
         g_payload[PAYLOAD_LEN - 16 + i] = (uint8_t)(i * 17); /* 0x00 .. 0xff */
+}
 
+static uint64_t now_ms(void)
+{
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    uint64_t ts_ms = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
+    return (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
+}
+
+/* Simulated client number `k`. */
+static void make_ident(struct ident *id, int k, uint64_t ts_ms)
+{
+    snprintf(id->clientid, sizeof id->clientid, "bench-%d", k);
+    /* EMQX message ids are 128-bit GUIDs in hex. */
+    snprintf(id->msgid, sizeof id->msgid, "%016" PRIX64 "%016" PRIX64, ts_ms * 1000 + (uint64_t)k,
+             UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(k + 1));
+    id->peerport = 40000 + (uint32_t)k;
+}
+
+void breq_build(const struct breq_scenario *sc, int version)
+{
+    fill_payload();
+    uint64_t ts_ms = now_ms();
     for (int k = 0; k < BREQ_NIDS; k++) {
         struct ident id;
-        snprintf(id.clientid, sizeof id.clientid, "bench-%d", k);
-        /* EMQX message ids are 128-bit GUIDs in hex. */
-        snprintf(id.msgid, sizeof id.msgid, "%016" PRIX64 "%016" PRIX64, ts_ms * 1000 + (uint64_t)k,
-                 UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(k + 1));
-        id.peerport = 40000 + (uint32_t)k;
+        make_ident(&id, k, ts_ms);
         for (size_t i = 0; i < sc->n; i++)
             g_body[i][k] = build_body(&sc->steps[i], version, &id, ts_ms);
     }
     g_sc = sc;
     g_version = version;
+}
+
+grpc_slice breq_request(enum hook_id hook, int version)
+{
+    const struct breq_step st = {hook, "normaluser", AUTHZ(PUBLISH), "demo/in", BREQ_EMPTY, ""};
+    struct ident id;
+    uint64_t ts_ms = now_ms();
+    fill_payload();
+    make_ident(&id, 0, ts_ms);
+    return build_body(&st, version, &id, ts_ms);
 }
 
 grpc_slice *breq_body(size_t step, unsigned ident)

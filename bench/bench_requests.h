@@ -54,6 +54,11 @@ void breq_build(const struct breq_scenario *sc, int version);
 /* The packed request of step number `step` for the client `ident`. */
 grpc_slice *breq_body(size_t step, unsigned ident);
 
+/* The request of `hook` (any of the rpcs, also those no scenario calls) as a
+ * broker of generation `version` sends it for one client, user normaluser,
+ * topic demo/in; the caller unrefs it. The fuzzer's seeds. */
+grpc_slice breq_request(enum hook_id hook, int version);
+
 /* Frees what breq_build packed. */
 void breq_free(void);
 
