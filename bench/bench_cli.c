@@ -142,6 +142,15 @@ static void parse_expect(const char *arg, struct breq_expectation *e)
     bad_usage("invalid expect: '%s' (unknown verdict; see the list below)", arg);
 }
 
+static void *must(void *p)
+{
+    if (!p) {
+        fprintf(stderr, "exhook-bench: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
 /* The values `spec` gives: the lines of a file (@FILE), or the pattern
  * with every id of [first, last] in place of its %d. */
 static void expand_values(const char *name, const char *spec, long long first, long long last,
@@ -167,8 +176,8 @@ static void expand_values(const char *name, const char *spec, long long first, l
                          BREQ_MAX_VALUES);
                 bad_usage(what, spec + 1);
             }
-            l->v = realloc(l->v, (l->n + 1) * sizeof *l->v);
-            l->v[l->n++] = strdup(line);
+            l->v = must(realloc(l->v, (l->n + 1) * sizeof *l->v));
+            l->v[l->n++] = must(strdup(line));
         }
         free(line);
         fclose(f);
@@ -198,7 +207,7 @@ static void expand_values(const char *name, const char *spec, long long first, l
     if (ds == 0)
         first = last = 0; /* one value */
     l->n = (size_t)(last - first + 1);
-    l->v = calloc(l->n, sizeof *l->v);
+    l->v = must(calloc(l->n, sizeof *l->v));
     for (size_t i = 0; i < l->n; i++) {
         char id[24], buf[1024];
         size_t n = 0;
@@ -214,7 +223,7 @@ static void expand_values(const char *name, const char *spec, long long first, l
             }
         }
         buf[n] = 0;
-        l->v[i] = strdup(buf);
+        l->v[i] = must(strdup(buf));
     }
 }
 
