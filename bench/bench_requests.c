@@ -1,8 +1,10 @@
 /* bench_requests: what exhook-bench sends and what it must get back. The
  * scenarios (which calls, for which users and topics), the request bodies
- * filled like an EMQX broker fills them, and the check of every reply against
+ * filled like an EMQX broker fills them, with the values given on the
+ * command line where there are some, and the check of every reply: against
  * the decisions of scripts/example.lua, so that a fast wrong answer is never
- * counted as a good one. */
+ * counted as a good one, or, for other scripts, sorted into verdicts and
+ * held against the expectations given on the command line. */
 
 #define _GNU_SOURCE
 #include <grpc/byte_buffer_reader.h>
@@ -17,7 +19,8 @@
 #include "bench_requests.h"
 #include "exhook.pb-c.h"
 
-#define PAYLOAD_LEN 200
+#define PEERHOST "10.0.3.17"
+#define PROTOCOL "mqtt"
 
 typedef Emqx__Exhook__V3__ValuedResponse valued;
 #define VT(x) EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__##x
@@ -88,7 +91,6 @@ static const struct breq_scenario scenarios[] = {
     SCENARIO("connected", false, connected_steps),
     SCENARIO("mix", true, mix_steps),
 };
-#define MAX_STEPS (sizeof mix_steps / sizeof mix_steps[0])
 
 const struct breq_scenario *const breq_default = &scenarios[0];
 
@@ -100,18 +102,37 @@ const struct breq_scenario *breq_find(const char *name)
     return NULL;
 }
 
-static const struct breq_scenario *g_sc;        /* the scenario breq_build packed */
-static int g_version;                           /* and the generation it packed for */
-static grpc_slice g_body[MAX_STEPS][BREQ_NIDS]; /* every distinct request, packed once */
-static uint8_t g_payload[PAYLOAD_LEN];
+static const struct breq_scenario *g_sc;     /* the scenario breq_build packed */
+static int g_version;                        /* and the generation it packed for */
+static const struct breq_content *g_content; /* and the values it packed */
+static unsigned g_nids;                      /* client identities */
+static grpc_slice *g_body; /* every distinct request, packed once: [step * g_nids + ident] */
+static uint8_t *g_payload;
+static size_t g_payload_len;
 
 /* ---- request bodies ----------------------------------------------------- */
 
 struct ident {
-    char clientid[24];
+    const char *clientid, *password;
     char msgid[40];
     uint32_t peerport;
 };
+
+static const char *pick(const struct breq_list *l, unsigned ident, const char *dflt)
+{
+    return l->n ? l->v[ident % l->n] : dflt;
+}
+
+/* The username and the topic the request of `st` for `ident` carries. */
+static const char *step_user(const struct breq_step *st, unsigned ident)
+{
+    return pick(&g_content->user, ident, st->user);
+}
+
+static const char *step_topic(const struct breq_step *st, unsigned ident)
+{
+    return pick(&g_content->topic, ident, st->topic ? st->topic : "");
+}
 
 static grpc_slice pack_slice(const ProtobufCMessage *m)
 {
@@ -130,8 +151,8 @@ static grpc_slice pack_slice(const ProtobufCMessage *m)
 
 /* The request of `st` as a broker of generation `version` would send it for
  * the client `id`. */
-static grpc_slice build_body(const struct breq_step *st, int version, const struct ident *id,
-                             uint64_t ts_ms)
+static grpc_slice build_body(const struct breq_step *st, unsigned k, int version,
+                             const struct ident *id, uint64_t ts_ms)
 {
     bool v1 = version == 1;
     Emqx__Exhook__V3__RequestMeta meta = EMQX__EXHOOK__V3__REQUEST_META__INIT;
@@ -145,12 +166,12 @@ static grpc_slice build_body(const struct breq_step *st, int version, const stru
     Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
     ci.node = "emqx@127.0.0.1";
     ci.clientid = (char *)id->clientid;
-    ci.username = (char *)st->user;
-    ci.password = "bench-secret";
-    ci.peerhost = "10.0.3.17";
+    ci.username = (char *)step_user(st, k);
+    ci.password = (char *)id->password;
+    ci.peerhost = PEERHOST;
     ci.sockport = 1883;
     ci.peerport = v1 ? 0 : id->peerport;
-    ci.protocol = "mqtt";
+    ci.protocol = PROTOCOL;
     ci.mountpoint = "";
     ci.is_superuser = false;
     ci.anonymous = false;
@@ -181,9 +202,9 @@ static grpc_slice build_body(const struct breq_step *st, int version, const stru
     msg.id = (char *)id->msgid;
     msg.qos = 1;
     msg.from = ci.clientid;
-    msg.topic = (char *)(st->topic ? st->topic : "");
+    msg.topic = (char *)step_topic(st, k);
     msg.payload.data = g_payload;
-    msg.payload.len = sizeof g_payload;
+    msg.payload.len = g_payload_len;
     msg.timestamp = ts_ms;
     msg.n_headers = 3;
     msg.headers = hp;
@@ -269,44 +290,63 @@ static grpc_slice build_body(const struct breq_step *st, int version, const stru
     }
 }
 
-/* A JSON-looking payload with a binary tail: the rewrite must keep every
- * byte, NULs and high bytes included. */
-static void fill_payload(void)
+static void *xmalloc(size_t n)
 {
-    static const char head[] = "{\"sensor\":\"bench\",\"unit\":\"C\",\"value\":21.5,\"pad\":\"";
-    memset(g_payload, 'x', sizeof g_payload);
-    memcpy(g_payload, head, sizeof head - 1);
-    memcpy(g_payload + PAYLOAD_LEN - 18, "\"}", 2);
-    for (int i = 0; i < 16; i++)
-        g_payload[PAYLOAD_LEN - 16 + i] = (uint8_t)(i * 17); /* 0x00 .. 0xff */
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "exhook-bench: out of memory\n");
+        exit(1);
+    }
+    return p;
 }
 
-static uint64_t now_ms(void)
+void breq_build(const struct breq_scenario *sc, int version, const struct breq_content *c)
 {
+    /* A JSON-looking payload with a binary tail: the rewrite must keep every
+     * byte, NULs and high bytes included. One too short for that is all
+     * binary. */
+    static const char head[] = "{\"sensor\":\"bench\",\"unit\":\"C\",\"value\":21.5,\"pad\":\"";
+    size_t len = c->payload_len;
+    g_payload = xmalloc(len);
+    g_payload_len = len;
+    if (len >= sizeof head - 1 + 18) {
+        memset(g_payload, 'x', len);
+        memcpy(g_payload, head, sizeof head - 1);
+        memcpy(g_payload + len - 18, "\"}", 2);
+        for (int i = 0; i < 16; i++)
+            g_payload[len - 16 + i] = (uint8_t)(i * 17); /* 0x00 .. 0xff */
+    } else {
+        for (size_t i = 0; i < len; i++)
+            g_payload[i] = (uint8_t)(i * 17);
+    }
+
+    /* As many identities as the longest list, so that it is used round-robin
+     * exactly; the shorter lists wrap within it. */
+    const struct breq_list *lists[] = {&c->user, &c->password, &c->clientid, &c->topic};
+    g_nids = 0;
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        if (lists[i]->n > g_nids)
+            g_nids = (unsigned)lists[i]->n;
+    if (g_nids == 0)
+        g_nids = BREQ_NIDS;
+    g_content = c;
+    g_body = xmalloc(sc->n * g_nids * sizeof *g_body);
+
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    return (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
-}
-
-/* Simulated client number `k`. */
-static void make_ident(struct ident *id, int k, uint64_t ts_ms)
-{
-    snprintf(id->clientid, sizeof id->clientid, "bench-%d", k);
-    /* EMQX message ids are 128-bit GUIDs in hex. */
-    snprintf(id->msgid, sizeof id->msgid, "%016" PRIX64 "%016" PRIX64, ts_ms * 1000 + (uint64_t)k,
-             UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(k + 1));
-    id->peerport = 40000 + (uint32_t)k;
-}
-
-void breq_build(const struct breq_scenario *sc, int version)
-{
-    fill_payload();
-    uint64_t ts_ms = now_ms();
-    for (int k = 0; k < BREQ_NIDS; k++) {
+    uint64_t ts_ms = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
+    for (unsigned k = 0; k < g_nids; k++) {
         struct ident id;
-        make_ident(&id, k, ts_ms);
+        char cid[24];
+        snprintf(cid, sizeof cid, "bench-%u", k);
+        id.clientid = pick(&c->clientid, k, cid);
+        id.password = pick(&c->password, k, "bench-secret");
+        /* EMQX message ids are 128-bit GUIDs in hex. */
+        snprintf(id.msgid, sizeof id.msgid, "%016" PRIX64 "%016" PRIX64, ts_ms * 1000 + (uint64_t)k,
+                 UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(k + 1));
+        id.peerport = 40000 + k % 20000;
         for (size_t i = 0; i < sc->n; i++)
-            g_body[i][k] = build_body(&sc->steps[i], version, &id, ts_ms);
+            g_body[i * g_nids + k] = build_body(&sc->steps[i], k, version, &id, ts_ms);
     }
     g_sc = sc;
     g_version = version;
@@ -314,39 +354,49 @@ void breq_build(const struct breq_scenario *sc, int version)
 
 grpc_slice breq_request(enum hook_id hook, int version)
 {
+    static const struct breq_content defaults = {.payload_len = BREQ_PAYLOAD_LEN};
     const struct breq_step st = {hook, "normaluser", AUTHZ(PUBLISH), "demo/in", BREQ_EMPTY, ""};
-    struct ident id;
-    uint64_t ts_ms = now_ms();
-    fill_payload();
-    make_ident(&id, 0, ts_ms);
-    return build_body(&st, version, &id, ts_ms);
+    const struct breq_scenario one = {.name = "one", .n = 1, .steps = &st};
+    breq_build(&one, version, &defaults);
+    grpc_slice body = grpc_slice_ref(*breq_body(0, 0));
+    breq_free();
+    return body;
+}
+
+unsigned breq_nids(void)
+{
+    return g_nids;
 }
 
 grpc_slice *breq_body(size_t step, unsigned ident)
 {
-    return &g_body[step][ident];
+    return &g_body[step * g_nids + ident];
 }
 
 void breq_free(void)
 {
-    for (size_t i = 0; g_sc && i < g_sc->n; i++)
-        for (int k = 0; k < BREQ_NIDS; k++)
-            grpc_slice_unref(g_body[i][k]);
+    for (size_t i = 0; g_sc && i < g_sc->n * g_nids; i++)
+        grpc_slice_unref(g_body[i]);
+    free(g_body);
+    free(g_payload);
+    g_body = NULL;
+    g_payload = NULL;
     g_sc = NULL;
 }
 
 /* ---- checking replies --------------------------------------------------- */
 
+// clang-format off
+const char *const breq_status_names[BREQ_NSTATUS] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED", [BREQ_TRANSPORT] = "transport"};
+// clang-format on
+
 static const char *status_name(grpc_status_code st)
 {
-    // clang-format off
-    static const char *const names[] = {
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-        "UNAUTHENTICATED"};
-    // clang-format on
-    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "?";
+    return (unsigned)st < BREQ_TRANSPORT ? breq_status_names[st] : "?";
 }
 
 static const char *header(const Emqx__Exhook__V3__Message *m, const char *key)
@@ -362,6 +412,12 @@ static bool streq(const char *a, const char *b)
     return a && b && strcmp(a, b) == 0;
 }
 
+static bool same_payload(const Emqx__Exhook__V3__Message *m)
+{
+    return m->payload.len == g_payload_len &&
+           (g_payload_len == 0 || !memcmp(m->payload.data, g_payload, g_payload_len));
+}
+
 static void describe(const valued *r, char *buf, size_t len)
 {
     const ProtobufCEnumValue *t = protobuf_c_enum_descriptor_get_value(
@@ -371,12 +427,9 @@ static void describe(const valued *r, char *buf, size_t len)
         snprintf(buf + n, len - n, " bool_result=%s", r->bool_result ? "true" : "false");
     } else if (r->value_case == EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE && r->message) {
         const Emqx__Exhook__V3__Message *m = r->message;
-        n += snprintf(
-            buf + n, len - n, " message{topic=%s qos=%u payload=%zuB%s headers:", m->topic, m->qos,
-            m->payload.len,
-            m->payload.len == PAYLOAD_LEN && !memcmp(m->payload.data, g_payload, PAYLOAD_LEN)
-                ? "(same)"
-                : "(changed)");
+        n +=
+            snprintf(buf + n, len - n, " message{topic=%s qos=%u payload=%zuB%s headers:", m->topic,
+                     m->qos, m->payload.len, same_payload(m) ? "(same)" : "(changed)");
         for (size_t i = 0; i < m->n_headers && n < (int)len; i++)
             n += snprintf(buf + n, len - n, " %s=%s", m->headers[i]->key, m->headers[i]->value);
         if (n < (int)len)
@@ -429,8 +482,7 @@ static bool check_body(enum breq_expect want, const uint8_t *data, size_t len, c
         break;
     case BREQ_REWRITE:
         ok = r->type == VT(CONTINUE) && m && streq(m->topic, "demo/out") && m->qos == 1 &&
-             m->payload.len == PAYLOAD_LEN && !memcmp(m->payload.data, g_payload, PAYLOAD_LEN) &&
-             streq(header(m, "x-exhookd"), "rewritten");
+             same_payload(m) && streq(header(m, "x-exhookd"), "rewritten");
         break;
     case BREQ_DROP:
         ok = r->type == VT(STOP_AND_RETURN) && m && streq(m->topic, "demo/drop") &&
@@ -446,6 +498,15 @@ static bool check_body(enum breq_expect want, const uint8_t *data, size_t len, c
     }
     emqx__exhook__v3__valued_response__free_unpacked(r, NULL);
     return ok;
+}
+
+static grpc_slice read_all(grpc_byte_buffer *recv)
+{
+    grpc_byte_buffer_reader r;
+    grpc_byte_buffer_reader_init(&r, recv);
+    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    return all;
 }
 
 bool breq_check_reply(const struct breq_step *st, bool batch_ok, grpc_status_code status,
@@ -467,12 +528,117 @@ bool breq_check_reply(const struct breq_step *st, bool batch_ok, grpc_status_cod
                  expect_text[expected(st)]);
         return false;
     }
-    grpc_byte_buffer_reader r;
-    grpc_byte_buffer_reader_init(&r, recv);
-    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
+    grpc_slice all = read_all(recv);
     bool ok =
         check_body(expected(st), GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), why, wlen);
     grpc_slice_unref(all);
     return ok;
+}
+
+/* ---- verdicts of any scripts -------------------------------------------- */
+
+const char *const breq_verdict_names[BREQ_NVERDICTS] = {
+    [BREQ_V_NONE] = "none",
+    [BREQ_V_EMPTY] = "empty",
+    [BREQ_V_IGNORE] = "ignore",
+    [BREQ_V_CONTINUE_TRUE] = "continue_true",
+    [BREQ_V_CONTINUE_FALSE] = "continue_false",
+    [BREQ_V_STOP_TRUE] = "stop_true",
+    [BREQ_V_STOP_FALSE] = "stop_false",
+    [BREQ_V_MODIFIED] = "modified",
+    [BREQ_V_DROPPED] = "dropped",
+    [BREQ_V_UNCHANGED] = "unchanged",
+    [BREQ_V_MALFORMED] = "malformed",
+};
+
+/* The message of `st` for `ident` as it was sent: the reply changes nothing. */
+static bool same_message(const Emqx__Exhook__V3__Message *m, const struct breq_step *st,
+                         unsigned ident)
+{
+    return streq(m->topic, step_topic(st, ident)) && m->qos == 1 && same_payload(m) &&
+           m->n_headers == 3 && streq(header(m, "username"), step_user(st, ident)) &&
+           streq(header(m, "peerhost"), PEERHOST) && streq(header(m, "protocol"), PROTOCOL);
+}
+
+static enum breq_verdict verdict_of(const struct breq_step *st, unsigned ident, const uint8_t *data,
+                                    size_t len)
+{
+    enum hook_kind kind = hook_defs[st->hook].kind;
+    if (kind != HOOK_KIND_VERDICT && kind != HOOK_KIND_PUBLISH)
+        return len == 0 ? BREQ_V_EMPTY : BREQ_V_MALFORMED;
+    valued *r = emqx__exhook__v3__valued_response__unpack(NULL, len, data);
+    if (!r)
+        return BREQ_V_MALFORMED;
+    enum breq_verdict v = BREQ_V_MALFORMED;
+    bool stop = r->type == VT(STOP_AND_RETURN);
+    if (kind == HOOK_KIND_VERDICT) {
+        if (r->type == VT(IGNORE))
+            v = BREQ_V_IGNORE;
+        else if (r->value_case == EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT)
+            v = stop ? (r->bool_result ? BREQ_V_STOP_TRUE : BREQ_V_STOP_FALSE)
+                     : (r->bool_result ? BREQ_V_CONTINUE_TRUE : BREQ_V_CONTINUE_FALSE);
+    } else if (r->type == VT(IGNORE)) {
+        v = BREQ_V_UNCHANGED; /* the broker publishes the message as it is */
+    } else if (r->value_case == EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE && r->message) {
+        const Emqx__Exhook__V3__Message *m = r->message;
+        v = streq(header(m, "allow_publish"), "false") ? BREQ_V_DROPPED
+            : same_message(m, st, ident)               ? BREQ_V_UNCHANGED
+                                                       : BREQ_V_MODIFIED;
+    }
+    emqx__exhook__v3__valued_response__free_unpacked(r, NULL);
+    return v;
+}
+
+void breq_classify(const struct breq_step *st, unsigned ident, bool batch_ok,
+                   grpc_status_code status, grpc_byte_buffer *recv, struct breq_reply *out)
+{
+    out->verdict = BREQ_V_NONE;
+    if (!batch_ok) {
+        out->status = BREQ_TRANSPORT;
+        return;
+    }
+    out->status = (unsigned)status < BREQ_TRANSPORT ? (int)status : GRPC_STATUS_UNKNOWN;
+    if (status != GRPC_STATUS_OK)
+        return;
+    if (!recv) {
+        out->verdict = BREQ_V_MALFORMED;
+        return;
+    }
+    grpc_slice all = read_all(recv);
+    out->verdict = verdict_of(st, ident, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
+    grpc_slice_unref(all);
+}
+
+bool breq_judge(const struct breq_expectation *e, const struct breq_step *st, unsigned ident,
+                const struct breq_reply *r, grpc_slice details, char *why, size_t wlen)
+{
+    if (r->status != e->status) {
+        char *d = grpc_slice_to_c_string(details);
+        if (r->status == BREQ_TRANSPORT)
+            snprintf(why, wlen, "the call failed in transport");
+        else
+            snprintf(why, wlen, "expected status %s, got %s: %s", breq_status_names[e->status],
+                     breq_status_names[r->status], d);
+        gpr_free(d);
+        return false;
+    }
+    if (r->verdict == BREQ_V_MALFORMED) {
+        snprintf(why, wlen, "a reply no broker can use for %s (username %s)",
+                 hook_defs[st->hook].rpc, step_user(st, ident));
+        return false;
+    }
+    unsigned want = e->verdicts[st->hook];
+    if (r->verdict == BREQ_V_NONE || !want || (want & 1u << r->verdict))
+        return true;
+    int n = snprintf(why, wlen, "username %s%s%s: expected", step_user(st, ident),
+                     st->topic ? " topic " : "", st->topic ? step_topic(st, ident) : "");
+    const char *sep = " ";
+    for (int v = 0; v < BREQ_NVERDICTS && n < (int)wlen; v++)
+        if (want & 1u << v) {
+            n += snprintf(why + n, wlen - n, "%s%s", sep, breq_verdict_names[v]);
+            sep = " or ";
+        }
+    if (n < (int)wlen)
+        snprintf(why + n, wlen - n, ", got %s", breq_verdict_names[r->verdict]);
+    return false;
 }

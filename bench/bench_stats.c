@@ -29,8 +29,18 @@ void bstats_record(struct bstats *st, int64_t t0, int64_t now, bool ok)
         st->last_done = now;
 }
 
+void bstats_count(struct bstats *st, int status, enum breq_verdict verdict)
+{
+    st->status[status]++;
+    st->verdict[verdict]++;
+}
+
 void bstats_merge(struct bstats *into, const struct bstats *from)
 {
+    for (int i = 0; i < BREQ_NSTATUS; i++)
+        into->status[i] += from->status[i];
+    for (int i = 0; i < BREQ_NVERDICTS; i++)
+        into->verdict[i] += from->verdict[i];
     into->calls += from->calls;
     into->errors += from->errors;
     into->warm_errors += from->warm_errors;
@@ -87,10 +97,19 @@ void bstats_print(struct bstats *st, const struct bstats_run *run, int64_t from)
                 st->warm_errors);
     printf("exhook-bench: rpc=%s interface=v%d connections=%d in_flight=%d threads=%d "
            "calls=%" PRIu64 " errors=%" PRIu64 " duration=%.2fs calls_per_s=%.0f%s "
-           "p50_us=%u p90_us=%u p99_us=%u p99.9_us=%u max_us=%u\n",
+           "p50_us=%u p90_us=%u p99_us=%u p99.9_us=%u max_us=%u",
            run->rpc, run->version, run->connections, run->in_flight, run->threads, st->calls,
            st->errors, secs, per_s, extra, pct(lat, nlat, 50), pct(lat, nlat, 90),
            pct(lat, nlat, 99), pct(lat, nlat, 99.9), nlat ? lat[nlat - 1] : 0);
+    /* The counts that are not zero: status_OK=..., then the verdicts
+     * (BREQ_V_NONE, a reply without a message, shows in the statuses). */
+    for (int i = 0; run->count_replies && i < BREQ_NSTATUS; i++)
+        if (st->status[i])
+            printf(" status_%s=%" PRIu64, breq_status_names[i], st->status[i]);
+    for (int i = BREQ_V_NONE + 1; run->count_replies && i < BREQ_NVERDICTS; i++)
+        if (st->verdict[i])
+            printf(" %s=%" PRIu64, breq_verdict_names[i], st->verdict[i]);
+    putchar('\n');
 }
 
 void bstats_free(struct bstats *st)

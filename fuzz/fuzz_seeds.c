@@ -102,7 +102,8 @@ int main(int argc, char **argv)
         }
     }
     const struct breq_scenario *sc = breq_find("publish");
-    breq_build(sc, 3);
+    const struct breq_content content = {.payload_len = BREQ_PAYLOAD_LEN};
+    breq_build(sc, 3, &content);
     for (size_t i = 0; i < sc->n; i++) {
         for (int r = 1; r < RECIPES; r++) {
             snprintf(name, sizeof name, "%s-v3-%s-recipe%d", hook_defs[sc->steps[i].hook].rpc,

@@ -3,6 +3,8 @@
 # example scripts every scenario of every interface generation gets only
 # right answers, open loop and --split-frames work, and wrong answers, an unknown package, a
 # missing server and a bad option each make it fail with the right exit code.
+# For other scripts: the replies counted by status and verdict, --expect,
+# and request values from patterns and files reaching the script.
 # Usage: test_bench.sh <exhookd binary> <exhook-bench binary> <source dir>
 set -u
 BIN=$1
@@ -63,6 +65,101 @@ run -t "127.0.0.1:$GOOD" -i v9 -c 2 -m 4 -n 300 -w 0 -q
 [ $RC -eq 1 ] && at_least "$(field errors)" 1 && grep -q "got UNIMPLEMENTED" <<<"$ERR"
 check "an unknown package (v9) fails every call, exit 1" $? "rc=$RC out=$OUT err=$ERR"
 
+# ---- counting replies: --check none, --expect, request values ----
+
+# counts <expected...>: the result line's status and verdict counts are
+# exactly these key=value pairs, in its order (the zero ones are left out)
+counts() {
+    [ "$(grep '^exhook-bench: rpc=' <<<"$OUT" | tr ' ' '\n' |
+        grep -E '^(status_[A-Za-z_]+|empty|ignore|continue_(true|false)|stop_(true|false)|modified|dropped|unchanged|malformed)=' |
+        tr '\n' ' ')" = "$* " ]
+}
+
+# With one client thread and no warm-up, call k of a scenario of S steps is
+# step k % S for client identity k / S, and identity i gets value i % N of a
+# list of N: 900 authenticate calls give each of 3 usernames 300 calls.
+printf 'gooduser\nbaduser\n\nother\n' >"$WORK/users"
+run -t "127.0.0.1:$GOOD" -i v2 -c 2 -m 4 -n 900 -w 0 -q --check none --username "@$WORK/users"
+[ $RC -eq 0 ] && [ "$(field errors)" = 0 ] &&
+    counts status_OK=900 continue_true=300 stop_true=300 stop_false=300
+check "--check none, v2, usernames from a file: exact counts per verdict, exit 0" $? "rc=$RC out=$OUT err=$ERR"
+
+run -t "127.0.0.1:$GOOD" -r publish -c 2 -m 4 -n 300 -w 0 -q --check none
+[ $RC -eq 0 ] && counts status_OK=300 modified=100 dropped=100 unchanged=100
+check "--check none, publish: modified, dropped and unchanged counted" $? "rc=$RC out=$OUT err=$ERR"
+
+run -t "127.0.0.1:$GOOD" -i v9 -c 2 -m 4 -n 300 -w 0 -q --check none
+[ $RC -eq 1 ] && [ "$(field errors)" = 300 ] && counts status_UNIMPLEMENTED=300 &&
+    grep -q "expected status OK, got UNIMPLEMENTED" <<<"$ERR"
+check "--check none: non-OK statuses are errors, exit 1" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$GOOD" -i v9 -c 2 -m 4 -n 300 -w 0 -q --check none --max-errors 300
+[ $RC -eq 0 ] && [ "$(field errors)" = 300 ]
+check "--max-errors 300 tolerates 300 failed calls, exit 0" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$GOOD" -i v9 -c 2 -m 4 -n 300 -w 0 -q --check none --max-errors 299
+[ $RC -eq 1 ]
+check "--max-errors 299 does not tolerate 300, exit 1" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$GOOD" -i v9 -c 2 -m 4 -n 300 -w 0 -q --expect-status UNIMPLEMENTED
+[ $RC -eq 0 ] && [ "$(field errors)" = 0 ] && counts status_UNIMPLEMENTED=300
+check "--expect-status UNIMPLEMENTED passes when every call gets it" $? "rc=$RC out=$OUT err=$ERR"
+
+run -t "127.0.0.1:$GOOD" -c 2 -m 4 -n 300 -w 0 -q --expect authenticate=allow
+[ $RC -eq 1 ] && [ "$(field errors)" = 100 ] && counts status_OK=300 continue_true=100 stop_true=100 stop_false=100 &&
+    grep -q "OnClientAuthenticate \[baduser\]: username baduser: expected continue_true or stop_true, got stop_false" <<<"$ERR"
+check "--expect authenticate=allow fails on the example's deny, exit 1" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$GOOD" -c 2 -m 4 -n 300 -w 0 -q --expect authenticate=deny --username baduser
+[ $RC -eq 0 ] && [ "$(field errors)" = 0 ] && counts status_OK=300 stop_false=300
+check "--expect authenticate=deny passes when every reply denies" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$GOOD" -r publish -c 2 -m 4 -n 300 -w 0 -q --expect publish=modified \
+    --expect publish=dropped --expect publish=unchanged
+[ $RC -eq 0 ] && [ "$(field errors)" = 0 ]
+check "--expect given for one hook several times accepts any of them" $? "rc=$RC out=$OUT err=$ERR"
+
+for size in 0 5000; do
+    run -t "127.0.0.1:$GOOD" -r publish -c 2 -m 4 -n 300 -w 0 -q --payload-size $size
+    [ $RC -eq 0 ] && [ "$(field errors)" = 0 ]
+    check "--payload-size $size: the example's rewrite keeps every byte" $? "rc=$RC out=$OUT err=$ERR"
+done
+
+# A module of the operator's own, deciding by username, password, clientid
+# and topic: the counts show that the values given reach it.
+mkdir -p "$WORK/own"
+cat >"$WORK/own/own.lua" <<'EOF_LUA'
+local M = {}
+function M.on_client_authenticate(clientinfo, result, meta)
+  if clientinfo.password == "wrong" then return false end
+  if clientinfo.clientid:match("^gate%-") then return true, "continue" end
+  if clientinfo.username:match("^dev%-%d*[02468]$") then return true end
+  return nil
+end
+function M.on_message_publish(message, meta)
+  local n = tonumber(message.topic:match("^sensors/(%d+)/temp$"))
+  if not n then return nil end
+  if n % 2 == 1 then return message end
+  return false
+end
+return M
+EOF_LUA
+start_exhookd own "$WORK/own" own error
+check "exhookd with an operator's own module starts and listens" $? "$(cat "$WORK/own.log")"
+OWN=$PORT
+run -t "127.0.0.1:$OWN" -c 2 -m 4 -n 900 -w 0 -q --check none --username 'dev-%d' --ids 1-10
+[ $RC -eq 0 ] && counts status_OK=900 ignore=450 stop_true=450
+check "usernames from a pattern: dev-2, -4 ... allowed, the odd ones ignored" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$OWN" -c 2 -m 4 -n 300 -w 0 -q --check none --username 'dev-%d' --password wrong
+[ $RC -eq 0 ] && counts status_OK=300 stop_false=300
+check "--password reaches the script" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$OWN" -c 2 -m 4 -n 300 -w 0 -q --check none --username other --clientid 'gate-%d'
+[ $RC -eq 0 ] && counts status_OK=300 continue_true=300
+check "--clientid reaches the script" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$OWN" -r publish -c 2 -m 4 -n 300 -w 0 -q --check none --topic 'sensors/%d/temp' --ids 1-4
+[ $RC -eq 0 ] && counts status_OK=300 dropped=150 unchanged=150
+check "topics from a pattern: the message returned as sent counts unchanged" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$OWN" -r publish -c 2 -m 4 -n 300 -w 0 -q --topic 'sensors/%d/temp' --ids 1-4 \
+    --expect publish=unchanged
+[ $RC -eq 1 ] && [ "$(field errors)" = 150 ] &&
+    grep -q "topic sensors/2/temp: expected unchanged, got dropped" <<<"$ERR"
+check "--expect publish=unchanged fails on the dropped messages, exit 1" $? "rc=$RC out=$OUT err=$ERR"
+
 free_port
 NOBODY=$PORT
 start=$(date +%s%N)
@@ -78,5 +175,29 @@ check "an unknown option exits 2" $? "rc=$RC err=$ERR"
 run -c 0
 [ $RC -eq 2 ] && grep -q "invalid connections: '0'" <<<"$ERR"
 check "a bad option value exits 2" $? "rc=$RC err=$ERR"
+
+# bad <message> <args...>: the options exit 2 with the message and the usage
+bad() {
+    local msg=$1
+    shift
+    run "$@"
+    [ $RC -eq 2 ] && grep -qF -- "$msg" <<<"$ERR" && grep -q "^usage: exhook-bench" <<<"$ERR"
+    check "bad options exit 2: $*" $? "rc=$RC err=$ERR"
+}
+bad "invalid check: 'all' (example or none)" --check all
+bad "invalid expect: 'login=allow'" --expect login=allow
+bad "invalid expect: 'authenticate=maybe' (unknown verdict" --expect authenticate=maybe
+bad "invalid expect: 'publish=allow' (a verdict that hook never gives" --expect publish=allow
+bad "invalid expect-status: 'FINE'" --expect-status FINE
+bad "--expect and --expect-status count the replies: not with --check example" --check example --expect authenticate=deny
+bad "--username and --topic need --check none or --expect" --username 'dev-%d'
+bad "invalid username pattern: 'u-%s' (one %d for the id" --check none --username 'u-%s'
+bad "invalid topic pattern: 'a/%d/%d'" --check none --topic 'a/%d/%d'
+bad "cannot read password file '$WORK/nothing': No such file or directory" --password "@$WORK/nothing"
+: >"$WORK/empty"
+bad "clientid file '$WORK/empty' has no values" --clientid "@$WORK/empty"
+bad "invalid ids: '5-1'" --check none --username 'u%d' --ids 5-1
+bad "invalid ids: '0-100000' (FIRST-LAST, 0 <= FIRST <= LAST, at most 100000)" --ids 0-100000
+bad "invalid payload-size: '-1'" --payload-size -1
 
 finish
