@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# What `cmake --install` lays out, the systemd unit, and sd_notify: the files
-# and their places, the installed config pointing at the installed scripts
-# and passing `exhookd -t`, the unit passing `systemd-analyze verify`, and
-# the master telling a notify socket READY=1 once it serves, STOPPING=1 on
-# SIGTERM.
+# What `cmake --install` lays out, the systemd unit, the Debian package and
+# sd_notify: the files and their places, the installed config pointing at
+# the installed scripts and passing `exhookd -t`, the unit passing
+# `systemd-analyze verify`, the package's files, conffiles, maintainer
+# scripts and library dependencies, and the master telling a notify socket
+# READY=1 once it serves, STOPPING=1 on SIGTERM.
 # Usage: test_install.sh <build dir> <source dir> <bindir> <confdir> <unitdir>
 set -u
 BUILD=$1
@@ -61,6 +62,29 @@ sed "s|$BINDIR/|$ROOT$BINDIR/|g" "$UNIT" >"$WORK/exhookd.service"
 run_cmd systemd-analyze verify "$WORK/exhookd.service"
 [ $RC -eq 0 ] && [ -z "$ERR" ]
 check "systemd-analyze verify passes on the unit" $? "rc=$RC out=$OUT err=$ERR"
+
+# The Debian package of this build (`make deb` makes it from a /usr build).
+(cd "$WORK" && cpack -G DEB -B "$WORK/deb" --config "$BUILD/CPackConfig.cmake") >"$WORK/cpack.log" 2>&1
+DEB=$(ls "$WORK"/deb/exhookd_*.deb 2>/dev/null)
+check "cpack makes the package" $? "$(cat "$WORK/cpack.log")"
+debfiles=$(dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ { print substr($6, 2) }' | sort)
+[ "$debfiles" = "$expected" ]
+check "the package holds the files cmake --install installs" $? "got: $debfiles"
+mkdir "$WORK/control" && dpkg-deb -e "$DEB" "$WORK/control"
+[ "$(cat "$WORK/control/conffiles")" = "$CONFDIR/exhook.ini
+$CONFDIR/scripts/example.lua" ]
+check "every file under $CONFDIR is a conffile" $? "$(cat "$WORK/control/conffiles")"
+for script in postinst prerm postrm; do
+    cmp -s "$WORK/control/$script" "$SRC/packaging/debian/$script" && [ -x "$WORK/control/$script" ]
+    check "the package runs packaging/debian/$script" $? "$(ls -l "$WORK/control")"
+done
+depends=$(dpkg-deb -f "$DEB" Depends)
+# The names carry the library's soname version, which a Debian release fixes.
+for lib in 'libgrpc[0-9]+' 'liblua5\.4-0' 'libinih[0-9]+' 'libprotobuf-c[0-9]+' 'libssl[0-9]+' \
+    'libsystemd0'; do
+    grep -qE "(^|, )$lib( |,|$)" <<<"$depends"
+    check "the package depends on $lib" $? "Depends: $depends"
+done
 
 # sd_notify, as systemd would see it with the master as the main pid.
 free_port
