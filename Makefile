@@ -3,6 +3,8 @@
 
 BUILD      ?= build
 SAN_BUILD  ?= build-sanitize
+DEB_BUILD  ?= build-deb
+PREFIX     ?= /usr/local
 CONFIG     ?= etc/exhook.ini
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # The fuzzer (README, Fuzzing): clang's libFuzzer, in builds of its own.
@@ -14,7 +16,7 @@ LLVM_PROFDATA  ?= llvm-profdata-14
 LLVM_COV       ?= llvm-cov-14
 
 .PHONY: all deps build run test test-plain test-sanitize test-fuzz fuzz-build fuzz \
-        fuzz-coverage clean
+        fuzz-coverage install deb clean
 # The two suites use the same ports and must not run at the same time.
 .NOTPARALLEL:
 
@@ -72,5 +74,21 @@ fuzz-coverage: deps
 	$(LLVM_COV) report $(FUZZ_COV_BUILD)/fuzz/fuzz_dispatch \
 	    -instr-profile=$(FUZZ_COV_BUILD)/fuzz.profdata $(CURDIR)/src
 
+# Installs the programs in PREFIX/bin, the config and example scripts in
+# PREFIX/etc/exhookd (/etc/exhookd when PREFIX is /usr) and the systemd unit.
+# DESTDIR=/some/folder stages it there.
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
+
+# The Debian package, $(DEB_BUILD)/exhookd_<version>_<arch>.deb, from its
+# own build installed to /usr.
+deb: deps
+	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	      -DEXHOOKD_TESTS=OFF
+	cmake --build $(DEB_BUILD) -j $(JOBS)
+	cd $(DEB_BUILD) && cpack -G DEB
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD) $(FUZZ_COV_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(DEB_BUILD) $(FUZZ_BUILD) $(FUZZ_COV_BUILD)

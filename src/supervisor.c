@@ -15,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -240,6 +241,11 @@ static void on_line(struct master *m, struct child *k, const char *line)
         if (!m->ever_ready) {
             m->ever_ready = true;
             keep_port(m, port);
+            /* Under systemd (Type=notify) the master is the main pid: the
+             * service is up once its first child serves. Without
+             * NOTIFY_SOCKET this does nothing; a failure only means systemd
+             * times the start out, which its log then says. */
+            sd_notify(0, "READY=1");
             return;
         }
         log_info("child %d serves on port %d", (int)k->pid, port);
@@ -289,6 +295,7 @@ static bool any_child(const struct master *m)
 static void stop_all(struct master *m, int sig)
 {
     m->stopping = true;
+    sd_notify(0, "STOPPING=1");
     m->respawn_at_ms = -1;
     struct child *last = find_child(m, CHILD_SERVING);
     if (!last)

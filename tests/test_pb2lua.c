@@ -681,7 +681,9 @@ static void check_field(lua_State *L, const ProtobufCFieldDescriptor *f, int dep
     assert_int_equal(lua_rawlen(L, -1), 2);
     assert_int_equal(count_entries(L, -1), 2);
     for (int k = 1; k <= 2; k++) {
-        snprintf(sub, sizeof sub, "%s[%d]", path, k);
+        /* A cut path would name the wrong field in a failure message. */
+        if (snprintf(sub, sizeof sub, "%s[%d]", path, k) >= (int)sizeof sub)
+            fail_msg("field path too long: %s", path);
         lua_rawgeti(L, -1, k);
         check_element(L, f, depth, 1, sub);
         lua_pop(L, 1);
@@ -695,7 +697,8 @@ static void check_message(lua_State *L, const ProtobufCMessageDescriptor *d, int
 
     assert_int_equal(count_entries(L, -1), d->n_fields);
     for (unsigned i = 0; i < d->n_fields; i++) {
-        snprintf(sub, sizeof sub, "%s.%s", path, d->fields[i].name);
+        if (snprintf(sub, sizeof sub, "%s.%s", path, d->fields[i].name) >= (int)sizeof sub)
+            fail_msg("field path too long: %s", path);
         lua_getfield(L, -1, d->fields[i].name);
         check_field(L, &d->fields[i], depth, sub);
         lua_pop(L, 1);
