@@ -4,6 +4,7 @@
 BUILD      ?= build
 SAN_BUILD  ?= build-sanitize
 CONFIG     ?= etc/exhook.ini
+ARGS       ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all deps build run test test-plain test-sanitize clean
@@ -19,9 +20,10 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Runs exhookd in the foreground with the shipped config and example scripts.
+# Runs exhookd in the foreground with the shipped config and example scripts,
+# or `make run CONFIG=path/to/exhook.ini ARGS="--listen 127.0.0.1:9001"`.
 run: build
-	$(BUILD)/exhookd -c $(CONFIG)
+	$(BUILD)/exhookd -c $(CONFIG) $(ARGS)
 
 # The whole suite twice: an optimised build with warnings as errors, then a
 # build under AddressSanitizer and UndefinedBehaviorSanitizer.

@@ -87,6 +87,14 @@ static int set_listen(struct config *cfg, const char *key, const char *value, ch
     return replace_string(&cfg->listen, value, msg, msglen);
 }
 
+int cfg_override_listen(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+    if (set_listen(cfg, "--listen", value, err, errlen) != 0)
+        return -1;
+    cfg->listen_fixed = true;
+    return 0;
+}
+
 static int set_workers(struct config *cfg, const char *key, const char *value, char *msg,
                        size_t msglen)
 {

@@ -59,7 +59,7 @@ static bool same_text(const char *a, const char *b)
  * started with. */
 static void warn_restart_settings(const struct config *running, const struct config *new)
 {
-    if (!same_text(running->listen, new->listen) || running->workers != new->workers ||
+    if ((!running->listen_fixed && !same_text(running->listen, new->listen)) || running->workers != new->workers ||
         running->shutdown_timeout_ms != new->shutdown_timeout_ms ||
         running->max_message_size != new->max_message_size ||
         running->handshake_timeout_ms != new->handshake_timeout_ms ||
