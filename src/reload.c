@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health.h"
 #include "log.h"
 
 int reload_init(struct reload *r, const char *config_path, struct config *cfg)
@@ -116,11 +117,15 @@ int reload_build(struct reload *r, int count, reload_publish_fn *publish, void *
     }
     if (cfg == &fresh)
         take_script_settings(&r->cfg, &fresh);
+    uint64_t health_generation = health_generation_new();
+    for (int i = 0; i < count; i++)
+        health_adopt(engines[i], health_generation);
     cfg_free(&fresh);
     uint64_t generation = ++r->generation;
     char hooks[2048];
     script_describe_hooks(engines[0], hooks, sizeof hooks);
     publish(ctx, engines, count);
+    health_publish(health_generation);
     pthread_mutex_unlock(&r->lock);
     free(engines);
     log_info("reloaded scripts (generation %llu) in %.1f ms; hooks: %s",

@@ -491,6 +491,7 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
 {
     memset(e, 0, sizeof *e);
     e->worker_id = worker_id;
+    e->init_health = -1;
     e->call_timeout_ms = cfg->call_timeout_ms;
     e->deadline_ns = INT64_MAX;
     e->L = lua_newstate(limited_alloc, e);

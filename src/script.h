@@ -49,6 +49,13 @@ struct script_engine {
     size_t module_count;
     struct script_hook_spec specs[HOOK_COUNT];
     const char *current_module; /* module whose code runs now, tags exhook.log */
+    /* exhook.health.set (health.h): the generation this state serves in, 0
+     * until it is adopted; what init() said waits here until then (-1:
+     * nothing, 0: NOT_SERVING, 1: SERVING). */
+    uint64_t health_generation;
+    int init_health;
+    const char *init_health_module;
+    char init_health_reason[200];
 };
 
 /* Creates the state in `e` (which must not move while open: the state
