@@ -277,6 +277,14 @@ static int set_log_level(struct config *cfg, const char *key, const char *value,
     return 0;
 }
 
+static int set_log_format(struct config *cfg, const char *key, const char *value, char *msg,
+                          size_t msglen)
+{
+    if (log_format_parse(value, &cfg->log_format) != 0)
+        return cfgv_fail(msg, msglen, "%s: expected text or json, got '%s'", key, value);
+    return 0;
+}
+
 static int set_topic_filters(struct config *cfg, enum hook_id id, const char *key,
                              const char *value, char *msg, size_t msglen)
 {
@@ -307,6 +315,7 @@ static const struct key_def {
     {"lua", "memory_limit", set_memory_limit},
     {"lua", "sandbox", set_sandbox},
     {"log", "level", set_log_level},
+    {"log", "format", set_log_format},
     {"tls", "cert", set_tls_cert},
     {"tls", "key", set_tls_key},
     {"tls", "ca", set_tls_ca},

@@ -43,6 +43,7 @@ struct config {
         bool verify_client;    /* default false; true requires ca */
     } tls;
     enum log_level log_level;  /* [log] level, default info */
+    enum log_format log_format; /* [log] format, default text */
     /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
     struct cfg_filters topics[HOOK_COUNT];
 };

@@ -32,8 +32,9 @@ static int api_log(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    log_msg(level, "[%s] %s", e->current_module ? e->current_module : "lua",
-            lua_tostring(L, -1));
+    const char *module = e->current_module ? e->current_module : "lua";
+    struct log_fields fields = {module, e->current_hook, NULL};
+    log_fields_msg(level, &fields, "[%s] %s", module, lua_tostring(L, -1));
     return 0;
 }
 

@@ -189,6 +189,7 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
     int rc;
     if (check_scripts_folder(cfg.lua_path) != 0)
         rc = EXIT_CONFIG;

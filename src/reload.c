@@ -60,12 +60,14 @@ static bool same_text(const char *a, const char *b)
  * started with. */
 static void warn_restart_settings(const struct config *running, const struct config *new)
 {
-    if ((!running->listen_fixed && !same_text(running->listen, new->listen)) || running->workers != new->workers ||
+    if ((!running->listen_fixed && !same_text(running->listen, new->listen)) ||
+        running->workers != new->workers ||
         running->shutdown_timeout_ms != new->shutdown_timeout_ms ||
         running->max_message_size != new->max_message_size ||
         running->handshake_timeout_ms != new->handshake_timeout_ms ||
         running->memory_quota != new->memory_quota || running->watchdog_ms != new->watchdog_ms ||
-        running->log_level != new->log_level || !same_text(running->tls.cert, new->tls.cert) ||
+        running->log_level != new->log_level || running->log_format != new->log_format ||
+        !same_text(running->tls.cert, new->tls.cert) ||
         !same_text(running->tls.key, new->tls.key) || !same_text(running->tls.ca, new->tls.ca) ||
         running->tls.verify_client != new->tls.verify_client)
         log_warn("reload: changes to [server], [tls] and [log] take effect after a restart");

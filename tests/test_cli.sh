@@ -84,6 +84,17 @@ run -c etc/exhook.ini --listen "127.0.0.1:$PORT"
 [ $RC -eq 1 ] && grep -q "cannot listen on 127.0.0.1:$PORT: the address is in use" <<<"$ERR"
 check "the server binds the --listen address, not the file's" $? "rc=$RC err=$ERR"
 
+printf '[lua]\npath = scripts\ninit_module = example\n[log]\nformat = json\n' >"$WORK/json.ini"
+run -c "$WORK/json.ini" --listen "127.0.0.1:$PORT"
+[ $RC -eq 1 ] && python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert list(o) == ["time", "level", "thread", "message"], o
+assert (o["level"], o["thread"]) == ("error", "master"), o
+assert o["message"].startswith("cannot listen on 127.0.0.1:'"$PORT"': the address is in use"), o
+' "$ERR"
+check "[log] format = json makes the log one JSON object per line" $? "rc=$RC err=$ERR"
+
 
 kill -USR1 "$PID"
 wait_log "$WORK/run.log" "info  \[main\] stats: 0 calls, 0 errors, 0 timeouts, 0 memory failures since start"
