@@ -3,8 +3,8 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#include "health.h"
 #include "log.h"
+#include "lua_health.h"
 #include "script.h"
 #include "topic.h"
 
@@ -38,17 +38,6 @@ static int api_log(lua_State *L)
     return 0;
 }
 
-/* exhook.health.set(serving [, reason]): what the health check answers
- * for the whole server while these scripts run (see health.h). */
-static int api_health_set(lua_State *L)
-{
-    struct script_engine *e = lua_touserdata(L, lua_upvalueindex(1));
-    luaL_checktype(L, 1, LUA_TBOOLEAN);
-    const char *reason = luaL_optstring(L, 2, NULL);
-    health_script_set(e, lua_toboolean(L, 1), reason);
-    return 0;
-}
-
 static int api_topic_match(lua_State *L)
 {
     const char *filter = luaL_checkstring(L, 1);
@@ -66,10 +55,7 @@ void lua_api_open(lua_State *L, struct script_engine *e)
     lua_pushlightuserdata(L, e);
     lua_pushcclosure(L, api_log, 1);
     lua_setfield(L, -2, "log");
-    lua_createtable(L, 0, 1);
-    lua_pushlightuserdata(L, e);
-    lua_pushcclosure(L, api_health_set, 1);
-    lua_setfield(L, -2, "set");
+    lua_health_open(L, e);
     lua_setfield(L, -2, "health");
     lua_pushcfunction(L, api_topic_match);
     lua_setfield(L, -2, "topic_match");
