@@ -6,6 +6,7 @@ SAN_BUILD  ?= build-sanitize
 DEB_BUILD  ?= build-deb
 PREFIX     ?= /usr/local
 CONFIG     ?= etc/exhook.ini
+ARGS       ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # The fuzzer (README, Fuzzing): clang's libFuzzer, in builds of its own.
 FUZZ_BUILD     ?= build-fuzz
@@ -29,9 +30,10 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Runs exhookd in the foreground with the shipped config and example scripts.
+# Runs exhookd in the foreground with the shipped config and example scripts,
+# or `make run CONFIG=path/to/exhook.ini ARGS="--listen 127.0.0.1:9001"`.
 run: build
-	$(BUILD)/exhookd -c $(CONFIG)
+	$(BUILD)/exhookd -c $(CONFIG) $(ARGS)
 
 # The whole suite twice: an optimised build with warnings as errors, then a
 # build under AddressSanitizer and UndefinedBehaviorSanitizer; then a minute

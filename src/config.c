@@ -87,6 +87,14 @@ static int set_listen(struct config *cfg, const char *key, const char *value, ch
     return replace_string(&cfg->listen, value, msg, msglen);
 }
 
+int cfg_override_listen(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+    if (set_listen(cfg, "--listen", value, err, errlen) != 0)
+        return -1;
+    cfg->listen_fixed = true;
+    return 0;
+}
+
 static int set_workers(struct config *cfg, const char *key, const char *value, char *msg,
                        size_t msglen)
 {
@@ -269,6 +277,14 @@ static int set_log_level(struct config *cfg, const char *key, const char *value,
     return 0;
 }
 
+static int set_log_format(struct config *cfg, const char *key, const char *value, char *msg,
+                          size_t msglen)
+{
+    if (log_format_parse(value, &cfg->log_format) != 0)
+        return cfgv_fail(msg, msglen, "%s: expected text or json, got '%s'", key, value);
+    return 0;
+}
+
 static int set_topic_filters(struct config *cfg, enum hook_id id, const char *key,
                              const char *value, char *msg, size_t msglen)
 {
@@ -299,6 +315,7 @@ static const struct key_def {
     {"lua", "memory_limit", set_memory_limit},
     {"lua", "sandbox", set_sandbox},
     {"log", "level", set_log_level},
+    {"log", "format", set_log_format},
     {"tls", "cert", set_tls_cert},
     {"tls", "key", set_tls_key},
     {"tls", "ca", set_tls_ca},

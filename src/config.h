@@ -17,6 +17,8 @@ struct cfg_filters {
 
 struct config {
     char *listen;              /* [server] listen, default "0.0.0.0:9000" */
+    /* Not a key: --listen set `listen`, so a reload ignores the file's. */
+    bool listen_fixed;
     int workers;               /* [server] workers, default 0 = one per CPU; 0..256 */
     char *lua_path;            /* [lua] path, default "scripts" */
     char **init_modules;       /* [lua] init_module, default "main"; comma-separated list */
@@ -41,6 +43,7 @@ struct config {
         bool verify_client;    /* default false; true requires ca */
     } tls;
     enum log_level log_level;  /* [log] level, default info */
+    enum log_format log_format; /* [log] format, default text */
     /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
     struct cfg_filters topics[HOOK_COUNT];
 };
@@ -58,6 +61,10 @@ int cfg_load_string(struct config *cfg, const char *text, const char *name, char
                     size_t errlen);
 
 void cfg_free(struct config *cfg);
+
+/* exhookd --listen: replaces [server] listen, checked as the key is. 0 on
+ * success; -1 with "--listen: <what>" in `err`. */
+int cfg_override_listen(struct config *cfg, const char *value, char *err, size_t errlen);
 
 /* Reads a whole file of at most `max_bytes` into a NUL-terminated malloc'd
  * buffer, its length in *len. NULL with "<path>: <why>" in `err` when it

@@ -156,6 +156,7 @@ static int call_handler(lua_State *L, struct call_ctx *c, struct script_module *
         lua_pushvalue(L, i == 0 && first > 0 ? first : ARGS_SLOT + i);
     struct script_engine *e = c->e;
     e->current_module = m->name;
+    e->current_hook = hook_defs[c->hook].name;
     c->module = m;
     int64_t start = script_now_ns();
     script_arm_deadline(e, c->deadline_ns);
@@ -166,20 +167,27 @@ static int call_handler(lua_State *L, struct call_ctx *c, struct script_module *
     if (st == LUA_OK)
         return 0;
     e->current_module = NULL;
+    e->current_hook = NULL;
     const char *handler = hook_defs[c->hook].handler;
+    struct log_fields fields = {m->name, hook_defs[c->hook].name, NULL};
     if (timed_out) {
         long ms = (long)((script_now_ns() - start) / 1000000);
-        log_error("module '%s' %s: stopped at %s after %ld ms (time limit)", m->name, handler,
-                  where, ms);
+        log_fields_msg(LOG_ERROR, &fields,
+                       "module '%s' %s: stopped at %s after %ld ms (time limit)", m->name, handler,
+                       where, ms);
         fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "module '%s' %s: stopped at %s after %ld ms",
              m->name, handler, where, ms);
     } else if (st == LUA_ERRMEM) {
-        log_error("module '%s' %s: out of memory (memory_limit)", m->name, handler);
+        log_fields_msg(LOG_ERROR, &fields, "module '%s' %s: out of memory (memory_limit)", m->name,
+                       handler);
         fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "module '%s' %s: out of memory (memory_limit)",
              m->name, handler);
     } else {
         const char *msg = lua_tostring(L, -1);
-        log_error("module '%s' %s failed: %s", m->name, handler, msg);
+        size_t len = script_error_length(msg);
+        fields.traceback = msg[len] ? msg + len + 1 : NULL;
+        log_fields_msg(LOG_ERROR, &fields, "module '%s' %s failed: %.*s", m->name, handler,
+                       (int)len, msg);
         fail(c, GRPC_STATUS_UNKNOWN, "module '%s' %s: %.*s", m->name, handler,
              (int)strcspn(msg, "\n"), msg);
     }
@@ -190,7 +198,8 @@ static int call_handler(lua_State *L, struct call_ctx *c, struct script_module *
 static void bad_return(struct call_ctx *c, const struct script_module *m, const char *what)
 {
     const char *handler = hook_defs[c->hook].handler;
-    log_error("module '%s' %s: %s", m->name, handler, what);
+    struct log_fields fields = {m->name, hook_defs[c->hook].name, NULL};
+    log_fields_msg(LOG_ERROR, &fields, "module '%s' %s: %s", m->name, handler, what);
     fail(c, GRPC_STATUS_UNKNOWN, "module '%s' %s: %s", m->name, handler, what);
 }
 
@@ -412,6 +421,7 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, int version, cons
     lua_pushlightuserdata(L, &c);
     int st = lua_pcall(L, 1, 0, 0);
     e->current_module = NULL;
+    e->current_hook = NULL;
     if (st != LUA_OK) {
         /* No module code runs outside a handler: what a handler returns is
          * read raw. What fails here is memory, or Lua refusing to go on

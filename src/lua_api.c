@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "lua_health.h"
 #include "script.h"
 #include "topic.h"
 
@@ -31,8 +32,9 @@ static int api_log(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    log_msg(level, "[%s] %s", e->current_module ? e->current_module : "lua",
-            lua_tostring(L, -1));
+    const char *module = e->current_module ? e->current_module : "lua";
+    struct log_fields fields = {module, e->current_hook, NULL};
+    log_fields_msg(level, &fields, "[%s] %s", module, lua_tostring(L, -1));
     return 0;
 }
 
@@ -49,10 +51,12 @@ static int api_topic_match(lua_State *L)
 
 void lua_api_open(lua_State *L, struct script_engine *e)
 {
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushlightuserdata(L, e);
     lua_pushcclosure(L, api_log, 1);
     lua_setfield(L, -2, "log");
+    lua_health_open(L, e);
+    lua_setfield(L, -2, "health");
     lua_pushcfunction(L, api_topic_match);
     lua_setfield(L, -2, "topic_match");
     lua_pushinteger(L, e->worker_id);

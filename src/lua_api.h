@@ -1,7 +1,7 @@
 #ifndef EXHOOKD_LUA_API_H
 #define EXHOOKD_LUA_API_H
 
-/* The `exhook` module that scripts see: exhook.log, exhook.topic_match,
+/* The `exhook` module that scripts see: exhook.log, exhook.health.set, exhook.topic_match,
  * exhook.worker_id, exhook.version. */
 
 #include <lua.h>

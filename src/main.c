@@ -21,10 +21,11 @@ enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: exhookd [-c FILE] [-t]\n"
+            "Usage: exhookd [-c FILE] [-l HOST:PORT] [-t]\n"
             "An EMQX ExHook server that answers every broker hook with Lua scripts.\n"
             "\n"
             "  -c, --config FILE  configuration file (default: etc/exhook.ini)\n"
+            "  -l, --listen HOST:PORT  serve on this address instead of [server] listen\n"
             "  -t, --test         check the configuration and the scripts, print the hooks\n"
             "                     that would be registered, and exit (0 = good, 2 = not)\n"
             "  -h, --help         show this help and exit\n"
@@ -139,19 +140,24 @@ static int run(struct config *cfg, int report_fd, void *ctx)
 int main(int argc, char **argv)
 {
     const char *path = "etc/exhook.ini";
+    const char *listen_arg = NULL;
     int test_only = 0;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
         {"test", no_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:thv", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:l:thv", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
+            break;
+        case 'l':
+            listen_arg = optarg;
             break;
         case 't':
             test_only = 1;
@@ -176,12 +182,14 @@ int main(int argc, char **argv)
     struct config cfg;
     char err[1024];
     cfg_defaults(&cfg);
-    if (cfg_load(&cfg, path, err, sizeof err) != 0) {
+    if (cfg_load(&cfg, path, err, sizeof err) != 0 ||
+        (listen_arg && cfg_override_listen(&cfg, listen_arg, err, sizeof err) != 0)) {
         fprintf(stderr, "exhookd: %s\n", err);
         cfg_free(&cfg);
         return EXIT_CONFIG;
     }
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
     int rc;
     if (check_scripts_folder(cfg.lua_path) != 0)
         rc = EXIT_CONFIG;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health.h"
 #include "log.h"
 
 int reload_init(struct reload *r, const char *config_path, struct config *cfg)
@@ -59,12 +60,14 @@ static bool same_text(const char *a, const char *b)
  * started with. */
 static void warn_restart_settings(const struct config *running, const struct config *new)
 {
-    if (!same_text(running->listen, new->listen) || running->workers != new->workers ||
+    if ((!running->listen_fixed && !same_text(running->listen, new->listen)) ||
+        running->workers != new->workers ||
         running->shutdown_timeout_ms != new->shutdown_timeout_ms ||
         running->max_message_size != new->max_message_size ||
         running->handshake_timeout_ms != new->handshake_timeout_ms ||
         running->memory_quota != new->memory_quota || running->watchdog_ms != new->watchdog_ms ||
-        running->log_level != new->log_level || !same_text(running->tls.cert, new->tls.cert) ||
+        running->log_level != new->log_level || running->log_format != new->log_format ||
+        !same_text(running->tls.cert, new->tls.cert) ||
         !same_text(running->tls.key, new->tls.key) || !same_text(running->tls.ca, new->tls.ca) ||
         running->tls.verify_client != new->tls.verify_client)
         log_warn("reload: changes to [server], [tls] and [log] take effect after a restart");
@@ -116,11 +119,15 @@ int reload_build(struct reload *r, int count, reload_publish_fn *publish, void *
     }
     if (cfg == &fresh)
         take_script_settings(&r->cfg, &fresh);
+    uint64_t health_generation = health_generation_new();
+    for (int i = 0; i < count; i++)
+        health_adopt(engines[i], health_generation);
     cfg_free(&fresh);
     uint64_t generation = ++r->generation;
     char hooks[2048];
     script_describe_hooks(engines[0], hooks, sizeof hooks);
     publish(ctx, engines, count);
+    health_publish(health_generation);
     pthread_mutex_unlock(&r->lock);
     free(engines);
     log_info("reloaded scripts (generation %llu) in %.1f ms; hooks: %s",

@@ -111,6 +111,17 @@ static int msgh(lua_State *L)
 
 void script_push_msgh(lua_State *L) { lua_pushcfunction(L, msgh); }
 
+/* luaL_traceback appends its text last: the last marker is its own, even
+ * when the error text mentions one. */
+size_t script_error_length(const char *msg)
+{
+    static const char marker[] = "\nstack traceback:";
+    const char *last = NULL;
+    for (const char *p = msg; (p = strstr(p, marker)) != NULL; p++)
+        last = p;
+    return last ? (size_t)(last - msg) : strlen(msg);
+}
+
 /* Lua error text up to the traceback: the "file:line: what" part. `msg` is
  * NULL when the error object was not a string (error(nil), error({})). */
 static void first_line(char *err, size_t errlen, const char *prefix, const char *msg)
@@ -491,6 +502,7 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
 {
     memset(e, 0, sizeof *e);
     e->worker_id = worker_id;
+    e->init_health = -1;
     e->call_timeout_ms = cfg->call_timeout_ms;
     e->deadline_ns = INT64_MAX;
     e->L = lua_newstate(limited_alloc, e);

@@ -49,6 +49,14 @@ struct script_engine {
     size_t module_count;
     struct script_hook_spec specs[HOOK_COUNT];
     const char *current_module; /* module whose code runs now, tags exhook.log */
+    const char *current_hook;   /* hook it runs for (EMQX's name), or NULL */
+    /* exhook.health.set (health.h): the generation this state serves in, 0
+     * until it is adopted; what init() said waits here until then (-1:
+     * nothing, 0: NOT_SERVING, 1: SERVING). */
+    uint64_t health_generation;
+    int init_health;
+    const char *init_health_module;
+    char init_health_reason[200];
 };
 
 /* Creates the state in `e` (which must not move while open: the state
@@ -80,6 +88,10 @@ void script_arm_deadline(struct script_engine *e, int64_t limit_ns);
 /* After a protected call: clears the timeout state so the next call starts
  * fresh. Returns whether the call had timed out. */
 bool script_clear_timeout(struct script_engine *e);
+
+/* Length of the error text in `msg`, a message from the handler below:
+ * what comes before "\nstack traceback:" (all of it when there is none). */
+size_t script_error_length(const char *msg);
 
 /* Pushes the message handler used with lua_pcall: it turns an error into
  * "<message>\n<traceback>". */

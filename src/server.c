@@ -186,6 +186,7 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    uint64_t health_generation = health_generation_new();
     for (int i = 0; i < s->worker_count; i++) {
         struct worker *w = &s->workers[i];
         w->srv = s;
@@ -195,7 +196,9 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         grpc_server_register_completion_queue(s->grpc, w->cq, NULL);
         if (!(w->engine = reload_engine_new(cfg, w->id, err, errlen)))
             goto fail;
+        health_adopt(w->engine, health_generation);
     }
+    health_publish(health_generation);
 
     grpc_server_credentials *creds = tls_server_credentials(cfg, err, errlen);
     if (!creds)

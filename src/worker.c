@@ -87,7 +87,7 @@ static void serve(struct call *c)
          * empty HealthCheckRequest would. */
         grpc_slice req = c->payload ? call_read_payload(c->payload) : grpc_empty_slice();
         health_check(GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
-                     !atomic_load(&w->srv->stopping), &w->reply);
+                     !atomic_load(&w->srv->stopping) && health_scripts_serving(), &w->reply);
         grpc_slice_unref(req);
         worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
         return;

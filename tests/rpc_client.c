@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health.pb-c.h"
+
 struct rpc_client {
     grpc_channel *channel;
     grpc_completion_queue *cq;
@@ -152,4 +154,23 @@ void rpc_result_free(struct rpc_result *r)
     free(r->details);
     free(r->reply);
     memset(r, 0, sizeof *r);
+}
+
+int rpc_health_check(struct rpc_client *c, const char *service, int *serving)
+{
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = (char *)service;
+    struct rpc_result r;
+    if (rpc_call(c, "/grpc.health.v1.Health/Check", &req.base, &r) != 0)
+        return -1;
+    int status = r.status;
+    if (status == GRPC_STATUS_OK) {
+        Grpc__Health__V1__HealthCheckResponse *h =
+            grpc__health__v1__health_check_response__unpack(NULL, r.reply_len, r.reply);
+        *serving = h ? (int)h->status : -1;
+        if (h)
+            grpc__health__v1__health_check_response__free_unpacked(h, NULL);
+    }
+    rpc_result_free(&r);
+    return status;
 }

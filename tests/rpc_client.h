@@ -45,4 +45,9 @@ int rpc_call(struct rpc_client *c, const char *path, const ProtobufCMessage *req
 
 void rpc_result_free(struct rpc_result *r);
 
+/* grpc.health.v1.Health/Check for `service`: the call's status (-1 if it
+ * did not complete), and when OK the answer's ServingStatus in *serving
+ * (-1 if the reply did not decode). */
+int rpc_health_check(struct rpc_client *c, const char *service, int *serving);
+
 #endif

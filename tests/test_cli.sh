@@ -22,6 +22,14 @@ modules: example (scripts/example.lua)
 hooks: client.connected, client.disconnected, client.authenticate, client.authorize, message.publish [demo/#]" ]
 check "-t on the shipped config prints listen, modules and hooks, exit 0" $? "rc=$RC out=$OUT err=$ERR"
 
+run -t -c etc/exhook.ini --listen '[::1]:9555'
+[ $RC -eq 0 ] && grep -qx 'listen: \[::1\]:9555' <<<"$OUT"
+check "--listen overrides [server] listen, and -t prints the override" $? "rc=$RC out=$OUT err=$ERR"
+
+run -t -c etc/exhook.ini -l 127.0.0.1
+[ $RC -eq 2 ] && [ "$ERR" = "exhookd: --listen: expected host:port, got '127.0.0.1'" ]
+check "a bad -l is one line in the config key's words, exit 2" $? "rc=$RC err=$ERR"
+
 mkdir -p "$WORK/scripts"
 printf '[lua]\npath = %s/scripts\ninit_module = broken\n' "$WORK" >"$WORK/broken.ini"
 printf 'function on_client_connected(ci)\n  if then end\nend\n' >"$WORK/scripts/broken.lua"
@@ -71,6 +79,21 @@ check "the server starts and says where it listens" $? "$(cat "$WORK/run.log")"
 run -c "$WORK/run.ini"
 [ $RC -eq 1 ] && grep -q "error \[master\] cannot listen on 127.0.0.1:$PORT: the address is in use" <<<"$ERR"
 check "a port in use is one clear error line, exit 1" $? "rc=$RC err=$ERR"
+
+run -c etc/exhook.ini --listen "127.0.0.1:$PORT"
+[ $RC -eq 1 ] && grep -q "cannot listen on 127.0.0.1:$PORT: the address is in use" <<<"$ERR"
+check "the server binds the --listen address, not the file's" $? "rc=$RC err=$ERR"
+
+printf '[lua]\npath = scripts\ninit_module = example\n[log]\nformat = json\n' >"$WORK/json.ini"
+run -c "$WORK/json.ini" --listen "127.0.0.1:$PORT"
+[ $RC -eq 1 ] && python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert list(o) == ["time", "level", "thread", "message"], o
+assert (o["level"], o["thread"]) == ("error", "master"), o
+assert o["message"].startswith("cannot listen on 127.0.0.1:'"$PORT"': the address is in use"), o
+' "$ERR"
+check "[log] format = json makes the log one JSON object per line" $? "rc=$RC err=$ERR"
 
 
 kill -USR1 "$PID"

@@ -306,6 +306,28 @@ static void test_every_log_level_name_is_accepted(void **state)
     }
 }
 
+static void test_log_format_is_text_or_json(void **state)
+{
+    static const struct {
+        const char *text;
+        enum log_format format;
+    } cases[] = {{"text", LOG_FORMAT_TEXT}, {"json", LOG_FORMAT_JSON}, {"JSON", LOG_FORMAT_JSON}};
+    (void)state;
+    struct config cfg;
+    load_ok(&cfg, "[log]\nlevel = info\n");
+    assert_int_equal(cfg.log_format, LOG_FORMAT_TEXT);
+    cfg_free(&cfg);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[log]\nformat = %s\n", cases[i].text);
+        load_ok(&cfg, text);
+        assert_int_equal(cfg.log_format, cases[i].format);
+        cfg_free(&cfg);
+    }
+    assert_load_error("[log]\nformat = logfmt\n",
+                      "t.ini:2: format: expected text or json, got 'logfmt'");
+}
+
 static void test_workers_bounds_are_inclusive(void **state)
 {
     struct config cfg;
@@ -1498,6 +1520,7 @@ int main(void)
         cmocka_unit_test(test_tls_keys_are_in_their_own_section_only),
         cmocka_unit_test(test_duplicate_tls_keys_are_errors),
         cmocka_unit_test(test_bad_log_level_is_an_error),
+        cmocka_unit_test(test_log_format_is_text_or_json),
         cmocka_unit_test(test_unknown_topics_hook_is_an_error),
         cmocka_unit_test(test_non_message_topics_hook_is_an_error),
         cmocka_unit_test(test_invalid_topic_filter_is_an_error),

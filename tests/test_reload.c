@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "exhook.pb-c.h"
+#include "health.pb-c.h"
 #include "fixtures.h"
 #include "log.h"
 #include "rpc_client.h"
@@ -853,6 +854,95 @@ static void test_late_switching_worker_runs_the_published_scripts_not_an_unloade
         *state, "VERSION = 3\nfunction on_client_authenticate() return nil end\n" PROBE);
 }
 
+/* ---- the scripts' word in the health check -------------------------------------- */
+
+#define SERVING GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+#define NOT_SERVING GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+
+/* The whole server and every HookProvider generation answer `want`, on a
+ * fresh connection (so possibly another worker than the one that set it). */
+static void expect_health(struct rig *r, int want)
+{
+    static const char *const services[] = {"", "emqx.exhook.v1.HookProvider",
+                                           "emqx.exhook.v2.HookProvider",
+                                           "emqx.exhook.v3.HookProvider"};
+    struct rpc_client *c = rpc_client_open(r->other);
+    for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
+        int serving = -1;
+        assert_int_equal(rpc_health_check(c, services[i], &serving), GRPC_STATUS_OK);
+        if (serving != want)
+            fail_msg("service '%s' is %d, expected %d", services[i], serving, want);
+    }
+    rpc_client_close(c);
+}
+
+/* on_client_connected says the backend is down for clientid "down". */
+#define HEALTH_BY_CLIENTID                                                                         \
+    "function on_client_connected(clientinfo)\n"                                                   \
+    "  local down = clientinfo.clientid == 'down'\n"                                               \
+    "  exhook.health.set(not down, down and 'redis down' or nil)\n"                                \
+    "end\n"
+
+static void connected(struct rig *r, const char *clientid)
+{
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.clientid = (char *)clientid;
+    Emqx__Exhook__V3__ClientConnectedRequest req = EMQX__EXHOOK__V3__CLIENT_CONNECTED_REQUEST__INIT;
+    req.clientinfo = &ci;
+    struct rpc_result res;
+    assert_int_equal(rpc_call(rig_connect(r, r->target),
+                              "/emqx.exhook.v3.HookProvider/OnClientConnected", &req.base, &res),
+                     0);
+    if (res.status != GRPC_STATUS_OK)
+        fail_msg("OnClientConnected answered %d: %s", res.status, res.details);
+    rpc_result_free(&res);
+}
+
+static void test_health_check_answers_what_a_script_sets(void **state)
+{
+    struct rig *r = *state;
+    write_module(r, 1, "return true", HEALTH_BY_CLIENTID);
+    write_config(r, NULL, NULL);
+    rig_start(r);
+    expect_health(r, SERVING);
+    connected(r, "down");
+    expect_health(r, NOT_SERVING);
+    connected(r, "up");
+    expect_health(r, SERVING);
+    connected(r, "down");
+    expect_health(r, NOT_SERVING);
+    /* The calls still run while a script says NOT_SERVING. */
+    expect_on_every_worker(r, V_TRUE, 1);
+}
+
+static void test_reload_resets_the_health_set_by_scripts_unless_init_sets_it(void **state)
+{
+    struct rig *r = *state;
+    static const char init_down[] = "function init() exhook.health.set(false, 'no backend') end\n";
+    write_module(r, 1, "return true", init_down);
+    write_config(r, NULL, NULL);
+    rig_start(r);
+    expect_health(r, NOT_SERVING);
+
+    /* A failed reload keeps the running scripts, and their word. */
+    put_file(r, "mod.lua", BAD_HEAD "function broken(\n");
+    assert_int_equal(srv_reload(r->srv), -1);
+    expect_health(r, NOT_SERVING);
+
+    write_module(r, 2, "return true", HEALTH_BY_CLIENTID);
+    assert_int_equal(srv_reload(r->srv), 0);
+    expect_health(r, SERVING);
+    connected(r, "down");
+    expect_health(r, NOT_SERVING);
+
+    write_module(r, 3, "return true", init_down);
+    assert_int_equal(srv_reload(r->srv), 0);
+    expect_health(r, NOT_SERVING);
+    write_module(r, 4, "return true", NULL);
+    assert_int_equal(srv_reload(r->srv), 0);
+    expect_health(r, SERVING);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, rig_setup, rig_teardown)
 
 int main(void)
@@ -873,6 +963,8 @@ int main(void)
         TEST(test_call_in_flight_finishes_on_its_scripts_across_srv_reload),
         TEST(test_late_switching_worker_runs_the_published_scripts_not_a_broken_edit),
         TEST(test_late_switching_worker_runs_the_published_scripts_not_an_unloaded_edit),
+        TEST(test_health_check_answers_what_a_script_sets),
+        TEST(test_reload_resets_the_health_set_by_scripts_unless_init_sets_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
