@@ -87,6 +87,26 @@ static int set_listen(struct config *cfg, const char *key, const char *value, ch
     return replace_string(&cfg->listen, value, msg, msglen);
 }
 
+/* An empty value turns the endpoint off, as leaving the key out does. */
+static int set_metrics_listen(struct config *cfg, const char *key, const char *value, char *msg,
+                              size_t msglen)
+{
+    if (value[0] == '\0') {
+        free(cfg->metrics.listen);
+        cfg->metrics.listen = NULL;
+        return 0;
+    }
+    if (cfgv_check_listen(key, value, msg, msglen) != 0)
+        return -1;
+    return replace_string(&cfg->metrics.listen, value, msg, msglen);
+}
+
+static int set_metrics_histograms(struct config *cfg, const char *key, const char *value, char *msg,
+                                  size_t msglen)
+{
+    return cfgv_parse_bool(key, value, &cfg->metrics.histograms, msg, msglen);
+}
+
 static int set_workers(struct config *cfg, const char *key, const char *value, char *msg,
                        size_t msglen)
 {
@@ -186,8 +206,8 @@ static int set_watchdog(struct config *cfg, const char *key, const char *value, 
     return 0;
 }
 
-static int set_max_message_size(struct config *cfg, const char *key, const char *value,
-                                char *msg, size_t msglen)
+static int set_max_message_size(struct config *cfg, const char *key, const char *value, char *msg,
+                                size_t msglen)
 {
     size_t bytes;
 
@@ -251,8 +271,8 @@ static int set_tls_ca(struct config *cfg, const char *key, const char *value, ch
     return set_path(&cfg->tls.ca, key, value, msg, msglen);
 }
 
-static int set_tls_verify_client(struct config *cfg, const char *key, const char *value,
-                                 char *msg, size_t msglen)
+static int set_tls_verify_client(struct config *cfg, const char *key, const char *value, char *msg,
+                                 size_t msglen)
 {
     return cfgv_parse_bool(key, value, &cfg->tls.verify_client, msg, msglen);
 }
@@ -299,6 +319,8 @@ static const struct key_def {
     {"lua", "memory_limit", set_memory_limit},
     {"lua", "sandbox", set_sandbox},
     {"log", "level", set_log_level},
+    {"metrics", "listen", set_metrics_listen},
+    {"metrics", "histograms", set_metrics_histograms},
     {"tls", "cert", set_tls_cert},
     {"tls", "key", set_tls_key},
     {"tls", "ca", set_tls_ca},
@@ -310,7 +332,7 @@ static const struct key_def {
 /* [topics] has no fixed keys: they are hook names, checked separately. */
 static bool section_known(const char *name, size_t len)
 {
-    static const char *const sections[] = {"server", "lua", "log", "tls", "topics"};
+    static const char *const sections[] = {"server", "lua", "log", "tls", "topics", "metrics"};
 
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
@@ -337,7 +359,8 @@ struct load_state {
     char err_msg[MSG_MAX];
 };
 
-static void record(struct load_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void record(struct load_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Keeps only the first error: later ones are often consequences of it. */
 static void record(struct load_state *st, const char *fmt, ...)
@@ -478,8 +501,10 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     char msg[MSG_MAX];
 
     if (st->kind == LINE_CONTINUATION) {
-        record(st, "indented line continues the value of '%s'; multi-line values are not "
-                   "supported, remove the indentation", name);
+        record(st,
+               "indented line continues the value of '%s'; multi-line values are not "
+               "supported, remove the indentation",
+               name);
         return 0;
     }
     if (section[0] == '\0') {
@@ -525,8 +550,8 @@ const char *cfg_tls_problem(const struct config *cfg)
     return NULL;
 }
 
-static int load_text(struct config *cfg, const char *text, size_t len, const char *name,
-                     char *err, size_t errlen)
+static int load_text(struct config *cfg, const char *text, size_t len, const char *name, char *err,
+                     size_t errlen)
 {
     struct load_state st = {.cfg = cfg, .text = text, .len = len};
     int rc = ini_parse_stream(read_line, &st, on_entry, &st);
@@ -576,10 +601,10 @@ void cfg_defaults(struct config *cfg)
     cfg->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
     cfg->memory_quota = DEFAULT_MEMORY_QUOTA;
     cfg->log_level = LOG_INFO;
+    cfg->metrics.histograms = true;
 }
 
-char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err,
-                    size_t errlen)
+char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
@@ -662,6 +687,7 @@ void cfg_free(struct config *cfg)
     free(cfg->tls.cert);
     free(cfg->tls.key);
     free(cfg->tls.ca);
+    free(cfg->metrics.listen);
     for (int i = 0; i < HOOK_COUNT; i++)
         cfg_filters_free(&cfg->topics[i]);
     /* Zeroed, a freed config is harmless to free again. */

@@ -66,19 +66,22 @@ static void warn_restart_settings(const struct config *running, const struct con
         running->memory_quota != new->memory_quota || running->watchdog_ms != new->watchdog_ms ||
         running->log_level != new->log_level || !same_text(running->tls.cert, new->tls.cert) ||
         !same_text(running->tls.key, new->tls.key) || !same_text(running->tls.ca, new->tls.ca) ||
-        running->tls.verify_client != new->tls.verify_client)
-        log_warn("reload: changes to [server], [tls] and [log] take effect after a restart");
+        running->tls.verify_client != new->tls.verify_client ||
+        !same_text(running->metrics.listen, new->metrics.listen) ||
+        running->metrics.histograms != new->metrics.histograms)
+        log_warn("reload: changes to [server], [tls], [log] and [metrics] take effect after a "
+                 "restart");
 }
 
 /* Takes the [lua] and [topics] settings of `fresh` into `running`, and
  * leaves the old ones in `fresh` to be freed. */
 static void take_script_settings(struct config *running, struct config *fresh)
 {
-#define SWAP(field)                                                                            \
-    do {                                                                                       \
-        __typeof__(running->field) tmp = running->field;                                      \
-        running->field = fresh->field;                                                         \
-        fresh->field = tmp;                                                                    \
+#define SWAP(field)                                                                                \
+    do {                                                                                           \
+        __typeof__(running->field) tmp = running->field;                                           \
+        running->field = fresh->field;                                                             \
+        fresh->field = tmp;                                                                        \
     } while (0)
     SWAP(lua_path);
     SWAP(init_modules);

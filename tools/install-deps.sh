@@ -6,7 +6,8 @@
 set -eu
 
 PACKAGES="gcc make cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
-liblua5.4-dev libinih-dev libcmocka-dev libssl-dev openssl python3 $*"
+liblua5.4-dev libinih-dev libcmocka-dev libssl-dev openssl python3 libmicrohttpd-dev
+prometheus $*"
 
 missing=""
 for p in $PACKAGES; do
