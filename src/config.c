@@ -101,8 +101,8 @@ static int set_metrics_listen(struct config *cfg, const char *key, const char *v
     return replace_string(&cfg->metrics.listen, value, msg, msglen);
 }
 
-static int set_metrics_histograms(struct config *cfg, const char *key, const char *value, char *msg,
-                                  size_t msglen)
+static int set_metrics_histograms(struct config *cfg, const char *key, const char *value,
+                                  char *msg, size_t msglen)
 {
     return cfgv_parse_bool(key, value, &cfg->metrics.histograms, msg, msglen);
 }
@@ -206,8 +206,8 @@ static int set_watchdog(struct config *cfg, const char *key, const char *value, 
     return 0;
 }
 
-static int set_max_message_size(struct config *cfg, const char *key, const char *value, char *msg,
-                                size_t msglen)
+static int set_max_message_size(struct config *cfg, const char *key, const char *value,
+                                char *msg, size_t msglen)
 {
     size_t bytes;
 
@@ -271,8 +271,8 @@ static int set_tls_ca(struct config *cfg, const char *key, const char *value, ch
     return set_path(&cfg->tls.ca, key, value, msg, msglen);
 }
 
-static int set_tls_verify_client(struct config *cfg, const char *key, const char *value, char *msg,
-                                 size_t msglen)
+static int set_tls_verify_client(struct config *cfg, const char *key, const char *value,
+                                 char *msg, size_t msglen)
 {
     return cfgv_parse_bool(key, value, &cfg->tls.verify_client, msg, msglen);
 }
@@ -359,8 +359,7 @@ struct load_state {
     char err_msg[MSG_MAX];
 };
 
-static void record(struct load_state *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void record(struct load_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Keeps only the first error: later ones are often consequences of it. */
 static void record(struct load_state *st, const char *fmt, ...)
@@ -501,10 +500,8 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     char msg[MSG_MAX];
 
     if (st->kind == LINE_CONTINUATION) {
-        record(st,
-               "indented line continues the value of '%s'; multi-line values are not "
-               "supported, remove the indentation",
-               name);
+        record(st, "indented line continues the value of '%s'; multi-line values are not "
+                   "supported, remove the indentation", name);
         return 0;
     }
     if (section[0] == '\0') {
@@ -550,8 +547,8 @@ const char *cfg_tls_problem(const struct config *cfg)
     return NULL;
 }
 
-static int load_text(struct config *cfg, const char *text, size_t len, const char *name, char *err,
-                     size_t errlen)
+static int load_text(struct config *cfg, const char *text, size_t len, const char *name,
+                     char *err, size_t errlen)
 {
     struct load_state st = {.cfg = cfg, .text = text, .len = len};
     int rc = ini_parse_stream(read_line, &st, on_entry, &st);
@@ -604,7 +601,8 @@ void cfg_defaults(struct config *cfg)
     cfg->metrics.histograms = true;
 }
 
-char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err, size_t errlen)
+char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err,
+                    size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;

@@ -16,35 +16,35 @@ struct cfg_filters {
 };
 
 struct config {
-    char *listen;        /* [server] listen, default "0.0.0.0:9000" */
-    int workers;         /* [server] workers, default 0 = one per CPU; 0..256 */
-    char *lua_path;      /* [lua] path, default "scripts" */
-    char **init_modules; /* [lua] init_module, default "main"; comma-separated list */
+    char *listen;              /* [server] listen, default "0.0.0.0:9000" */
+    int workers;               /* [server] workers, default 0 = one per CPU; 0..256 */
+    char *lua_path;            /* [lua] path, default "scripts" */
+    char **init_modules;       /* [lua] init_module, default "main"; comma-separated list */
     size_t init_module_count;
-    unsigned call_timeout_ms; /* [lua] call_timeout, default 5s; 0 = no limit */
-    size_t memory_limit;      /* [lua] memory_limit, bytes per Lua state, default 64MB; 0 = none */
-    bool sandbox;             /* [lua] sandbox, default true */
+    unsigned call_timeout_ms;  /* [lua] call_timeout, default 5s; 0 = no limit */
+    size_t memory_limit;       /* [lua] memory_limit, bytes per Lua state, default 64MB; 0 = none */
+    bool sandbox;              /* [lua] sandbox, default true */
     unsigned shutdown_timeout_ms; /* [server] shutdown_timeout, default 5s */
-    unsigned watchdog_ms;         /* [server] watchdog, default 1s; 0 = off */
+    unsigned watchdog_ms;      /* [server] watchdog, default 1s; 0 = off */
     /* Not a key: set by the master process, whose children share the port
      * (SO_REUSEPORT) after it has checked that the port is free. */
     bool reuse_port;
-    size_t max_message_size;       /* [server] max_message_size, default 4MB; 1KB..1GB */
+    size_t max_message_size;   /* [server] max_message_size, default 4MB; 1KB..1GB */
     unsigned handshake_timeout_ms; /* [server] handshake_timeout, default 10s */
-    size_t memory_quota;           /* [server] memory_quota, gRPC's buffers, default 128MB */
+    size_t memory_quota;       /* [server] memory_quota, gRPC's buffers, default 128MB */
     /* [tls]: serve over TLS when cert is set (cert and key go together);
      * with verify_client, brokers must present a certificate signed by ca. */
     struct {
-        char *cert;         /* PEM certificate chain file */
-        char *key;          /* PEM private key file */
-        char *ca;           /* PEM CA bundle for client certificates */
-        bool verify_client; /* default false; true requires ca */
+        char *cert;            /* PEM certificate chain file */
+        char *key;             /* PEM private key file */
+        char *ca;              /* PEM CA bundle for client certificates */
+        bool verify_client;    /* default false; true requires ca */
     } tls;
-    enum log_level log_level; /* [log] level, default info */
+    enum log_level log_level;  /* [log] level, default info */
     /* [metrics]: the Prometheus endpoint, off (NULL) unless listen is set. */
     struct {
-        char *listen;    /* host:port of /metrics; "" or absent = off */
-        bool histograms; /* default true: call latency histograms */
+        char *listen;          /* host:port of /metrics; NULL = off */
+        bool histograms;       /* default true: call latency histograms */
     } metrics;
     /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
     struct cfg_filters topics[HOOK_COUNT];

@@ -22,11 +22,11 @@ struct dispatch_reply {
      * is), or NULL: a failure before any handler, or none. */
     const char *failed_module;
     enum dispatch_verdict verdict; /* when OK, for authenticate/authorize */
-    char error[512];               /* grpc-message when status is not OK */
-    uint8_t *data;                 /* packed reply message when status is OK */
+    char error[512];         /* grpc-message when status is not OK */
+    uint8_t *data;           /* packed reply message when status is OK */
     size_t len;
-    size_t cap;         /* the buffer is reused from call to call */
-    struct arena arena; /* the decoded request, reset after each call */
+    size_t cap;              /* the buffer is reused from call to call */
+    struct arena arena;      /* the decoded request, reset after each call */
 };
 
 /* Serves one call of `hook`, as sent by a broker speaking interface
@@ -38,8 +38,9 @@ struct dispatch_reply {
  * Statuses: OK; INVALID_ARGUMENT for a request that does not decode;
  * UNKNOWN for a script error or a bad return value; DEADLINE_EXCEEDED for a
  * handler stopped by the time limit; RESOURCE_EXHAUSTED for the memory limit. */
-void dispatch_call(struct script_engine *e, enum hook_id hook, int version, const uint8_t *request,
-                   size_t len, int64_t deadline_ns, struct dispatch_reply *out);
+void dispatch_call(struct script_engine *e, enum hook_id hook, int version,
+                   const uint8_t *request, size_t len, int64_t deadline_ns,
+                   struct dispatch_reply *out);
 
 /* Packs `msg` into out's buffer (growing it) and sets status OK; on failure
  * sets RESOURCE_EXHAUSTED and returns -1. */

@@ -77,11 +77,11 @@ static void warn_restart_settings(const struct config *running, const struct con
  * leaves the old ones in `fresh` to be freed. */
 static void take_script_settings(struct config *running, struct config *fresh)
 {
-#define SWAP(field)                                                                                \
-    do {                                                                                           \
-        __typeof__(running->field) tmp = running->field;                                           \
-        running->field = fresh->field;                                                             \
-        fresh->field = tmp;                                                                        \
+#define SWAP(field)                                                                            \
+    do {                                                                                       \
+        __typeof__(running->field) tmp = running->field;                                      \
+        running->field = fresh->field;                                                         \
+        fresh->field = tmp;                                                                    \
     } while (0)
     SWAP(lua_path);
     SWAP(init_modules);

@@ -25,7 +25,8 @@
 
 #define AUTH_PATH "/emqx.exhook.v3.HookProvider/OnClientAuthenticate"
 /* Its labels in the metrics. */
-#define V3_AUTH "grpc_service=\"emqx.exhook.v3.HookProvider\",grpc_method=\"OnClientAuthenticate\""
+#define V3_AUTH                                                                                    \
+    "grpc_service=\"emqx.exhook.v3.HookProvider\",grpc_method=\"OnClientAuthenticate\""
 
 struct world {
     struct fixture fx;
@@ -35,8 +36,8 @@ struct world {
 
 /* "slow" spins for `ms` (the handler writes started.txt first), "bad"
  * raises an error, "loop" never returns, "bomb" eats memory, "log..." logs
- * its name at warn; anyone else is let in at once. deinit() appends a line to deinit.txt. `extra`
- * is added to the ini. */
+ * its name at warn; anyone else is let in at once. deinit() appends a line to deinit.txt. `extra` is added
+ * to the ini. */
 static struct world *start_with(int slow_ms, const char *extra)
 {
     struct world *w = calloc(1, sizeof *w);
@@ -225,12 +226,9 @@ static void test_counters_count_calls_errors_timeouts_and_memory_failures(void *
         const char *user;
         grpc_status_code status;
     } calls[] = {
-        {"a", GRPC_STATUS_OK},
-        {"b", GRPC_STATUS_OK},
-        {"c", GRPC_STATUS_OK},
-        {"bad", GRPC_STATUS_UNKNOWN},
-        {"bad", GRPC_STATUS_UNKNOWN},
-        {"loop", GRPC_STATUS_DEADLINE_EXCEEDED},
+        {"a", GRPC_STATUS_OK},      {"b", GRPC_STATUS_OK},
+        {"c", GRPC_STATUS_OK},      {"bad", GRPC_STATUS_UNKNOWN},
+        {"bad", GRPC_STATUS_UNKNOWN}, {"loop", GRPC_STATUS_DEADLINE_EXCEEDED},
         {"bomb", GRPC_STATUS_RESOURCE_EXHAUSTED},
     };
     struct capture cap;
@@ -301,8 +299,8 @@ static void test_unhandled_hook_calls_are_answered_counted_and_reported_once(voi
         rpc_result_free(&r);
     }
     struct rpc_result r;
-    assert_int_equal(rpc_call(c, "/emqx.exhook.v2.HookProvider/OnClientAuthorize", &authz.base, &r),
-                     0);
+    assert_int_equal(
+        rpc_call(c, "/emqx.exhook.v2.HookProvider/OnClientAuthorize", &authz.base, &r), 0);
     assert_int_equal(r.status, GRPC_STATUS_OK);
     Emqx__Exhook__V3__ValuedResponse *v =
         emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
@@ -382,10 +380,7 @@ static void test_garbage_and_closed_connections_do_not_hurt(void **state)
 {
     (void)state;
     struct world *w = start(0);
-#define SEND(text)                                                                                 \
-    {                                                                                              \
-        text, sizeof text - 1                                                                      \
-    }
+#define SEND(text) {text, sizeof text - 1}
     static const struct {
         const char *data;
         size_t len;
