@@ -146,8 +146,10 @@ int srvm_init(struct server *s)
         mx_add(r, MX_COUNTER, "exhookd_lua_failures_total",
                "Hook calls failed by a script: error, time limit or memory limit.", 1,
                (struct mx_dim[]){modules, hooks, {failure_labels, FAIL_COUNT}}, 3, NULL, 0);
-    m->modules = calloc(m->module_count, sizeof *m->modules);
-    for (size_t i = 0; m->modules && i + 1 < m->module_count; i++)
+    /* A name that could not be copied counts as module "". */
+    if (!(m->modules = calloc(m->module_count, sizeof *m->modules)))
+        goto out;
+    for (size_t i = 0; i + 1 < m->module_count; i++)
         m->modules[i] = strdup(cfg->init_modules[i]);
 
     char(*worker_text)[24] = calloc((size_t)s->worker_count, sizeof *worker_text);
