@@ -95,6 +95,26 @@ int cfg_override_listen(struct config *cfg, const char *value, char *err, size_t
     return 0;
 }
 
+/* An empty value turns the endpoint off, as leaving the key out does. */
+static int set_metrics_listen(struct config *cfg, const char *key, const char *value, char *msg,
+                              size_t msglen)
+{
+    if (value[0] == '\0') {
+        free(cfg->metrics.listen);
+        cfg->metrics.listen = NULL;
+        return 0;
+    }
+    if (cfgv_check_listen(key, value, msg, msglen) != 0)
+        return -1;
+    return replace_string(&cfg->metrics.listen, value, msg, msglen);
+}
+
+static int set_metrics_histograms(struct config *cfg, const char *key, const char *value,
+                                  char *msg, size_t msglen)
+{
+    return cfgv_parse_bool(key, value, &cfg->metrics.histograms, msg, msglen);
+}
+
 static int set_workers(struct config *cfg, const char *key, const char *value, char *msg,
                        size_t msglen)
 {
@@ -316,6 +336,8 @@ static const struct key_def {
     {"lua", "sandbox", set_sandbox},
     {"log", "level", set_log_level},
     {"log", "format", set_log_format},
+    {"metrics", "listen", set_metrics_listen},
+    {"metrics", "histograms", set_metrics_histograms},
     {"tls", "cert", set_tls_cert},
     {"tls", "key", set_tls_key},
     {"tls", "ca", set_tls_ca},
@@ -327,7 +349,7 @@ static const struct key_def {
 /* [topics] has no fixed keys: they are hook names, checked separately. */
 static bool section_known(const char *name, size_t len)
 {
-    static const char *const sections[] = {"server", "lua", "log", "tls", "topics"};
+    static const char *const sections[] = {"server", "lua", "log", "tls", "topics", "metrics"};
 
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
@@ -593,6 +615,7 @@ void cfg_defaults(struct config *cfg)
     cfg->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
     cfg->memory_quota = DEFAULT_MEMORY_QUOTA;
     cfg->log_level = LOG_INFO;
+    cfg->metrics.histograms = true;
 }
 
 char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err,
@@ -679,6 +702,7 @@ void cfg_free(struct config *cfg)
     free(cfg->tls.cert);
     free(cfg->tls.key);
     free(cfg->tls.ca);
+    free(cfg->metrics.listen);
     for (int i = 0; i < HOOK_COUNT; i++)
         cfg_filters_free(&cfg->topics[i]);
     /* Zeroed, a freed config is harmless to free again. */

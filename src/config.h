@@ -44,6 +44,11 @@ struct config {
     } tls;
     enum log_level log_level;  /* [log] level, default info */
     enum log_format log_format; /* [log] format, default text */
+    /* [metrics]: the Prometheus endpoint, off (NULL) unless listen is set. */
+    struct {
+        char *listen;          /* host:port of /metrics; NULL = off */
+        bool histograms;       /* default true: call latency histograms */
+    } metrics;
     /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
     struct cfg_filters topics[HOOK_COUNT];
 };

@@ -40,6 +40,7 @@ static void fail(struct call_ctx *c, grpc_status_code status, const char *fmt, .
     vsnprintf(c->out->error, sizeof c->out->error, fmt, ap);
     va_end(ap);
     c->out->status = status;
+    c->out->failed_module = c->module ? c->module->name : NULL;
 }
 
 int dispatch_reply_pack(struct dispatch_reply *out, const ProtobufCMessage *msg)
@@ -268,6 +269,7 @@ static void run_verdict(lua_State *L, struct call_ctx *c, int nargs)
                           : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
         reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT;
         reply.bool_result = lua_toboolean(L, -2);
+        c->out->verdict = reply.bool_result ? DISPATCH_ALLOW : DISPATCH_DENY;
         break;
     }
     pack_reply(c, &reply.base);
@@ -404,6 +406,8 @@ void dispatch_call(struct script_engine *e, enum hook_id hook, int version, cons
                          .deadline_ns = deadline_ns,
                          .out = out};
     out->status = GRPC_STATUS_OK;
+    out->failed_module = NULL;
+    out->verdict = DISPATCH_NO_OPINION;
     out->error[0] = '\0';
     out->len = 0;
     ProtobufCAllocator alloc = arena_protobuf_allocator(&out->arena);

@@ -13,8 +13,15 @@
 #include "hooks.h"
 #include "script.h"
 
+/* What an authenticate or authorize call decided (for the metrics). */
+enum dispatch_verdict { DISPATCH_NO_OPINION, DISPATCH_ALLOW, DISPATCH_DENY };
+
 struct dispatch_reply {
     grpc_status_code status; /* GRPC_STATUS_OK, or the error to answer with */
+    /* The module whose handler failed (its name, valid while the engine
+     * is), or NULL: a failure before any handler, or none. */
+    const char *failed_module;
+    enum dispatch_verdict verdict; /* when OK, for authenticate/authorize */
     char error[512];         /* grpc-message when status is not OK */
     uint8_t *data;           /* packed reply message when status is OK */
     size_t len;

@@ -35,7 +35,7 @@ static void usage(FILE *out)
             "server in a child and replaces it when a worker gets stuck or it dies.\n"
             "SIGTERM or SIGINT stops it after the calls in flight have been answered;\n"
             "SIGHUP reloads the scripts and the [lua] and [topics] settings; SIGUSR1 logs\n"
-            "the per-hook counters.\n");
+            "the metrics.\n");
 }
 
 static int check_scripts_folder(const char *path)

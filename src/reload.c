@@ -69,8 +69,11 @@ static void warn_restart_settings(const struct config *running, const struct con
         running->log_level != new->log_level || running->log_format != new->log_format ||
         !same_text(running->tls.cert, new->tls.cert) ||
         !same_text(running->tls.key, new->tls.key) || !same_text(running->tls.ca, new->tls.ca) ||
-        running->tls.verify_client != new->tls.verify_client)
-        log_warn("reload: changes to [server], [tls] and [log] take effect after a restart");
+        running->tls.verify_client != new->tls.verify_client ||
+        !same_text(running->metrics.listen, new->metrics.listen) ||
+        running->metrics.histograms != new->metrics.histograms)
+        log_warn("reload: changes to [server], [tls], [log] and [metrics] take effect after a "
+                 "restart");
 }
 
 /* Takes the [lua] and [topics] settings of `fresh` into `running`, and

@@ -17,6 +17,7 @@
 #include "dispatch.h"
 #include "health.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "reload.h"
 #include "script.h"
 #include "server_internal.h"
@@ -198,6 +199,10 @@ struct server *srv_create(struct config *config, const char *config_path, char *
             goto fail;
         health_adopt(w->engine, health_generation);
     }
+    if (srvm_init(s) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     health_publish(health_generation);
 
     grpc_server_credentials *creds = tls_server_credentials(cfg, err, errlen);
@@ -220,6 +225,16 @@ fail:
 int srv_port(const struct server *s)
 {
     return s->port;
+}
+
+int srv_metrics_port(const struct server *s)
+{
+    return mxhttp_port(s->metrics_http);
+}
+
+static char *render_metrics(void *ctx, size_t *len)
+{
+    return srv_metrics_text(ctx, len);
 }
 
 int srv_worker_count(const struct server *s)
@@ -265,6 +280,11 @@ int srv_start(struct server *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the memory trim thread");
         return -1;
     }
+    const struct config *cfg = &s->reload.cfg;
+    if (cfg->metrics.listen &&
+        !(s->metrics_http =
+              mxhttp_start(cfg->metrics.listen, cfg->reuse_port, render_metrics, s, err, errlen)))
+        return -1;
     return 0;
 }
 
@@ -300,6 +320,8 @@ int srv_destroy(struct server *s)
     if (!s)
         return 0;
     atomic_store(&s->stopping, true);
+    mxhttp_stop(s->metrics_http);
+    s->metrics_http = NULL;
     trim_stop();
     unsigned grace_ms = s->reload.cfg.shutdown_timeout_ms;
     int64_t grace_end = script_now_ns() + (int64_t)grace_ms * 1000000;
@@ -361,6 +383,7 @@ int srv_destroy(struct server *s)
         srv_log_stats(s);
     if (s->workers)
         close_workers(s);
+    srvm_free(s);
     reload_destroy(&s->reload);
     free(s);
     grpc_shutdown();
@@ -377,33 +400,8 @@ static void publish_engines(void *ctx, struct script_engine **engines, int count
 
 int srv_reload(struct server *s)
 {
-    return reload_build(&s->reload, s->worker_count, publish_engines, s);
-}
-
-void srv_log_stats(struct server *s)
-{
-    uint64_t sum[4] = {0}, per[HOOK_COUNT][5] = {{0}};
-    for (int h = 0; h < HOOK_COUNT; h++) {
-        for (int i = 0; i < s->worker_count; i++) {
-            struct hook_counters *n = &s->workers[i].counters[h];
-            per[h][0] += atomic_load_explicit(&n->calls, memory_order_relaxed);
-            per[h][1] += atomic_load_explicit(&n->errors, memory_order_relaxed);
-            per[h][2] += atomic_load_explicit(&n->timeouts, memory_order_relaxed);
-            per[h][3] += atomic_load_explicit(&n->memory, memory_order_relaxed);
-            per[h][4] += atomic_load_explicit(&n->unhandled, memory_order_relaxed);
-        }
-        for (int k = 0; k < 4; k++)
-            sum[k] += per[h][k];
-    }
-    log_info("stats: %llu calls, %llu errors, %llu timeouts, %llu memory failures since start",
-             (unsigned long long)sum[0], (unsigned long long)sum[1], (unsigned long long)sum[2],
-             (unsigned long long)sum[3]);
-    for (int h = 0; h < HOOK_COUNT; h++) {
-        if (per[h][0])
-            log_info("stats: %-20s calls=%llu errors=%llu timeouts=%llu memory=%llu unhandled=%llu",
-                     hook_defs[h].name ? hook_defs[h].name : hook_defs[h].rpc,
-                     (unsigned long long)per[h][0], (unsigned long long)per[h][1],
-                     (unsigned long long)per[h][2], (unsigned long long)per[h][3],
-                     (unsigned long long)per[h][4]);
-    }
+    int64_t start = script_now_ns();
+    int rc = reload_build(&s->reload, s->worker_count, publish_engines, s);
+    srvm_reloaded(s, rc == 0, script_now_ns() - start);
+    return rc;
 }

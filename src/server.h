@@ -39,9 +39,16 @@ int srv_start(struct server *s, char *err, size_t errlen);
  * (SIGHUP). 0 if the new scripts are in use, -1 if the old ones stay. */
 int srv_reload(struct server *s);
 
-/* Writes the per-hook counters (calls, errors, timeouts, memory failures,
- * calls of a hook no loaded module handles) to the log. */
+/* Logs the metrics that are not zero, one "stats: " line each: the same
+ * registry /metrics serves, without comments and histogram buckets. */
 void srv_log_stats(struct server *s);
+
+/* The metrics in Prometheus text format (malloc'd; its length in *len), or
+ * NULL when out of memory. */
+char *srv_metrics_text(struct server *s, size_t *len);
+
+/* The port of the metrics endpoint, 0 when [metrics] listen is off. */
+int srv_metrics_port(const struct server *s);
 
 /* Stops taking calls, lets those in flight finish (up to [server]
  * shutdown_timeout, then cancels them), stops the workers, logs the final

@@ -14,6 +14,7 @@
 
 #include "dispatch.h"
 #include "hooks.h"
+#include "metrics.h"
 #include "reload.h"
 #include "script.h"
 #include "server.h"
@@ -27,11 +28,20 @@
 
 enum call_state { CALL_WAITING, CALL_REPLYING };
 
-/* Written by the owning worker only, read by the main thread for the
- * statistics: relaxed atomics, no lock. */
-struct hook_counters {
-    atomic_uint_fast64_t calls, errors, timeouts, memory;
-    atomic_uint_fast64_t unhandled; /* calls of a hook no loaded module handles */
+/* gRPC status codes OK (0) .. UNAUTHENTICATED (16). */
+#define GRPC_CODE_COUNT 17
+/* exhookd_verdicts_total's results: enum dispatch_verdict, then an error. */
+#define VERDICT_ERROR 3
+#define VERDICT_COUNT 4
+
+/* The server's metric families (server_metrics.c). Shard 0 is for the
+ * threads that are not workers, shard i for worker i. */
+struct server_metrics {
+    struct mx_registry *registry;
+    struct mx_family *started, *handled, *seconds, *in_flight, *verdicts, *unhandled, *lua_failures,
+        *lua_memory, *stuck, *reloads, *reload_seconds, *build_info;
+    char **modules; /* the module names of exhookd_lua_failures_total, then "" */
+    size_t module_count;
 };
 
 struct worker;
@@ -53,6 +63,7 @@ struct call {
      * for a worker stuck on it. Holds the id of the worker's busy period
      * while the call is being served, 0 once it is answered. */
     atomic_uint_fast64_t token;
+    int64_t start_ns; /* when the worker took it up, for the latency histogram */
 };
 
 struct worker {
@@ -70,7 +81,6 @@ struct worker {
     /* New scripts from a reload, taken up before the next call. */
     _Atomic(struct script_engine *) pending;
     struct dispatch_reply reply;
-    struct hook_counters counters[HOOK_COUNT];
     struct call *calls;
     /* Serves the worker's queue while the worker is stuck: answers the
      * calls that reach it with an error, so that they do not wait. */
@@ -94,6 +104,8 @@ struct server {
     struct worker *workers;
     int worker_count;
     struct stale_calls stale;
+    struct server_metrics mx;
+    struct mxhttp *metrics_http; /* the endpoint, when [metrics] listen is set */
     struct watchdog *watchdog;
     srv_stuck_fn *on_stuck;
     void *on_stuck_ctx;
@@ -126,5 +138,23 @@ void *worker_main(void *arg);
 /* The watchdog's callback for a stuck worker (see wd_create). */
 void worker_on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_t id,
                      int64_t late_ns);
+
+/* Registers the server's families; workers and their engines exist. */
+int srvm_init(struct server *s);
+void srvm_free(struct server *s);
+
+/* A call of `method` starts on `w`: counted, and in flight for a hook call.
+ * Returns the start time for srvm_answered (0 without histograms). */
+int64_t srvm_call_start(struct worker *w, int method, bool counts_in_flight);
+/* The call has been answered with `status` by a thread writing to `shard`. */
+void srvm_answered(struct server *s, int shard, int method, grpc_status_code status,
+                   int64_t start_ns);
+/* The worker is done with a hook call whose scripts replied `r`: no longer
+ * in flight; its verdict, the script's failure and the Lua memory. */
+void srvm_call_end(struct worker *w, int method, const struct dispatch_reply *r);
+void srvm_lua_memory(struct worker *w);
+void srvm_unhandled(struct worker *w, enum hook_id hook);
+void srvm_stuck(struct server *s);
+void srvm_reloaded(struct server *s, bool ok, int64_t took_ns);
 
 #endif

@@ -82,20 +82,24 @@ static void serve(struct call *c)
         return;
     }
     const struct method *m = &w->srv->methods[c->method];
-    if (c->method == HEALTH_METHOD) {
+    bool hook_call = c->method != HEALTH_METHOD;
+    int64_t start = c->start_ns = srvm_call_start(w, c->method, hook_call);
+    if (!hook_call) {
         /* A check without a message asks about the whole server, as an
          * empty HealthCheckRequest would. */
         grpc_slice req = c->payload ? call_read_payload(c->payload) : grpc_empty_slice();
         health_check(GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req),
                      !atomic_load(&w->srv->stopping) && health_scripts_serving(), &w->reply);
         grpc_slice_unref(req);
+        srvm_answered(w->srv, w->id, c->method, w->reply.status, start);
         worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
         return;
     }
-    struct hook_counters *n = &w->counters[m->hook];
-    atomic_fetch_add_explicit(&n->calls, 1, memory_order_relaxed);
     if (!c->payload) {
-        atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
+        w->reply.status = GRPC_STATUS_INVALID_ARGUMENT;
+        w->reply.failed_module = NULL;
+        srvm_call_end(w, c->method, &w->reply);
+        srvm_answered(w->srv, w->id, c->method, GRPC_STATUS_INVALID_ARGUMENT, start);
         worker_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL,
                      0);
         return;
@@ -106,7 +110,7 @@ static void serve(struct call *c)
         srv_reload(w->srv);
     take_pending(w);
     if (stale_is_unhandled(w->engine, m->hook)) {
-        atomic_fetch_add_explicit(&n->unhandled, 1, memory_order_relaxed);
+        srvm_unhandled(w, m->hook);
         stale_note(&w->srv->stale, m->hook, m->version, script_now_ns());
     }
 
@@ -118,21 +122,10 @@ static void serve(struct call *c)
                   deadline, &w->reply);
     wd_idle(w->srv->watchdog, w->id - 1);
     grpc_slice_unref(req);
+    srvm_call_end(w, c->method, &w->reply);
     if (!atomic_compare_exchange_strong(&c->token, &id, 0))
         return; /* The watchdog answered it: the worker was stuck. */
-    switch (w->reply.status) {
-    case GRPC_STATUS_OK:
-        break;
-    case GRPC_STATUS_DEADLINE_EXCEEDED:
-        atomic_fetch_add_explicit(&n->timeouts, 1, memory_order_relaxed);
-        break;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED:
-        atomic_fetch_add_explicit(&n->memory, 1, memory_order_relaxed);
-        break;
-    default:
-        atomic_fetch_add_explicit(&n->errors, 1, memory_order_relaxed);
-        break;
-    }
+    srvm_answered(w->srv, w->id, c->method, w->reply.status, start);
     worker_reply(c, w->reply.status, w->reply.error, w->reply.data, w->reply.len);
 }
 
@@ -191,8 +184,12 @@ static void *stand_in_main(void *arg)
             continue;
         struct call *c = ev.tag;
         if (c->state == CALL_WAITING && ev.success &&
-            call_reply(c, GRPC_STATUS_UNAVAILABLE, msg, NULL, 0) == REPLY_STARTED)
+            call_reply(c, GRPC_STATUS_UNAVAILABLE, msg, NULL, 0) == REPLY_STARTED) {
+            if (c->method >= 0)
+                srvm_answered(w->srv, w->id, c->method, GRPC_STATUS_UNAVAILABLE,
+                              srvm_call_start(w, c->method, false));
             continue;
+        }
         call_release(c);
     }
     return NULL;
@@ -243,12 +240,13 @@ void worker_on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_
         log_error("worker w%d stuck in code that cannot be interrupted: hook %s, %s, %.3f s past "
                   "its deadline; the call is answered with DEADLINE_EXCEEDED",
                   w->id, hook, modules, late_s);
-        atomic_fetch_add_explicit(&w->counters[m->hook].timeouts, 1, memory_order_relaxed);
+        srvm_answered(s, 0, c->method, GRPC_STATUS_DEADLINE_EXCEEDED, c->start_ns);
     } else {
         log_error("worker w%d stuck in code that cannot be interrupted while closing a Lua state "
                   "(deinit() or a __gc finalizer), %.3f s past its deadline",
                   w->id, late_s);
     }
+    srvm_stuck(s);
     if (!atomic_exchange(&w->stand_in_started, true) &&
         pthread_create(&w->stand_in, NULL, stand_in_main, w) != 0) {
         atomic_store(&w->stand_in_started, false);

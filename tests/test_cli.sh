@@ -97,8 +97,10 @@ check "[log] format = json makes the log one JSON object per line" $? "rc=$RC er
 
 
 kill -USR1 "$PID"
-wait_log "$WORK/run.log" "info  \[main\] stats: 0 calls, 0 errors, 0 timeouts, 0 memory failures since start"
-check "SIGUSR1 logs the counters" $? "$(cat "$WORK/run.log")"
+wait_log "$WORK/run.log" "info  \[main\] stats: exhookd_build_info{version=\"[0-9.]*\"} 1$"
+grep -q 'info  \[main\] stats: exhookd_lua_memory_bytes{worker="1"} [1-9][0-9]*$' "$WORK/run.log" &&
+    ! grep -q "stats: grpc_server_started_total" "$WORK/run.log"
+check "SIGUSR1 logs the metrics that are not zero" $? "$(cat "$WORK/run.log")"
 
 printf 'function on_client_connected(ci)\n  if then end\nend\n' >"$WORK/live/m.lua"
 kill -HUP "$PID"
@@ -112,7 +114,7 @@ check "SIGHUP with a good edit loads the new scripts" $? "$(cat "$WORK/run.log")
 
 sed -i 's/^level = info$/level = debug/' "$WORK/run.ini"
 kill -HUP "$PID"
-wait_log "$WORK/run.log" "reload: changes to \[server\], \[tls\] and \[log\] take effect after a restart"
+wait_log "$WORK/run.log" "reload: changes to \[server\], \[tls\], \[log\] and \[metrics\] take effect after a restart"
 check "a reload that sees a [log] change says it needs a restart" $? "$(cat "$WORK/run.log")"
 
 deinits=$(wc -l <"$WORK/deinit.txt" 2>/dev/null || echo 0)
@@ -121,7 +123,8 @@ wait "$PID"
 RC=$?
 PID=
 [ $RC -eq 0 ] && grep -q "SIGTERM: stopping" "$WORK/run.log" && grep -q "stopped$" "$WORK/run.log" &&
-    grep -q "stats: 0 calls, 0 errors, 0 timeouts, 0 memory failures since start" <(sed -n '/SIGTERM/,$p' "$WORK/run.log") &&
+    grep -qF 'stats: exhookd_reloads_total{result="ok"} 2' <(sed -n '/SIGTERM/,$p' "$WORK/run.log") &&
+    grep -qF 'stats: exhookd_reloads_total{result="failed"} 1' <(sed -n '/SIGTERM/,$p' "$WORK/run.log") &&
     [ "$(wc -l <"$WORK/deinit.txt")" -eq $((deinits + 1)) ]
 check "SIGTERM logs the final counters, runs deinit() and exits 0" $? "rc=$RC log=$(cat "$WORK/run.log")"
 

@@ -67,8 +67,21 @@ stop_master() {
     STOP_MS=$(($(now_ms) - t0))
 }
 
+# scrape: GET /metrics on MPORT into $WORK/scrape.txt
+scrape() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$MPORT" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 &&
+        timeout 10 cat <&3) >"$WORK/scrape.txt" 2>&1
+}
+
 for module in gc pattern cblock; do
-    start_exhookd "$module" "$WORK/s" "example, $module" info "$SETTINGS"
+    # The metrics endpoint too, on a port between free_port's range and
+    # the ephemeral ports: the replacement binds it beside the old child.
+    for _ in $(seq 1 50); do
+        MPORT=$((32000 + RANDOM % 700))
+        listening "$MPORT" || break
+    done
+    start_exhookd "$module" "$WORK/s" "example, $module" info \
+        "$SETTINGS"$'\n'"[metrics]"$'\n'"listen = 127.0.0.1:$MPORT"
     check "$module: exhookd starts with 2 workers" $? "$(cat "$WORK/$module.log")"
 
     start_stuck_call "$module"
@@ -105,6 +118,10 @@ for module in gc pattern cblock; do
     [ $RC -eq 0 ] && [ "$(field calls)" = 50 ] && [ "$(field errors)" = 0 ]
     check "$module: the replacement serves the same port: 50 calls, every reply right" $? \
         "rc=$RC out=$OUT err=$ERR"
+
+    scrape && grep -q '^exhookd_build_info{version="[0-9.]*"} 1' "$WORK/scrape.txt"
+    check "$module: /metrics is served after the replacement, on the same port" $? \
+        "$(cat "$WORK/scrape.txt" "$WORK/$module.log")"
 
     stop_master
     [ $RC -eq 0 ] && [ "$STOP_MS" -lt 6000 ]
