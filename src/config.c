@@ -187,17 +187,21 @@ static int set_sandbox(struct config *cfg, const char *key, const char *value, c
     return cfgv_parse_bool(key, value, &cfg->sandbox, msg, msglen);
 }
 
-static int set_shutdown_timeout(struct config *cfg, const char *key, const char *value, char *msg,
-                                size_t msglen)
+/* A duration from 1 ms to 1 h, into `*ms`. */
+static int set_duration(unsigned *ms, const char *key, const char *value, char *msg,
+                        size_t msglen)
 {
-    unsigned ms;
-
-    if (cfg_parse_duration_ms(value, &ms) != 0)
+    if (cfg_parse_duration_ms(value, ms) != 0)
         return cfgv_fail(msg, msglen,
                          "%s: expected a duration from 1ms to 1h such as 500ms, 5s or 2m, got '%s'",
                          key, value);
-    cfg->shutdown_timeout_ms = ms;
     return 0;
+}
+
+static int set_shutdown_timeout(struct config *cfg, const char *key, const char *value, char *msg,
+                                size_t msglen)
+{
+    return set_duration(&cfg->shutdown_timeout_ms, key, value, msg, msglen);
 }
 
 static int set_watchdog(struct config *cfg, const char *key, const char *value, char *msg,
@@ -229,14 +233,7 @@ static int set_max_message_size(struct config *cfg, const char *key, const char 
 static int set_handshake_timeout(struct config *cfg, const char *key, const char *value, char *msg,
                                  size_t msglen)
 {
-    unsigned ms;
-
-    if (cfg_parse_duration_ms(value, &ms) != 0)
-        return cfgv_fail(msg, msglen,
-                         "%s: expected a duration from 1ms to 1h such as 500ms, 5s or 2m, got '%s'",
-                         key, value);
-    cfg->handshake_timeout_ms = ms;
-    return 0;
+    return set_duration(&cfg->handshake_timeout_ms, key, value, msg, msglen);
 }
 
 static int set_memory_quota(struct config *cfg, const char *key, const char *value, char *msg,
