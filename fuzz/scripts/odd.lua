@@ -9,12 +9,13 @@
 --   byte 2    what it returns second (an entry of `second`)
 --   bytes 3-4 a number n (0..65535) the recipes use as a size, a choice
 --             or a bit mask.
--- One function answers every handler name, so this file covers every rpc.
+-- One function answers every handler, so this file covers every rpc.
 --
--- Left out on purpose: a __gc that never ends and a backtracking pattern.
--- The time limit cannot reach either (Lua runs finalizers with hooks off,
--- and hooks do not run inside C functions): each input would hang the
--- fuzzer until libFuzzer's -timeout, and find nothing new.
+-- A __gc that never ends and a backtracking pattern are beyond the time
+-- limit (Lua runs finalizers with hooks off, and hooks do not run inside C
+-- functions); the sandbox refuses both, and the recipes below check that it
+-- does: should it let one through, the input hangs until libFuzzer's
+-- -timeout, which reports it.
 
 local M = {}
 
@@ -214,6 +215,8 @@ local first = {
   function(_, n) return table.unpack({}, 1, n % 300) end,
   -- finalizers and to-be-closed variables
   function() return setmetatable({}, { __gc = function() error("odd __gc") end }) end,
+  function() return setmetatable({}, { __gc = spin }) end,
+  function(_, n) return string.find(string.rep("a", 3000 + n), ".-.-.-.-b") end,
   function()
     local _ <close> = setmetatable({}, { __close = function() error("odd __close") end })
     return true
@@ -261,10 +264,18 @@ local function handler(...)
   return pick(first, b1 or 0)(args, n), pick(second, b2 or 0)(args, n)
 end
 
--- Every on_* name is a handler: the engine looks handlers up through the
--- module's table, so this covers every rpc of every generation.
-return setmetatable(M, {
-  __index = function(_, name)
-    if type(name) == "string" and name:sub(1, 3) == "on_" then return handler end
-  end,
-})
+-- Every handler name is defined, the 4.x names too: exhookd reads a
+-- module's table raw, so handlers offered through __index would not count.
+for _, name in ipairs({
+  "on_provider_loaded", "on_provider_unloaded", "on_client_connect", "on_client_connack",
+  "on_client_connected", "on_client_disconnected", "on_client_authenticate",
+  "on_client_authorize", "on_client_check_acl", "on_client_subscribe", "on_client_unsubscribe",
+  "on_session_created", "on_session_subscribed", "on_session_unsubscribed", "on_session_resumed",
+  "on_session_discarded", "on_session_takenover", "on_session_takeovered",
+  "on_session_terminated", "on_message_publish", "on_message_delivered", "on_message_acked",
+  "on_message_dropped",
+}) do
+  M[name] = handler
+end
+
+return M
