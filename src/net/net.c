@@ -1,0 +1,28 @@
+#include "net.h"
+
+#include <stdlib.h>
+
+#include "errbuf.h"
+
+struct net *net_open(char *err, size_t errlen)
+{
+    struct net *n = calloc(1, sizeof *n);
+    if (!n) {
+        errbuf_set(err, errlen, "out of memory");
+        return NULL;
+    }
+    n->loop = loop_create(err, errlen);
+    if (!n->loop) {
+        free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void net_close(struct net *n)
+{
+    if (!n)
+        return;
+    loop_destroy(n->loop);
+    free(n);
+}
