@@ -73,7 +73,7 @@ void call_post(struct server *s, int method)
     c->call = NULL;
     c->payload = NULL;
     c->cancelled = 0;
-    c->close_watched = c->reloading = false;
+    c->close_watched = c->deferred = false;
     atomic_store(&c->refs, 1);
     grpc_metadata_array_init(&c->request_md);
     if (method < 0)

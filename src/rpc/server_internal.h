@@ -74,7 +74,7 @@ struct call {
     grpc_slice status_details;
     int cancelled;
     bool close_watched; /* RECV_CLOSE_ON_SERVER is started apart */
-    bool reloading;     /* an OnProviderLoaded waiting for the reload */
+    bool deferred;      /* to begin when its slot takes it from the mail */
     grpc_op ops[4];
     /* Whoever answers the call first takes it: its slot, or the watchdog
      * for a slot stuck on it. Holds the id of the slot's busy period while
@@ -113,6 +113,7 @@ struct worker {
     /* A thread started in place of the one stuck on this slot. */
     pthread_t stand_in;
     atomic_bool stand_in_started;
+    atomic_bool stuck;  /* the watchdog found it stuck */
     struct tag bell_tag;
 };
 

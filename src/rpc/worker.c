@@ -186,8 +186,8 @@ static bool try_hold(struct worker *w)
     return atomic_compare_exchange_strong(&w->held, &free_, true);
 }
 
-/* Takes the calls other threads handed over: cancelled ones, and
- * OnProviderLoaded calls whose reload is done. */
+/* Takes the calls other threads handed over: cancelled ones, new ones that
+ * found every slot held, and OnProviderLoaded calls whose reload is done. */
 static void take_mail(struct worker *w)
 {
     pthread_mutex_lock(&w->mail_lock);
@@ -196,8 +196,8 @@ static void take_mail(struct worker *w)
     pthread_mutex_unlock(&w->mail_lock);
     while (c) {
         struct call *next = c->next_mail;
-        if (c->reloading) {
-            c->reloading = false;
+        if (c->deferred) {
+            c->deferred = false;
             begin(w, c);
         } else {
             if (c->state == CALL_RUNNING && c->cancelled && dispatch_cancel(&c->d))
@@ -299,7 +299,7 @@ static void queue_reload(struct call *c)
 {
     struct server *s = c->srv;
     pthread_mutex_lock(&s->reload_lock);
-    c->reloading = true;
+    c->deferred = true;
     c->next_mail = s->reload_queue;
     s->reload_queue = c;
     pthread_cond_signal(&s->reload_cond);
@@ -355,7 +355,16 @@ static void arrived(struct worker *home, struct call *c)
         return;
     }
     if (!w) {
-        /* Every slot is held: the others' threads are stuck. */
+        /* Every slot is held by another thread: the first that is not
+         * stuck takes the call when it is done with what it runs. */
+        for (int i = 0; i < s->worker_count; i++) {
+            struct worker *o = &s->workers[(home->id - 1 + i) % s->worker_count];
+            if (!atomic_load(&o->stuck)) {
+                c->deferred = true;
+                hand_over(o, c);
+                return;
+            }
+        }
         dispatch_refuse(&c->out, FAIL_STUCK,
                         "exhookd workers are stuck in code that cannot be interrupted; call not "
                         "run");
@@ -506,6 +515,7 @@ void worker_on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_
                   w->id, late_s);
     }
     srvm_stuck(s);
+    atomic_store(&w->stuck, true);
     /* A thread takes the stuck one's place: the other slots, if any, go on
      * serving at full strength; calls no slot can take are refused. */
     if (!atomic_exchange(&w->stand_in_started, true) &&
