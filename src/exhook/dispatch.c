@@ -280,6 +280,7 @@ static void handler_start(struct dispatch *d, const struct script_module *m)
     d->task.deadline_ns = e->deadline_ns;
     e->current_module = d->task.module = m->name;
     e->current_hook = d->task.hook = hook_defs[d->hook].name;
+    d->task.handler = hook_defs[d->hook].handler;
 }
 
 static int chain_next(lua_State *L, struct dispatch *d);
