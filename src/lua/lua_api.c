@@ -2,6 +2,7 @@
 
 #include <lauxlib.h>
 
+#include "lua_crypto.h"
 #include "lua_health.h"
 #include "lua_log.h"
 #include "lua_topic.h"
@@ -12,11 +13,12 @@ static void (*const families[])(lua_State *L, struct script_engine *e) = {
     lua_log_open,
     lua_health_open,
     lua_topic_open,
+    lua_crypto_open,
 };
 
 void lua_api_open(lua_State *L, struct script_engine *e)
 {
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         families[i](L, e);
     lua_pushinteger(L, e->worker_id);
