@@ -515,7 +515,16 @@ static void test_exhook_topic_helpers_for_an_acl(void **state)
                "assert(exhook.topic_match('#', 'a\\0b') == false)\n"
                "assert(exhook.topic_match('a', 'a\\0/b') == false)\n"
                "ok, err = pcall(exhook.topic_match, 'a\\0b', 'a')\n"
-               "assert(not ok and err:find('the filter contains a NUL byte', 1, true), err)\n");
+               "assert(not ok and err:find('exhook.topic_match: argument 1 contains a NUL byte', "
+               "1, true), err)\n"
+               /* A deny rule: overlapping, not covered. */
+               "assert(exhook.topic_overlaps('secret/#', '+/#') == true)\n"
+               "assert(exhook.topic_match('secret/#', '+/#') == false)\n"
+               "assert(exhook.topic_overlaps('secret/#', 'public/+') == false)\n"
+               "assert(exhook.topic_overlaps('#', '$SYS/x') == false)\n"
+               "ok, err = pcall(exhook.topic_overlaps, 'secret/#', 'a/#/b')\n"
+               "assert(not ok and err:find(\"exhook.topic_overlaps: invalid filter 'a/#/b'\", 1, "
+               "true), err)\n");
 
     script_engine_close(&e);
     fx_free(&fx);

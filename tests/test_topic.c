@@ -348,6 +348,30 @@ static void test_invalid_filter_covers_and_is_covered_by_nothing(void **state)
     not_covered(NULL, "a");
 }
 
+static void test_overlaps_is_what_a_deny_rule_needs(void **state)
+{
+    (void)state;
+    /* Subscriptions that receive "secret/..." messages without falling
+     * within "secret/#". */
+    assert_true(topic_overlaps("secret/#", "+/#"));
+    assert_true(topic_overlaps("secret/#", "#"));
+    assert_true(topic_overlaps("secret/#", "+/x"));
+    assert_false(topic_covers("secret/#", "+/#"));
+    assert_true(topic_overlaps("secret/#", "secret"));
+    assert_true(topic_overlaps("secret", "secret/#"));
+    assert_true(topic_overlaps("a/+/c", "+/b/+"));
+    assert_false(topic_overlaps("secret/#", "public/#"));
+    assert_false(topic_overlaps("a/+", "a/b/c"));
+    assert_false(topic_overlaps("$SYS/#", "#"));
+    assert_false(topic_overlaps("#", "$SYS/x"));
+    assert_true(topic_overlaps("$SYS/#", "$SYS/+"));
+    /* One empty level is no topic name: "+" and "/#" share nothing. */
+    assert_false(topic_overlaps("+", "/#"));
+    assert_true(topic_overlaps("+/#", "/#"));
+    assert_false(topic_overlaps("#", "a/#/b"));
+    assert_false(topic_overlaps(NULL, "a"));
+}
+
 /* Every topic name a list of filters could tell apart: levels of the
  * filters' literals, "$x", the empty level, and "c", which no filter names,
  * up to one level deeper than the deepest filter. */
@@ -380,9 +404,10 @@ static size_t all_filters(const char *const *levels, size_t nlevels, int depth, 
     return count;
 }
 
-/* topic_covers against its definition: `sub` is covered by `filter` when
- * every topic `sub` matches, `filter` matches. */
-static void test_covers_agrees_with_its_definition(void **state)
+/* topic_covers and topic_overlaps against their definitions: `sub` is
+ * covered by `filter` when every topic `sub` matches, `filter` matches; two
+ * filters overlap when some topic matches both. */
+static void test_covers_and_overlaps_agree_with_their_definitions(void **state)
 {
     (void)state;
     enum { MAX_FILTERS = 6 + 36 + 216, MAX_TOPICS = 5 + 25 + 125 + 625 };
@@ -404,21 +429,30 @@ static void test_covers_agrees_with_its_definition(void **state)
             assert_int_equal(topic_covers(filter, topic), matches[f * nt + t]);
         }
     size_t pairs_covered = 0;
+    size_t pairs_overlapping = 0;
     for (size_t f = 0; f < nf; f++)
         for (size_t g = 0; g < nf; g++) {
             bool subset = true;
-            for (size_t t = 0; t < nt && subset; t++)
-                subset = !matches[g * nt + t] || matches[f * nt + t];
+            bool common = false;
+            for (size_t t = 0; t < nt; t++) {
+                subset = subset && (!matches[g * nt + t] || matches[f * nt + t]);
+                common = common || (matches[g * nt + t] && matches[f * nt + t]);
+            }
             const char *filter = filters + f * TEXT_MAX;
             const char *sub = filters + g * TEXT_MAX;
             if (topic_covers(filter, sub) != subset)
                 fail_msg("topic_covers('%s', '%s') should be %s", filter, sub,
                          subset ? "true" : "false");
+            if (topic_overlaps(filter, sub) != common)
+                fail_msg("topic_overlaps('%s', '%s') should be %s", filter, sub,
+                         common ? "true" : "false");
             pairs_covered += subset;
+            pairs_overlapping += common;
         }
     /* The sets are large enough to say something: many pairs each way. */
     assert_true(nf > 150);
     assert_true(pairs_covered > 1000 && pairs_covered < nf * nf / 2);
+    assert_true(pairs_overlapping > pairs_covered && pairs_overlapping < nf * nf);
     free(matches);
     free(topics);
     free(filters);
@@ -619,7 +653,8 @@ int main(void)
         cmocka_unit_test(test_plus_covers_one_level_of_anything_but_hash),
         cmocka_unit_test(test_hash_covers_the_parent_level_filter),
         cmocka_unit_test(test_invalid_filter_covers_and_is_covered_by_nothing),
-        cmocka_unit_test(test_covers_agrees_with_its_definition),
+        cmocka_unit_test(test_covers_and_overlaps_agree_with_their_definitions),
+        cmocka_unit_test(test_overlaps_is_what_a_deny_rule_needs),
         cmocka_unit_test(test_level_check_refuses_what_would_widen),
         cmocka_unit_test(test_format_puts_each_value_in_one_level),
         cmocka_unit_test(test_format_refuses_a_clientid_that_would_widen_the_rule),

@@ -101,6 +101,52 @@ bool topic_covers_checked(const char *filter, const char *sub)
     }
 }
 
+bool topic_overlaps(const char *a, const char *b)
+{
+    if (topic_filter_valid(a, NULL) != 0 || topic_filter_valid(b, NULL) != 0)
+        return false;
+    return topic_overlaps_checked(a, b);
+}
+
+/* Builds, in effect, a topic both match, level by level: a literal where
+ * either has one, any non-empty text where both have '+'. */
+bool topic_overlaps_checked(const char *a, const char *b)
+{
+    /* A '$' first level is matched by no wildcard first level. */
+    if ((a[0] == '$' && (b[0] == '+' || b[0] == '#')) ||
+        (b[0] == '$' && (a[0] == '+' || a[0] == '#')))
+        return false;
+
+    const char *x = a;
+    const char *y = b;
+    for (;;) {
+        /* '#' matches whatever the other has from here on, at least one
+         * level, so the shared topic is never empty. */
+        if (x[0] == '#' || y[0] == '#')
+            return true;
+        size_t xlen = strcspn(x, "/");
+        size_t ylen = strcspn(y, "/");
+        bool xplus = xlen == 1 && x[0] == '+';
+        bool yplus = ylen == 1 && y[0] == '+';
+        if (!xplus && !yplus && (xlen != ylen || memcmp(x, y, xlen) != 0))
+            return false;
+        /* The shared topic would be one empty level, "", which no topic
+         * name is: it can only be the parent that "/#" matches. */
+        bool only_empty = x == a && (xlen == 0 || ylen == 0);
+        x += xlen;
+        y += ylen;
+        if (*x == '\0' && *y == '\0')
+            return true;
+        if (*x == '\0')
+            /* "a" and "a/#": "a/#" also matches its parent. */
+            return strcmp(y, "/#") == 0 && !only_empty;
+        if (*y == '\0')
+            return strcmp(x, "/#") == 0 && !only_empty;
+        x++;
+        y++;
+    }
+}
+
 int topic_level_check(const char *value, size_t len, bool first_level, const char **why)
 {
     const char *reason = NULL;

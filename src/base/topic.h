@@ -47,6 +47,15 @@ bool topic_covers(const char *filter, const char *sub);
 /* topic_covers for two filters already known valid. */
 bool topic_covers_checked(const char *filter, const char *sub);
 
+/* topic_overlaps: true if some topic name matches both filters `a` and
+ * `b` (a subscription to `b` may receive a message `a` matches). What a
+ * deny rule needs: "+/#" does not fall within "secret/#" (topic_covers is
+ * false) yet receives its messages. Symmetric. Either filter invalid:
+ * false. */
+bool topic_overlaps(const char *a, const char *b);
+/* topic_overlaps for two filters already known valid. */
+bool topic_overlaps_checked(const char *a, const char *b);
+
 /* topic_level_check: 0 if `value` (`len` bytes) can be put in a filter as
  * one literal level, otherwise -1 with a short reason in *why (static
  * string). Refused: empty, or containing NUL, '/', '+' or '#' (each would

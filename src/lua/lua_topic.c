@@ -17,23 +17,41 @@ static const char *check_c_string(lua_State *L, int arg, size_t *len)
     return strlen(s) == *len ? s : NULL;
 }
 
+/* Argument `arg` as a valid filter, or an error naming it. */
+static const char *check_filter(lua_State *L, int arg, const char *fname)
+{
+    size_t len;
+    const char *filter = check_c_string(L, arg, &len);
+    const char *why;
+    if (filter == NULL)
+        luaL_error(L, "exhook.%s: argument %d contains a NUL byte", fname, arg);
+    else if (topic_filter_valid(filter, &why) != 0)
+        luaL_error(L, "exhook.%s: invalid filter '%s': %s", fname, filter, why);
+    return filter;
+}
+
 static int api_topic_match(lua_State *L)
 {
-    size_t flen, slen;
-    const char *filter = check_c_string(L, 1, &flen);
+    size_t slen;
+    const char *filter = check_filter(L, 1, "topic_match");
     const char *second = check_c_string(L, 2, &slen);
-    const char *why;
 
-    if (filter == NULL)
-        return luaL_error(L, "exhook.topic_match: the filter contains a NUL byte");
-    if (topic_filter_valid(filter, &why) != 0)
-        return luaL_error(L, "exhook.topic_match: invalid filter '%s': %s", filter, why);
     if (second == NULL)
         lua_pushboolean(L, 0);
     else if (strpbrk(second, "+#") != NULL)
         lua_pushboolean(L, topic_covers(filter, second));
     else
         lua_pushboolean(L, topic_match(filter, second));
+    return 1;
+}
+
+/* Both arguments must be valid: false for an invalid one would let a deny
+ * rule pass it. */
+static int api_topic_overlaps(lua_State *L)
+{
+    const char *a = check_filter(L, 1, "topic_overlaps");
+    const char *b = check_filter(L, 2, "topic_overlaps");
+    lua_pushboolean(L, topic_overlaps_checked(a, b));
     return 1;
 }
 
@@ -92,6 +110,8 @@ void lua_topic_open(lua_State *L, struct script_engine *e)
     (void)e;
     lua_pushcfunction(L, api_topic_match);
     lua_setfield(L, -2, "topic_match");
+    lua_pushcfunction(L, api_topic_overlaps);
+    lua_setfield(L, -2, "topic_overlaps");
     lua_pushcfunction(L, api_topic_filter);
     lua_setfield(L, -2, "topic_filter");
 }

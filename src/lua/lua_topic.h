@@ -1,7 +1,7 @@
 #ifndef EXHOOKD_LUA_TOPIC_H
 #define EXHOOKD_LUA_TOPIC_H
 
-/* exhook.topic_match and exhook.topic_filter: MQTT topic filters for
+/* exhook.topic_match, topic_overlaps and topic_filter: MQTT topic filters for
  * scripts, above all for authorization rules (topic.h has the logic).
  *
  *   exhook.topic_match(filter, topic_or_filter) -> boolean
@@ -13,6 +13,13 @@
  * `filter` must be valid (an error otherwise: it is the script's own rule);
  * a second argument that is no valid topic or filter, or holds a NUL byte,
  * gives false (it is usually the client's, and covers nothing).
+ *
+ *   exhook.topic_overlaps(a, b) -> boolean
+ *
+ * Whether some topic matches both filters (or topics): what a deny rule
+ * asks, since "+/#" receives "secret/..." messages without being covered
+ * by "secret/#". Both must be valid: an error otherwise (false would let a
+ * deny rule pass).
  *
  *   exhook.topic_filter(template, ...) -> filter | nil, err
  *
@@ -27,8 +34,8 @@
 
 struct script_engine;
 
-/* Sets exhook.topic_match and exhook.topic_filter in the table at the top
- * of the stack. */
+/* Sets exhook.topic_match, topic_overlaps and topic_filter in the table at
+ * the top of the stack. */
 void lua_topic_open(lua_State *L, struct script_engine *e);
 
 #endif
