@@ -296,7 +296,8 @@ static void check_option_names(lua_State *L)
         if (!known)
             luaL_error(L,
                        CHECK_PASSWORD ": unknown option '%s' (options: name, salt, "
-                                      "salt_position, mac_fun, iterations, dk_length)",
+                                      "salt_position, mac_fun, iterations, dk_length, "
+                                      "salt_rounds)",
                        luaL_tolstring(L, -1, NULL));
     }
 }

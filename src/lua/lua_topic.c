@@ -55,8 +55,8 @@ static int api_topic_overlaps(lua_State *L)
     return 1;
 }
 
-/* nil and "exhook.topic_filter: argument N ('value'): why". The value is
- * the caller's untrusted text: quoted shortened. */
+/* nil and "exhook.topic_filter: argument N ('value') why". The value is
+ * untrusted text, possibly long: quoted, cut short. */
 static int push_value_error(lua_State *L, int arg, const char *value, size_t len, const char *why)
 {
     char msg[QUOTED_MAX + 160];
