@@ -18,7 +18,7 @@ static void (*const families[])(lua_State *L, struct script_engine *e) = {
 
 void lua_api_open(lua_State *L, struct script_engine *e)
 {
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 8);
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         families[i](L, e);
     lua_pushinteger(L, e->worker_id);
