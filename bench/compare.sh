@@ -23,9 +23,10 @@
 #   bench/compare.sh suspend   SUSPEND_CALLS calls at once (10 connections),
 #     each held SUSPEND_SECONDS: by exhookd (1 worker) in exhook.sleep
 #     (sleep_auth.lua) and in exhook.http against the auth service answering
-#     after SUSPEND_SECONDS (http_auth.lua), and by the two peers against that
-#     service. Reports the serving process's VmRSS before, at its peak while
-#     the calls wait, and after, and the RSS added per suspended call.
+#     after SUSPEND_SECONDS (http_auth.lua), and by the two peers the same
+#     two ways (a timer: mode sleep; that service: mode http). Reports the
+#     serving process's VmRSS before, at its peak while the calls wait, and
+#     after, and the RSS added per suspended call.
 #
 # Installs what is missing, builds everything, prints markdown tables; exits 1
 # if any reply was wrong or any run failed.   Run from anywhere.
@@ -217,7 +218,7 @@ store_of() {
     case $1 in
         exhookd-http-* | exhookd-blocking-* | node-http | aio-http) echo http ;;
         exhookd-redis-* | node-redis | aio-redis) echo redis ;;
-        exhookd-sleep-*) echo sleep ;;
+        exhookd-sleep-* | node-sleep | aio-sleep) echo sleep ;;
     esac
 }
 # The process whose CPU the store spends.
@@ -543,7 +544,7 @@ run_suspend() {  # name
 
 scenario_suspend() {
     local s
-    local -a servers=(exhookd-sleep-1 exhookd-http-1 node-http aio-http)
+    local -a servers=(exhookd-sleep-1 node-sleep aio-sleep exhookd-http-1 node-http aio-http)
     export SUSPEND_SECONDS
     start_nginx "$SUSPEND_SECONDS"
     for s in exhookd-sleep-1 exhookd-http-1; do exhookd_config "$s"; done
@@ -559,12 +560,13 @@ scenario_suspend() {
 $SUSPEND_CALLS calls sent at once (10 connections × $((SUSPEND_CALLS / 10)) in flight), each
 held $SUSPEND_SECONDS s (exhook-bench gives every call 10 s): with a p50 near
 $SUSPEND_SECONDS s and a max under twice that, they all waited at the same time.
-VmRSS of the process that serves the calls (exhookd's child), before: after
+VmRSS of the process that serves the calls (exhookd's child, the peer), before: after
 100 calls at once; peak: sampled every 0.1 s while the calls wait; per call:
 (peak - before) / $SUSPEND_CALLS. Calls not answered OK count in the columns, not as a failure.
 
 $(machine)
-- exhookd: 1 worker, call_timeout 20s, path bench/scripts, sleep_auth.lua (exhook.sleep($SUSPEND_SECONDS)) or http_auth.lua against nginx answering after $SUSPEND_SECONDS s
+- waits in: sleep = exhookd's sleep_auth.lua (exhook.sleep($SUSPEND_SECONDS)), the peers' mode sleep (setTimeout, asyncio.sleep); http = exhookd's http_auth.lua, the peers' mode http, against nginx answering after $SUSPEND_SECONDS s
+- exhookd: 1 worker, call_timeout 20s, max_waiting_calls $((SUSPEND_CALLS + 1000)), path bench/scripts
 - servers:
 $(server_list "${servers[@]}")
 - load: \`$BENCH -t 127.0.0.1:PORT -i v3 -r authenticate -c 10 -m $((SUSPEND_CALLS / 10)) -n $SUSPEND_CALLS -w 0 ${IO_ALLOWED[*]} --check none --expect-status OK -q\`

@@ -10,13 +10,15 @@ bench/scripts/http_auth.lua and redis_auth.lua, making the same decisions:
          403 or 404 -> refused, any other answer -> the call fails
   redis: GET user:<username> on $REDIS_URL (redis.asyncio's pool): a value ->
          allowed, none -> refused
+  sleep: allowed after $SUSPEND_SECONDS (asyncio.sleep): what a waiting call
+         costs, for compare.sh's suspend scenario
 
 OnClientAuthenticate answers allowed with STOP_AND_RETURN true, refused with
 STOP_AND_RETURN false, and a failed lookup with gRPC UNAVAILABLE (the broker
 then applies its failed_action). OnProviderLoaded registers
 client.authenticate; the other rpcs get empty replies. emqx.exhook.v3 only.
 
-usage: /usr/bin/python3 bench/peer-aio/server.py HOST:PORT http|redis
+usage: /usr/bin/python3 bench/peer-aio/server.py HOST:PORT http|redis|sleep
 Needs Debian's python3-grpcio, python3-protobuf, python3-aiohttp,
 python3-redis and protoc. Stops on SIGTERM or SIGINT.
 """
@@ -70,11 +72,27 @@ class RedisStore:
         await self.red.close()
 
 
+class SleepStore:
+    def __init__(self, seconds):
+        try:
+            self.seconds = float(seconds)
+        except ValueError:
+            sys.exit("peer-aio: SUSPEND_SECONDS must be a number, not %r" % seconds)
+
+    async def allows(self, user):
+        await asyncio.sleep(self.seconds)
+        return True
+
+    async def close(self):
+        pass
+
+
 def open_store(mode):
-    """The store of mode, at the URL its environment variable gives."""
-    stores = {"http": (HttpStore, "AUTH_URL"), "redis": (RedisStore, "REDIS_URL")}
+    """The store of mode, where its environment variable says."""
+    stores = {"http": (HttpStore, "AUTH_URL"), "redis": (RedisStore, "REDIS_URL"),
+              "sleep": (SleepStore, "SUSPEND_SECONDS")}
     if mode not in stores:
-        sys.exit("peer-aio: mode must be http or redis, not %r" % mode)
+        sys.exit("peer-aio: mode must be http, redis or sleep, not %r" % mode)
     cls, var = stores[mode]
     url = os.environ.get(var)
     if not url:
@@ -125,7 +143,7 @@ async def serve(pb, addr, mode):
 
 def main():
     if len(sys.argv) != 3:
-        sys.exit("usage: server.py HOST:PORT http|redis")
+        sys.exit("usage: server.py HOST:PORT http|redis|sleep")
     with tempfile.TemporaryDirectory(prefix="exhook-peer-aio.") as tmp:
         pb = load_pb2(tmp)
         asyncio.run(serve(pb, sys.argv[1], sys.argv[2]))

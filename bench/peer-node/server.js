@@ -9,13 +9,15 @@
 //          allowed, 403 or 404 -> refused, any other answer -> the call fails
 //   redis: GET user:<username> on $REDIS_URL (one connection, its commands
 //          pipelined): a value -> allowed, none -> refused
+//   sleep: allowed after $SUSPEND_SECONDS (a timer): what a waiting call
+//          costs, for compare.sh's suspend scenario
 //
 // OnClientAuthenticate answers allowed with STOP_AND_RETURN true, refused with
 // STOP_AND_RETURN false, and a failed lookup with gRPC UNAVAILABLE (the broker
 // then applies its failed_action). OnProviderLoaded registers
 // client.authenticate; the other rpcs get empty replies. emqx.exhook.v3 only.
 //
-// usage: node bench/peer-node/server.js HOST:PORT http|redis
+// usage: node bench/peer-node/server.js HOST:PORT http|redis|sleep
 // (bench/compare.sh installs the packages of package.json into
 // bench/peer-node/node_modules). Stops on SIGTERM or SIGINT.
 'use strict';
@@ -62,9 +64,22 @@ async function redisStore(url) {
   };
 }
 
+function sleepStore(seconds) {
+  const ms = Number(seconds) * 1000;
+  if (!(ms >= 0)) die(`SUSPEND_SECONDS must be a number, not '${seconds}'`);
+  return {
+    allows: () => new Promise((resolve) => setTimeout(resolve, ms, true)),
+    async close() {},
+  };
+}
+
 async function openStore(mode) {
-  const stores = { http: [httpStore, 'AUTH_URL'], redis: [redisStore, 'REDIS_URL'] };
-  if (!(mode in stores)) die(`mode must be http or redis, not '${mode}'`);
+  const stores = {
+    http: [httpStore, 'AUTH_URL'],
+    redis: [redisStore, 'REDIS_URL'],
+    sleep: [sleepStore, 'SUSPEND_SECONDS'],
+  };
+  if (!(mode in stores)) die(`mode must be http, redis or sleep, not '${mode}'`);
   const [open, variable] = stores[mode];
   const url = process.env[variable];
   if (!url) die(`mode ${mode} needs ${variable} in the environment`);
@@ -89,7 +104,7 @@ function handlers(service, store) {
 
 async function main() {
   const [addr, mode] = process.argv.slice(2);
-  if (!addr || !mode || process.argv.length !== 4) die('usage: server.js HOST:PORT http|redis');
+  if (!addr || !mode || process.argv.length !== 4) die('usage: server.js HOST:PORT http|redis|sleep');
   const store = await openStore(mode);
   const def = protoLoader.loadSync(PROTO, { keepCase: true, enums: String, defaults: true });
   const service = grpc.loadPackageDefinition(def).emqx.exhook.v3.HookProvider.service;
