@@ -186,6 +186,32 @@ static void test_broker_deadline_earlier_than_call_timeout_stops_the_handler(voi
     efx_close(t);
 }
 
+/* A cjson.decode whose result does not fit in memory_limit is an error that
+ * leaves nothing behind: lua-cjson's own buffer is freed (the sanitizer
+ * build finds the leak otherwise), and the state goes on. */
+static void test_cjson_decode_over_the_memory_limit_fails_and_leaks_nothing(void **state)
+{
+    (void)state;
+    struct efx *t = open_env("local cjson = require 'cjson'\n"
+                             "local big = '[' .. string.rep('[1,2,3],', 200000) .. '0]'\n"
+                             HANDLER("    local ok, err = pcall(cjson.decode, big)\n"
+                                     "    assert(not ok)\n"
+                                     "    assert(err == 'cjson.decode: not enough memory "
+                                     "(memory_limit)', err)\n"
+                                     "    local safe = require 'cjson.safe'\n"
+                                     "    local v, e = pcall(safe.decode, big)\n"
+                                     "    assert(not v and e:find('not enough memory'), e)\n"
+                                     "    return false"));
+    for (int i = 0; i < 5; i++) {
+        authenticate(t, "evil", INT64_MAX);
+        if (t->out.status != GRPC_STATUS_OK)
+            fail_msg("call %d failed: %s", i, t->out.fail.message);
+    }
+    assert_true(t->e.mem_used <= t->e.mem_limit);
+    assert_state_works(t);
+    efx_close(t);
+}
+
 static void test_memory_bomb_gets_resource_exhausted_and_state_recovers(void **state)
 {
     (void)state;
@@ -295,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_zero_limits_mean_no_limit),
         cmocka_unit_test(test_sandbox_false_gives_plain_lua),
         cmocka_unit_test(test_memory_bomb_gets_resource_exhausted_and_state_recovers),
+        cmocka_unit_test(test_cjson_decode_over_the_memory_limit_fails_and_leaks_nothing),
         cmocka_unit_test(test_one_huge_allocation_in_c_is_refused),
         cmocka_unit_test(test_memory_error_caught_by_the_script_is_the_scripts_business),
         cmocka_unit_test(test_os_exit_is_not_available_and_the_call_fails_cleanly),
