@@ -14,6 +14,7 @@
 #include "dispatch.h"
 #include "health.h"
 #include "log.h"
+#include "lua_timer.h"
 #include "reload.h"
 #include "script.h"
 #include "stale.h"
@@ -51,6 +52,7 @@ void worker_adopt(struct worker *w, struct script_engine *e)
     w->engine = e;
     if (!old)
         return;
+    lua_timer_retire(old);
     if (old->live_tasks == 0 || w->retired_count == sizeof w->retired / sizeof w->retired[0])
         close_engine(w, old);
     else
