@@ -110,7 +110,7 @@ static void answer(struct call *c)
     struct worker *w = c->w;
     struct server *s = c->srv;
     const struct dispatch_reply *r = &c->out;
-    srvm_call_end(w, c->method, r);
+    srvm_call_end(w, c->method, r, true);
     grpc_slice_unref(c->req);
     c->req = grpc_empty_slice();
     w->live_calls--;
@@ -289,7 +289,7 @@ static struct worker *hold_slot(struct server *s, struct worker *home, bool *ful
 /* A hook call answered before any slot takes it (counted on `home`). */
 static void refuse(struct worker *home, struct call *c)
 {
-    srvm_call_end(home, c->method, &c->out);
+    srvm_call_end(home, c->method, &c->out, false);
     srvm_answered(c->srv, home->id, c->method, c->out.status, c->start_ns);
     call_reply(c, c->out.status, c->out.fail.message, NULL, 0);
     call_unref(c);
