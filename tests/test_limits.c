@@ -25,10 +25,21 @@
     "  return true\n"                                                                       \
     "end\n"
 
+/* The memory tests' limits: a time limit far beyond what filling 8 MB
+ * takes, also under the sanitizers on a busy machine, so that the memory
+ * limit is always what stops them. */
+#define MEMORY_LIMITS "call_timeout = 1m\nmemory_limit = 8MB\n"
+
 /* Module "m" with `text`, under LIMITS. */
 static struct efx *open_env(const char *text)
 {
     return efx_open("m", LIMITS, "m.lua", text, NULL);
+}
+
+/* Module "m" with `text`, under MEMORY_LIMITS. */
+static struct efx *open_memory_env(const char *text)
+{
+    return efx_open("m", MEMORY_LIMITS, "m.lua", text, NULL);
 }
 
 static void authenticate(struct efx *t, const char *username, int64_t deadline_ns)
@@ -192,7 +203,7 @@ static void test_broker_deadline_earlier_than_call_timeout_stops_the_handler(voi
 static void test_cjson_decode_over_the_memory_limit_fails_and_leaks_nothing(void **state)
 {
     (void)state;
-    struct efx *t = open_env("local cjson = require 'cjson'\n"
+    struct efx *t = open_memory_env("local cjson = require 'cjson'\n"
                              "local big = '[' .. string.rep('[1,2,3],', 200000) .. '0]'\n"
                              HANDLER("    local ok, err = pcall(cjson.decode, big)\n"
                                      "    assert(not ok)\n"
@@ -215,7 +226,7 @@ static void test_cjson_decode_over_the_memory_limit_fails_and_leaks_nothing(void
 static void test_memory_bomb_gets_resource_exhausted_and_state_recovers(void **state)
 {
     (void)state;
-    struct efx *t = open_env(HANDLER("    local t = {}\n"
+    struct efx *t = open_memory_env(HANDLER("    local t = {}\n"
                                      "    while true do t[#t + 1] = string.rep('x', 1 << 20) .. #t end"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
@@ -233,7 +244,7 @@ static void test_one_huge_allocation_in_c_is_refused(void **state)
     (void)state;
     /* string.rep runs as one C call: the count hook never sees it, the
      * allocator does. */
-    struct efx *t = open_env(HANDLER("    local s = string.rep('x', 1 << 30)"));
+    struct efx *t = open_memory_env(HANDLER("    local s = string.rep('x', 1 << 30)"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
     assert_state_works(t);
@@ -243,7 +254,7 @@ static void test_one_huge_allocation_in_c_is_refused(void **state)
 static void test_memory_error_caught_by_the_script_is_the_scripts_business(void **state)
 {
     (void)state;
-    struct efx *t = open_env("function on_client_authenticate(ci)\n"
+    struct efx *t = open_memory_env("function on_client_authenticate(ci)\n"
                              "  local ok = pcall(string.rep, 'x', 1 << 30)\n"
                              "  return not ok\n"
                              "end\n");
@@ -306,7 +317,7 @@ static void test_endless_loop_in_module_body_or_init_fails_the_load(void **state
 static void test_memory_bomb_in_module_body_fails_the_load(void **state)
 {
     (void)state;
-    assert_open_fails("big = string.rep('x', 1 << 30)\n", LIMITS,
+    assert_open_fails("big = string.rep('x', 1 << 30)\n", MEMORY_LIMITS,
                       "%s/m.lua: out of memory (memory_limit)");
 }
 
