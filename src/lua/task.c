@@ -93,6 +93,7 @@ int task_resume(struct task *t, int nargs, int *nres)
     e->deadline_ns = t->deadline_ns;
     int st = lua_resume(t->co, e->L, nargs, nres);
     e->running = outer;
+    e->deadline_ns = outer ? outer->deadline_ns : INT64_MAX;
     e->current_module = outer ? outer->module : NULL;
     e->current_hook = outer ? outer->hook : NULL;
     if (st == LUA_YIELD && !t->waiting) {
