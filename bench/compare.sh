@@ -51,6 +51,9 @@ BUILD=${BUILD:-$ROOT/build}
 IO_DELAY=${IO_DELAY:-0.002}
 SUSPEND_CALLS=${SUSPEND_CALLS:-10000}
 SUSPEND_SECONDS=${SUSPEND_SECONDS:-5}
+# Every suspended call's deadline (exhook-bench) and call_timeout (exhookd),
+# seconds: room for the servers to take all the calls in before they end.
+SUSPEND_DEADLINE=$((SUSPEND_SECONDS * 4 + 20))
 LAT_RATE=5000
 BENCH=$BUILD/exhook-bench
 PEER_CPP=$BUILD/bench-peer-cpp/peer-cpp
@@ -181,9 +184,9 @@ exhookd_config() {
     mod=${name#exhookd-}; mod=${mod%"$w"}; mod=${mod%-}
     [ -z "$mod" ] || path=$ROOT/bench/scripts module=${mod}_auth
     if [ "$SCENARIO" = suspend ]; then
-        # The calls wait for seconds (exhook-bench gives each 10 s), all on
-        # one worker, with the warm-up's calls perhaps still ending.
-        edits=(-e "s|^call_timeout = .*|call_timeout = 20s|"
+        # The calls wait for seconds, all on one worker, with the warm-up's
+        # calls perhaps still ending.
+        edits=(-e "s|^call_timeout = .*|call_timeout = ${SUSPEND_DEADLINE}s|"
                -e "/^max_waiting_calls = /d" -e "/^\[server\]/a max_waiting_calls = $((SUSPEND_CALLS + 1000))")
     fi
     port=$(port_of "$name")
@@ -518,9 +521,10 @@ run_suspend() {  # name
     timeout 60 "$BENCH" -t "127.0.0.1:$port" -i v3 -r authenticate -c 10 -m 10 -n 100 -w 0 \
         "${IO_ALLOWED[@]}" --check none --expect-status OK -q >/dev/null 2>&1 || true
     before=$(rss_kb "$pid") peak=0
-    timeout $((SUSPEND_SECONDS * 3 + 60)) "$BENCH" -t "127.0.0.1:$port" -i v3 -r authenticate \
+    timeout $((SUSPEND_DEADLINE + 60)) "$BENCH" -t "127.0.0.1:$port" -i v3 -r authenticate \
         -c 10 -m $((SUSPEND_CALLS / 10)) -n "$SUSPEND_CALLS" -w 0 "${IO_ALLOWED[@]}" \
-        --check none --expect-status OK --max-errors "$SUSPEND_CALLS" -q \
+        --deadline $((SUSPEND_DEADLINE * 1000)) --check none --expect-status OK \
+        --max-errors "$SUSPEND_CALLS" -q \
         >"$TMP/bench.out" 2>"$TMP/bench.err" &
     BENCH_PID=$!
     while kill -0 "$BENCH_PID" 2>/dev/null; do
@@ -558,18 +562,18 @@ scenario_suspend() {
     cat <<EOF
 
 $SUSPEND_CALLS calls sent at once (10 connections × $((SUSPEND_CALLS / 10)) in flight), each
-held $SUSPEND_SECONDS s (exhook-bench gives every call 10 s): with a p50 near
-$SUSPEND_SECONDS s and a max under twice that, they all waited at the same time.
+held $SUSPEND_SECONDS s, with a deadline of $SUSPEND_DEADLINE s: with a p50 near $SUSPEND_SECONDS s
+and a max under twice that, they all waited at the same time.
 VmRSS of the process that serves the calls (exhookd's child, the peer), before: after
 100 calls at once; peak: sampled every 0.1 s while the calls wait; per call:
 (peak - before) / $SUSPEND_CALLS. Calls not answered OK count in the columns, not as a failure.
 
 $(machine)
 - waits in: sleep = exhookd's sleep_auth.lua (exhook.sleep($SUSPEND_SECONDS)), the peers' mode sleep (setTimeout, asyncio.sleep); http = exhookd's http_auth.lua, the peers' mode http, against nginx answering after $SUSPEND_SECONDS s
-- exhookd: 1 worker, call_timeout 20s, max_waiting_calls $((SUSPEND_CALLS + 1000)), path bench/scripts
+- exhookd: 1 worker, call_timeout ${SUSPEND_DEADLINE}s, max_waiting_calls $((SUSPEND_CALLS + 1000)), path bench/scripts
 - servers:
 $(server_list "${servers[@]}")
-- load: \`$BENCH -t 127.0.0.1:PORT -i v3 -r authenticate -c 10 -m $((SUSPEND_CALLS / 10)) -n $SUSPEND_CALLS -w 0 ${IO_ALLOWED[*]} --check none --expect-status OK -q\`
+- load: \`$BENCH -t 127.0.0.1:PORT -i v3 -r authenticate -c 10 -m $((SUSPEND_CALLS / 10)) -n $SUSPEND_CALLS -w 0 ${IO_ALLOWED[*]} --deadline $((SUSPEND_DEADLINE * 1000)) --check none --expect-status OK -q\`
 EOF
 }
 
