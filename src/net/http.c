@@ -118,6 +118,9 @@ struct http_client *http_client_create(struct loop *loop, char *err, size_t errl
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* curl's own bound follows the number of requests in flight, so a burst
+     * would lose most of its connections as it ends. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)HTTP_MAX_CONNECTIONS_KEPT);
     return c;
 }
 
@@ -427,6 +430,7 @@ static bool set_method(CURL *e, const struct http_request *spec)
 
 static bool set_options(struct http_req *r, const struct http_request *spec)
 {
+    bool https = strncasecmp(spec->url, "https:", 6) == 0;
     CURL *e = r->easy;
     long verify = spec->insecure ? 0L : 1L;
     bool ok = curl_easy_setopt(e, CURLOPT_PRIVATE, r) == CURLE_OK;
@@ -439,11 +443,13 @@ static bool set_options(struct http_req *r, const struct http_request *spec)
     ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms) == CURLE_OK;
-    /* HTTP/2 where an https server offers it; a request waits for a
-     * connection being opened to the same server, to share it if it turns
-     * out to be HTTP/2, instead of opening its own. */
+    /* HTTP/2 where an https server offers it (ALPN); an https request
+     * waits for a connection being opened to the same server, to share it
+     * if it turns out to be HTTP/2, instead of opening its own. Not plain
+     * http: curl would learn that only from the first response, so
+     * requests would queue behind it. */
     ok &= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PIPEWAIT, https ? 1L : 0L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L) == CURLE_OK;
     if (spec->ca_file)

@@ -32,6 +32,10 @@ struct http_header {
     const char *value;
 };
 
+/* Connections a client keeps open for reuse, busy and idle together;
+ * past it, the one idle longest closes. */
+#define HTTP_MAX_CONNECTIONS_KEPT 256
+
 /* Larger bodies fail with HTTP_ERR_TOO_LARGE unless a request says otherwise. */
 #define HTTP_DEFAULT_MAX_BODY (16u << 20)
 
