@@ -9,68 +9,43 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fixtures.h"
 #include "http.h"
+#include "httpd_fixture.h"
 #include "loop.h"
-
-extern char **environ;
 
 #define MS 1000000LL
 
 /* The servers, started once for all tests. */
 static struct fixture fx;
-static pid_t plain_pid, tls_pid;
+static struct httpd plain, tls;
 static int plain_port, tls_port;
-static char ca_file[300];
-
-static pid_t start_httpd(const char *name, int *port, bool tls)
-{
-    char script[512], port_file[300];
-    snprintf(script, sizeof script, "%s/tests/httpd.py", EXHOOKD_SOURCE_DIR);
-    snprintf(port_file, sizeof port_file, "%s/%s.port", fx.dir, name);
-    char *argv[] = {"python3", script, port_file, tls ? "--tls" : NULL, fx.dir, NULL};
-    pid_t pid;
-    assert_int_equal(posix_spawnp(&pid, "python3", NULL, NULL, argv, environ), 0);
-    /* It writes the file once it listens (after making certificates). */
-    for (int i = 0; i < 300; i++) {
-        FILE *f = fopen(port_file, "r");
-        if (f) {
-            assert_int_equal(fscanf(f, "%d", port), 1);
-            fclose(f);
-            return pid;
-        }
-        usleep(50000);
-    }
-    fail_msg("httpd.py did not start within 15 s");
-    return -1;
-}
+static const char *ca_file;
 
 static int start_servers(void **state)
 {
     (void)state;
     fx_init(&fx);
-    plain_pid = start_httpd("plain", &plain_port, false);
-    tls_pid = start_httpd("tls", &tls_port, true);
-    snprintf(ca_file, sizeof ca_file, "%s/ca.pem", fx.dir);
+    httpd_start(&plain, fx.dir, "plain", false);
+    httpd_start(&tls, fx.dir, "tls", true);
+    plain_port = plain.port;
+    tls_port = tls.port;
+    ca_file = tls.ca_file;
     return 0;
 }
 
 static int stop_servers(void **state)
 {
     (void)state;
-    kill(plain_pid, SIGTERM);
-    kill(tls_pid, SIGTERM);
-    waitpid(plain_pid, NULL, 0);
-    waitpid(tls_pid, NULL, 0);
+    httpd_stop(&plain);
+    httpd_stop(&tls);
     fx_free(&fx);
     return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "lua_health.h"
+#include "lua_http.h"
 #include "lua_timer.h"
 #include "script.h"
 #include "topic.h"
@@ -59,6 +60,7 @@ void lua_api_open(lua_State *L, struct script_engine *e)
     lua_health_open(L, e);
     lua_setfield(L, -2, "health");
     lua_timer_open(L, e);
+    lua_http_open(L, e);
     lua_pushcfunction(L, api_topic_match);
     lua_setfield(L, -2, "topic_match");
     lua_pushinteger(L, e->worker_id);
