@@ -18,4 +18,7 @@ struct httpd {
 void httpd_start(struct httpd *h, const char *dir, const char *name, bool tls);
 void httpd_stop(struct httpd *h);
 
+/* A loopback port nothing listens on (bound, then closed). */
+int httpd_closed_port(void);
+
 #endif

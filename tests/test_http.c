@@ -7,13 +7,10 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fixtures.h"
@@ -289,22 +286,10 @@ static void test_a_slow_body_arrives_whole_or_times_out(void **state)
     http_response_free(res);
 }
 
-/* A port nothing listens on: bound, then closed. */
-static int closed_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(s, (struct sockaddr *)&a, len), 0);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 static void test_a_closed_port_is_refused(void **state)
 {
     struct t *t = *state;
-    int port = closed_port();
+    int port = httpd_closed_port();
     snprintf(t->url, sizeof t->url, "http://127.0.0.1:%d/", port);
     struct http_response *res = get(t, t->url);
     assert_int_equal(res->err, HTTP_ERR_REFUSED);
