@@ -179,14 +179,17 @@ static struct http_header *read_headers(lua_State *L, int idx, size_t *n, const 
     return hs;
 }
 
-/* The time left for the call: its deadline ends the wait anyway, with what
- * it waited for in the error. */
+/* The time left for the call. Its deadline ends the wait, with what it
+ * waited for in the call's error; curl's own timeout, set a little later,
+ * is only a backstop: curl counts in whole milliseconds and may fire one
+ * early, which would hand the script a timeout just before its deadline. */
+#define DEADLINE_BACKSTOP_MS 1000
 static int64_t default_timeout_ms(const struct wait_ctx *ctx)
 {
     if (ctx->deadline_ns == INT64_MAX)
         return NO_DEADLINE_TIMEOUT_MS;
-    int64_t ms = (ctx->deadline_ns - loop_now_ns() + 999999) / 1000000;
-    return ms < 1 ? 1 : ms;
+    int64_t ms = (ctx->deadline_ns - loop_now_ns()) / 1000000;
+    return (ms > 0 ? ms : 0) + DEADLINE_BACKSTOP_MS;
 }
 
 static int64_t read_timeout_ms(lua_State *L, int idx, const struct wait_ctx *ctx,
