@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -56,4 +57,41 @@ int httpd_closed_port(void)
     assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
     close(s);
     return ntohs(a.sin_port);
+}
+
+void nginx_h2_start(struct httpd *h, const char *dir, const struct httpd *tls)
+{
+    char prefix[400], conf[450], tls_dir[512];
+    snprintf(prefix, sizeof prefix, "%s/nginx", dir);
+    snprintf(conf, sizeof conf, "%s/nginx.conf", prefix);
+    snprintf(tls_dir, sizeof tls_dir, "%.*s", (int)(strlen(tls->ca_file) - strlen("/ca.pem")),
+             tls->ca_file);
+    mkdir(prefix, 0700);
+    h->port = httpd_closed_port();
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "daemon off;\nworker_processes 1;\npid %s/pid;\nerror_log %s/error.log;\n"
+            "events { worker_connections 1024; }\n"
+            "http {\n  access_log off;\n"
+            "  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+            "  uwsgi_temp_path %s; scgi_temp_path %s;\n"
+            "  server {\n    listen 127.0.0.1:%d ssl http2;\n"
+            "    ssl_certificate %s/server.pem;\n    ssl_certificate_key %s/server.key;\n"
+            "    location / { return 200 \"h2 ok\"; }\n  }\n}\n",
+            prefix, prefix, prefix, prefix, prefix, prefix, prefix, h->port, tls_dir, tls_dir);
+    fclose(f);
+    char *argv[] = {"nginx", "-c", conf, "-p", prefix, NULL};
+    assert_int_equal(posix_spawnp(&h->pid, "nginx", NULL, NULL, argv, environ), 0);
+    for (int i = 0; i < 200; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int up = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+        close(s);
+        if (up)
+            return;
+        usleep(50000);
+    }
+    fail_msg("nginx did not start within 10 s (see %s/error.log)", prefix);
 }

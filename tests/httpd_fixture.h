@@ -18,6 +18,11 @@ struct httpd {
 void httpd_start(struct httpd *h, const char *dir, const char *name, bool tls);
 void httpd_stop(struct httpd *h);
 
+/* nginx from the system, speaking HTTP/2 over TLS with the certificate
+ * of `tls` (an httpd started with tls), answering "h2 ok" on every path;
+ * its files in <dir>/nginx. */
+void nginx_h2_start(struct httpd *h, const char *dir, const struct httpd *tls);
+
 /* A loopback port nothing listens on (bound, then closed). */
 int httpd_closed_port(void);
 

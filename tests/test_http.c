@@ -475,6 +475,41 @@ static void test_many_concurrent_requests_on_one_client(void **state)
     assert_int_equal(server_connections(t), after);
 }
 
+/* Requests in flight together to an HTTP/2 server share one connection. */
+static void test_http2_is_used_and_multiplexed(void **state)
+{
+    struct t *t = *state;
+    struct httpd nginx;
+    nginx_h2_start(&nginx, fx.dir, &tls);
+    static struct result rs[20];
+    memset(rs, 0, sizeof rs);
+    snprintf(t->url, sizeof t->url, "https://localhost:%d/x", nginx.port);
+    for (int i = 0; i < 20; i++) {
+        struct http_request spec = {.method = "GET", .url = t->url, .ca_file = ca_file,
+                                    .timeout_ms = 10000};
+        char err[200];
+        assert_non_null(http_start(t->http, &spec, on_done, &rs[i], err, sizeof err));
+    }
+    int done = 0;
+    int64_t give_up = loop_now_ns() + 20000 * MS;
+    while (done < 20 && loop_now_ns() < give_up) {
+        loop_run_once(t->loop, 100);
+        done = 0;
+        for (int i = 0; i < 20; i++)
+            done += rs[i].calls;
+    }
+    assert_int_equal(done, 20);
+    long opened = 0;
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(rs[i].res->version, 2);
+        assert_body(rs[i].res, "h2 ok");
+        opened += rs[i].res->new_connections;
+        http_response_free(rs[i].res);
+    }
+    assert_int_equal(opened, 1);
+    httpd_stop(&nginx);
+}
+
 static void test_cancel_stops_a_request_for_good(void **state)
 {
     struct t *t = *state;
@@ -617,6 +652,7 @@ int main(void)
         T(test_tls_without_the_ca_is_refused),
         T(test_connections_are_kept_alive_and_reused),
         T(test_many_concurrent_requests_on_one_client),
+        T(test_http2_is_used_and_multiplexed),
         T(test_cancel_stops_a_request_for_good),
         T(test_a_callback_starts_and_cancels_requests),
         cmocka_unit_test(test_destroying_the_client_cancels_what_is_in_flight),
