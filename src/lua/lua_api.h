@@ -2,7 +2,8 @@
 #define EXHOOKD_LUA_API_H
 
 /* The `exhook` module that scripts see: exhook.log, exhook.health.set, exhook.topic_match,
- * exhook.worker_id, exhook.version. */
+ * exhook.worker_id, exhook.version; exhook.sleep, exhook.timer (lua_timer.h) and
+ * exhook.http (lua_http.h). */
 
 #include <lua.h>
 
