@@ -154,6 +154,40 @@ static void test_call_timeout_covers_the_wait_and_says_what_it_waited_for(void *
     stop(w);
 }
 
+/* Without call_timeout only the broker limits the call: when it gives up,
+ * the wait is stopped and the slot goes on. */
+static void test_a_call_the_broker_gives_up_on_is_stopped(void **state)
+{
+    (void)state;
+    struct world *w = start("[lua]\ncall_timeout = 0\n[server]\nworkers = 1\n");
+    struct capture cap;
+    capture_begin(&cap, w->fx.dir);
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = "long";
+    ci.clientid = "c1";
+    Emqx__Exhook__V3__ClientAuthenticateRequest req =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    req.clientinfo = &ci;
+    struct rpc_client *c = rpc_client_open(w->target);
+    rpc_client_set_timeout(c, 300);
+    struct rpc_result r;
+    assert_int_equal(rpc_call(c, AUTH_PATH, &req.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_DEADLINE_EXCEEDED);
+    rpc_result_free(&r);
+    rpc_client_close(c);
+    int seen = capture_wait(&cap, "(cancelled by the broker)", 10);
+    char *log = capture_end(&cap);
+    assert_true(seen);
+    assert_non_null(strstr(log, "module 'm' on_client_authenticate: waiting for exhook.sleep(10) "
+                                "after "));
+    free(log);
+    char details[512];
+    int allowed;
+    assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+                     GRPC_STATUS_OK);
+    stop(w);
+}
+
 static void test_waiting_where_lua_cannot_suspend_is_a_clear_error(void **state)
 {
     (void)state;
@@ -220,6 +254,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_waiting_call_leaves_its_worker_free),
         cmocka_unit_test(test_call_timeout_covers_the_wait_and_says_what_it_waited_for),
+        cmocka_unit_test(test_a_call_the_broker_gives_up_on_is_stopped),
         cmocka_unit_test(test_waiting_where_lua_cannot_suspend_is_a_clear_error),
         cmocka_unit_test(test_waiting_in_a_module_body_fails_the_load),
         cmocka_unit_test(test_timers_run_after_the_reply_and_from_init),
