@@ -58,6 +58,9 @@ static const char *module_fmt =
     "  garbage = function() show(exhook.http.get(base .. '/garbage')) end,\n"
     "  short = function() show(exhook.http.get(base .. '/hang', {timeout = 0.2})) end,\n"
     "  big = function() show(exhook.http.get(base .. '/big/100', {max_body = 99})) end,\n"
+    "  huge = function()\n"
+    "    show(exhook.http.get(base .. '/big/10000000', {max_body = 20000000}))\n"
+    "  end,\n"
     "  tls = function() show(exhook.http.get(tls .. '/status/200', {ca_file = ca})) end,\n"
     "  tls_unknown = function() show(exhook.http.get(tls .. '/status/200')) end,\n"
     "  tls_unverified = function()\n"
@@ -96,7 +99,7 @@ static int start_all(void **state)
     snprintf(module, sizeof module, module_fmt, base, tls_base, tls.ca_file, refused);
     fx_write(&fx, "m.lua", module);
     /* One worker: waiting calls must leave it free for the others. */
-    fx_configure(&fx, "m", "[server]\nworkers = 1\n[lua]\ncall_timeout = 2s\n");
+    fx_configure(&fx, "m", "[server]\nworkers = 1\n[lua]\ncall_timeout = 2s\nmemory_limit = 8MB\n");
     log_set_level(LOG_ERROR);
     srv = fx_start_server(&fx.cfg, NULL, target, sizeof target);
     return 0;
@@ -159,6 +162,10 @@ static void test_faults_reach_the_script_as_nil_and_an_error(void **state)
            ": R nil bad response: Received HTTP/0.9 when not allowed");
     expect("short", GRPC_STATUS_UNKNOWN, ": R nil timeout: Operation timed out after ");
     expect("big", GRPC_STATUS_UNKNOWN, ": R nil response too large: the body exceeds 99 bytes");
+    /* 10 MB against memory_limit = 8MB. */
+    expect("huge", GRPC_STATUS_UNKNOWN,
+           ": R nil out of memory (memory_limit) reading the response");
+    expect("get", GRPC_STATUS_UNKNOWN, ": R 200 - status 200");
 }
 
 static void test_tls_is_verified(void **state)

@@ -21,8 +21,7 @@
 /* A request in flight or its response not yet handed to the script. It is
  * a userdata on the waiting function's own stack frame, so Lua keeps it
  * while the coroutine waits, and its finalizer frees what is left if the
- * coroutine goes away by another road (a memory error while pushing the
- * response). */
+ * coroutine goes away by a road where neither push nor cancel runs. */
 struct http_op {
     struct wait *w;
     struct http_req *req;      /* in flight, or NULL */
@@ -50,41 +49,69 @@ static void op_cancel(void *p)
 }
 
 /* Same-named headers (Set-Cookie, Vary) join with ", " as HTTP allows. */
-static void push_headers(lua_State *co, const struct http_response *res)
+static void push_headers(lua_State *L, const struct http_response *res)
 {
-    lua_createtable(co, 0, (int)res->n_headers);
+    lua_createtable(L, 0, (int)res->n_headers);
     for (size_t i = 0; i < res->n_headers; i++) {
         const struct http_header *h = &res->headers[i];
-        if (lua_getfield(co, -1, h->name) == LUA_TSTRING) {
-            lua_pushliteral(co, ", ");
-            lua_pushstring(co, h->value);
-            lua_concat(co, 3);
+        if (lua_getfield(L, -1, h->name) == LUA_TSTRING) {
+            lua_pushliteral(L, ", ");
+            lua_pushstring(L, h->value);
+            lua_concat(L, 3);
         } else {
-            lua_pop(co, 1);
-            lua_pushstring(co, h->value);
+            lua_pop(L, 1);
+            lua_pushstring(L, h->value);
         }
-        lua_setfield(co, -2, h->name);
+        lua_setfield(L, -2, h->name);
     }
 }
 
+/* Builds the script's results on the helper thread, protected. */
+static int build_results(lua_State *h)
+{
+    const struct http_response *res = lua_touserdata(h, 1);
+    lua_settop(h, 0);
+    if (res->err != HTTP_OK) {
+        lua_pushnil(h);
+        lua_pushstring(h, res->error ? res->error : http_err_name(res->err));
+        return 2;
+    }
+    lua_createtable(h, 0, 3);
+    lua_pushinteger(h, res->status);
+    lua_setfield(h, -2, "status");
+    push_headers(h, res);
+    lua_setfield(h, -2, "headers");
+    lua_pushlstring(h, res->body ? res->body : "", res->body_len);
+    lua_setfield(h, -2, "body");
+    return 1;
+}
+
+/* Registry keys: a thread of the state's own, and a ready-made message. */
+static const char helper_key, oom_key;
+
+/* `co` is suspended, where a memory error (a large body against
+ * memory_limit) would have nothing to catch it: the results are built in a
+ * protected call on a helper thread and moved over, and a failure becomes
+ * nil and a message made in advance. Pushing onto `co` allocates nothing:
+ * it has room for them. */
 static int op_push(lua_State *co, void *p)
 {
     struct http_op *op = p;
-    const struct http_response *res = op->res;
+    lua_rawgetp(co, LUA_REGISTRYINDEX, &helper_key);
+    lua_State *h = lua_tothread(co, -1);
+    lua_pop(co, 1);
+    lua_settop(h, 0);
+    lua_pushcfunction(h, build_results);
+    lua_pushlightuserdata(h, op->res);
     int n;
-    if (res->err != HTTP_OK) {
-        lua_pushnil(co);
-        lua_pushstring(co, res->error ? res->error : http_err_name(res->err));
-        n = 2;
+    if (lua_pcall(h, 1, LUA_MULTRET, 0) == LUA_OK) {
+        n = lua_gettop(h);
+        lua_xmove(h, co, n);
     } else {
-        lua_createtable(co, 0, 3);
-        lua_pushinteger(co, res->status);
-        lua_setfield(co, -2, "status");
-        push_headers(co, res);
-        lua_setfield(co, -2, "headers");
-        lua_pushlstring(co, res->body ? res->body : "", res->body_len);
-        lua_setfield(co, -2, "body");
-        n = 1;
+        lua_settop(h, 0);
+        lua_pushnil(co);
+        lua_rawgetp(co, LUA_REGISTRYINDEX, &oom_key);
+        n = 2;
     }
     op_release(op);
     return n;
@@ -297,6 +324,10 @@ void lua_http_open(lua_State *L, struct script_engine *e)
     lua_pushcfunction(L, op_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
+    lua_newthread(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &helper_key);
+    lua_pushliteral(L, "out of memory (memory_limit) reading the response");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &oom_key);
     static const luaL_Reg fns[] = {
         {"request", api_request}, {"get", api_get}, {"post", api_post}, {NULL, NULL}};
     luaL_newlib(L, fns);
