@@ -20,7 +20,7 @@ Paths (GET, POST, any method):
   /reset             announces 1000 bytes, sends 100, resets the connection
   /garbage           answers with text that is not HTTP and closes
   /close             200 "bye", Connection: close
-  /stats             JSON {connections (accepted so far), requests}
+  /stats             JSON {connections (accepted so far), open (now), requests}
 """
 
 import json
@@ -43,14 +43,15 @@ class Server(ThreadingHTTPServer):
         super().__init__(*args, **kwargs)
         self.lock = threading.Lock()
         self.connections = 0
+        self.open = 0
         self.requests = 0
 
     def handle_error(self, request, client_address):
         pass  # clients that refuse the certificate or go away are expected here
 
-    def count(self, what):
+    def count(self, what, by=1):
         with self.lock:
-            setattr(self, what, getattr(self, what) + 1)
+            setattr(self, what, getattr(self, what) + by)
             return getattr(self, what)
 
 
@@ -63,7 +64,15 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.conn_id = self.server.count("connections")
+        self.server.count("open")
         self.conn_requests = 0
+
+    def finish(self):
+        self.server.count("open", -1)
+        try:
+            super().finish()
+        except OSError:
+            pass  # the reset connection is gone already
 
     def reply(self, status, body, headers=()):
         if isinstance(body, str):
@@ -158,6 +167,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_stats(self, args, body):
         self.reply(200, json.dumps({"connections": self.server.connections,
+                                    "open": self.server.open,
                                     "requests": self.server.requests}),
                    [("Content-Type", "application/json")])
 
