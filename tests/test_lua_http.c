@@ -99,7 +99,9 @@ static int start_all(void **state)
     snprintf(module, sizeof module, module_fmt, base, tls_base, tls.ca_file, refused);
     fx_write(&fx, "m.lua", module);
     /* One worker: waiting calls must leave it free for the others. */
-    fx_configure(&fx, "m", "[server]\nworkers = 1\n[lua]\ncall_timeout = 2s\nmemory_limit = 8MB\n");
+    fx_configure(&fx, "m",
+                 "[server]\nworkers = 1\nshutdown_timeout = 300ms\n"
+                 "[lua]\ncall_timeout = 2s\nmemory_limit = 8MB\n");
     log_set_level(LOG_ERROR);
     srv = fx_start_server(&fx.cfg, NULL, target, sizeof target);
     return 0;
@@ -108,7 +110,8 @@ static int start_all(void **state)
 static int stop_all(void **state)
 {
     (void)state;
-    srv_destroy(srv);
+    if (srv)
+        srv_destroy(srv);
     httpd_stop(&plain);
     httpd_stop(&tls);
     fx_free(&fx);
@@ -248,6 +251,26 @@ static void test_calls_wait_together(void **state)
     assert_true(loop_now_ns() - t0 < 7500000000LL);
 }
 
+/* Last: the server stops while calls wait on HTTP; they end, their
+ * requests are cancelled and their connections closed (ASan: no leak). */
+static void test_stopping_with_calls_waiting(void **state)
+{
+    (void)state;
+    static struct caller cs[5];
+    pthread_t ts[5];
+    for (int i = 0; i < 5; i++) {
+        cs[i] = (struct caller){.username = "hang"};
+        pthread_create(&ts[i], NULL, call, &cs[i]);
+    }
+    usleep(500000);
+    srv_destroy(srv);
+    srv = NULL;
+    for (int i = 0; i < 5; i++) {
+        pthread_join(ts[i], NULL);
+        assert_int_not_equal(cs[i].status, GRPC_STATUS_OK);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments_are_clear_errors),
         cmocka_unit_test(test_a_hung_server_ends_in_the_deadline_while_others_are_served),
         cmocka_unit_test(test_calls_wait_together),
+        cmocka_unit_test(test_stopping_with_calls_waiting),
     };
     return cmocka_run_group_tests(tests, start_all, stop_all);
 }
