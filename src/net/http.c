@@ -295,7 +295,8 @@ static struct http_response *make_response(struct http_req *r, CURLcode code)
 
 /* An allocation failure leaves the request's caller without an answer; it
  * gets this one, which needs none. */
-static struct http_response out_of_memory = {.err = HTTP_ERR_OTHER, .error = (char *)"out of memory"};
+static struct http_response out_of_memory = {.err = HTTP_ERR_OTHER,
+                                             .error = (char *)"out of memory"};
 
 static void drain_done(struct http_client *c)
 {
