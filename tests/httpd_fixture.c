@@ -85,7 +85,8 @@ void nginx_h2_start(struct httpd *h, const char *dir, const struct httpd *tls)
     assert_int_equal(posix_spawnp(&h->pid, "nginx", NULL, NULL, argv, environ), 0);
     for (int i = 0; i < 200; i++) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)h->port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int up = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
         close(s);

@@ -161,8 +161,11 @@ static void test_get_gives_status_headers_and_body(void **state)
 {
     struct t *t = *state;
     struct http_header hs[] = {{"X-Name", "abc"}, {"X-Empty", ""}};
-    struct http_request spec = {.method = "GET", .url = url(t, "/echo?q=1"), .headers = hs,
-                                .n_headers = 2, .timeout_ms = 10000};
+    struct http_request spec = {.method = "GET",
+                                .url = url(t, "/echo?q=1"),
+                                .headers = hs,
+                                .n_headers = 2,
+                                .timeout_ms = 10000};
     struct http_response *res = fetch(t, &spec);
     assert_int_equal(res->err, HTTP_OK);
     assert_int_equal(res->status, 200);
@@ -186,8 +189,12 @@ static void test_methods_and_bodies_are_sent_as_given(void **state)
     static const char *const methods[] = {"POST", "PUT", "PATCH", "DELETE", "GET"};
     for (size_t i = 0; i < 5; i++) {
         struct http_header hs[] = {{"Content-Type", "text/plain"}};
-        struct http_request spec = {.method = methods[i], .url = url(t, "/echo"), .headers = hs,
-                                    .n_headers = 1, .body = "a\0b=1", .body_len = 5,
+        struct http_request spec = {.method = methods[i],
+                                    .url = url(t, "/echo"),
+                                    .headers = hs,
+                                    .n_headers = 1,
+                                    .body = "a\0b=1",
+                                    .body_len = 5,
                                     .timeout_ms = 10000};
         struct http_response *res = fetch(t, &spec);
         assert_int_equal(res->status, 200);
@@ -209,8 +216,8 @@ static void test_methods_and_bodies_are_sent_as_given(void **state)
     res = fetch(t, &del);
     assert_non_null(memmem(res->body, res->body_len, "{\"method\": \"DELETE\"", 19));
     http_response_free(res);
-    struct http_request head = {.method = "HEAD", .url = url(t, "/status/201"),
-                                .timeout_ms = 10000};
+    struct http_request head = {
+        .method = "HEAD", .url = url(t, "/status/201"), .timeout_ms = 10000};
     res = fetch(t, &head);
     assert_int_equal(res->status, 201);
     assert_string_equal(header(res, "content-length"), "10");
@@ -224,8 +231,8 @@ static void test_a_large_body_is_sent_whole_without_waiting_for_continue(void **
     size_t n = 200000;
     char *body = malloc(n);
     memset(body, 'z', n);
-    struct http_request spec = {.method = "POST", .url = url(t, "/echo"), .body = body,
-                                .body_len = n, .timeout_ms = 10000};
+    struct http_request spec = {
+        .method = "POST", .url = url(t, "/echo"), .body = body, .body_len = n, .timeout_ms = 10000};
     int64_t t0 = loop_now_ns();
     struct http_response *res = fetch(t, &spec);
     assert_int_equal(res->status, 200);
@@ -278,8 +285,7 @@ static void test_a_slow_body_arrives_whole_or_times_out(void **state)
     assert_int_equal(res->status, 200);
     assert_body(res, "chunk\nchunk\nchunk\nchunk\nchunk\n");
     http_response_free(res);
-    struct http_request spec = {.method = "GET", .url = url(t, "/slow/50/100"),
-                                .timeout_ms = 300};
+    struct http_request spec = {.method = "GET", .url = url(t, "/slow/50/100"), .timeout_ms = 300};
     res = fetch(t, &spec);
     assert_int_equal(res->err, HTTP_ERR_TIMEOUT);
     assert_non_null(strstr(res->error, "timeout: Operation timed out after 3"));
@@ -311,8 +317,10 @@ static void test_a_reset_mid_body_is_reported(void **state)
     assert_string_equal(res->error, "connection reset: Recv failure: Connection reset by peer");
     http_response_free(res);
     /* The same over TLS. */
-    struct http_request spec = {.method = "GET", .url = tls_url(t, "127.0.0.1", "/reset"),
-                                .ca_file = ca_file, .timeout_ms = 10000};
+    struct http_request spec = {.method = "GET",
+                                .url = tls_url(t, "127.0.0.1", "/reset"),
+                                .ca_file = ca_file,
+                                .timeout_ms = 10000};
     res = fetch(t, &spec);
     assert_int_equal(res->err, HTTP_ERR_RESET);
     assert_memory_equal(res->error, "connection reset: ", 18);
@@ -331,8 +339,8 @@ static void test_garbage_is_a_bad_response(void **state)
 static void test_the_body_is_capped(void **state)
 {
     struct t *t = *state;
-    struct http_request spec = {.method = "GET", .url = url(t, "/big/1000"), .max_body = 1000,
-                                .timeout_ms = 10000};
+    struct http_request spec = {
+        .method = "GET", .url = url(t, "/big/1000"), .max_body = 1000, .timeout_ms = 10000};
     struct http_response *res = fetch(t, &spec);
     assert_int_equal(res->err, HTTP_OK);
     assert_int_equal(res->body_len, 1000);
@@ -356,8 +364,10 @@ static void test_tls_is_verified_with_the_given_ca(void **state)
     struct t *t = *state;
     static const char *const hosts[] = {"127.0.0.1", "localhost"};
     for (int i = 0; i < 2; i++) {
-        struct http_request spec = {.method = "GET", .url = tls_url(t, hosts[i], "/status/200"),
-                                    .ca_file = ca_file, .timeout_ms = 10000};
+        struct http_request spec = {.method = "GET",
+                                    .url = tls_url(t, hosts[i], "/status/200"),
+                                    .ca_file = ca_file,
+                                    .timeout_ms = 10000};
         struct http_response *res = fetch(t, &spec);
         assert_int_equal(res->status, 200);
         assert_body(res, "status 200");
@@ -368,12 +378,12 @@ static void test_tls_is_verified_with_the_given_ca(void **state)
 static void test_tls_without_the_ca_is_refused(void **state)
 {
     struct t *t = *state;
-    struct http_request spec = {.method = "GET", .url = tls_url(t, "127.0.0.1", "/status/200"),
-                                .timeout_ms = 10000};
+    struct http_request spec = {
+        .method = "GET", .url = tls_url(t, "127.0.0.1", "/status/200"), .timeout_ms = 10000};
     struct http_response *res = fetch(t, &spec);
     assert_int_equal(res->err, HTTP_ERR_TLS);
-    assert_string_equal(res->error,
-                        "TLS failure: SSL certificate problem: unable to get local issuer certificate");
+    assert_string_equal(
+        res->error, "TLS failure: SSL certificate problem: unable to get local issuer certificate");
     http_response_free(res);
     /* A CA file that is not there. */
     spec.ca_file = "/nonexistent/ca.pem";
@@ -413,8 +423,10 @@ static void test_connections_are_kept_alive_and_reused(void **state)
     assert_int_not_equal(json_int(res, "conn"), conn);
     http_response_free(res);
     /* The same over TLS. */
-    struct http_request spec = {.method = "GET", .url = tls_url(t, "localhost", "/echo"),
-                                .ca_file = ca_file, .timeout_ms = 10000};
+    struct http_request spec = {.method = "GET",
+                                .url = tls_url(t, "localhost", "/echo"),
+                                .ca_file = ca_file,
+                                .timeout_ms = 10000};
     res = fetch(t, &spec);
     conn = json_int(res, "conn");
     http_response_free(res);
@@ -485,8 +497,8 @@ static void test_http2_is_used_and_multiplexed(void **state)
     memset(rs, 0, sizeof rs);
     snprintf(t->url, sizeof t->url, "https://localhost:%d/x", nginx.port);
     for (int i = 0; i < 20; i++) {
-        struct http_request spec = {.method = "GET", .url = t->url, .ca_file = ca_file,
-                                    .timeout_ms = 10000};
+        struct http_request spec = {
+            .method = "GET", .url = t->url, .ca_file = ca_file, .timeout_ms = 10000};
         char err[200];
         assert_non_null(http_start(t->http, &spec, on_done, &rs[i], err, sizeof err));
     }
@@ -574,8 +586,8 @@ static void on_chain_done(void *ctx, struct http_response *res)
     http_response_free(res);
     assert_int_equal(c->victim_result->calls, 0); /* a fast answer is not held up by a slow one */
     http_cancel(c->victim);
-    struct http_request spec = {.method = "GET", .url = url(c->t, "/status/202"),
-                                .timeout_ms = 10000};
+    struct http_request spec = {
+        .method = "GET", .url = url(c->t, "/status/202"), .timeout_ms = 10000};
     char err[200];
     assert_non_null(http_start(c->t->http, &spec, on_done, &c->next, err, sizeof err));
 }
@@ -586,11 +598,9 @@ static void test_a_callback_starts_and_cancels_requests(void **state)
     struct result victim = {0};
     struct chain c = {.t = t, .victim_result = &victim};
     char err[200];
-    struct http_request slow = {.method = "GET", .url = url(t, "/delay/300"),
-                                .timeout_ms = 10000};
+    struct http_request slow = {.method = "GET", .url = url(t, "/delay/300"), .timeout_ms = 10000};
     c.victim = http_start(t->http, &slow, on_done, &victim, err, sizeof err);
-    struct http_request fast = {.method = "GET", .url = url(t, "/status/200"),
-                                .timeout_ms = 10000};
+    struct http_request fast = {.method = "GET", .url = url(t, "/status/200"), .timeout_ms = 10000};
     assert_non_null(http_start(t->http, &fast, on_chain_done, &c, err, sizeof err));
     run_until(t, &c.next.calls, 1);
     assert_int_equal(c.calls, 1);
@@ -610,8 +620,8 @@ static void test_destroying_the_client_cancels_what_is_in_flight(void **state)
     struct result r = {0};
     char err[200];
     for (int i = 0; i < 5; i++) {
-        struct http_request spec = {.method = "GET", .url = url(t, i % 2 ? "/hang" : "/delay/100"),
-                                    .timeout_ms = 10000};
+        struct http_request spec = {
+            .method = "GET", .url = url(t, i % 2 ? "/hang" : "/delay/100"), .timeout_ms = 10000};
         assert_non_null(http_start(t->http, &spec, on_done, &r, err, sizeof err));
     }
     int64_t until = loop_now_ns() + 50 * MS;

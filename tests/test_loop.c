@@ -215,9 +215,9 @@ static void test_loop_fd_is_readable_while_a_timer_is_due(void **state)
 /* Descriptors. */
 struct io {
     struct loop *l;
-    int fd, other_fd;   /* `other_fd`: unwatched by this callback, if >= 0 */
+    int fd, other_fd; /* `other_fd`: unwatched by this callback, if >= 0 */
     int calls, events;
-    int reopen[2];      /* a pipe made by the callback in place of other_fd */
+    int reopen[2]; /* a pipe made by the callback in place of other_fd */
 };
 
 static void on_io(void *ctx, int fd, int events)

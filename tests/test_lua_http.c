@@ -123,8 +123,7 @@ static void expect(const char *username, grpc_status_code status, const char *wa
 {
     char details[1024] = "";
     int allowed;
-    assert_int_equal(rpc_authenticate(target, username, details, sizeof details, &allowed),
-                     status);
+    assert_int_equal(rpc_authenticate(target, username, details, sizeof details, &allowed), status);
     if (!strstr(details, want))
         fail_msg("%s: '%s' does not contain '%s'", username, details, want);
 }
@@ -155,8 +154,7 @@ static void test_faults_reach_the_script_as_nil_and_an_error(void **state)
     (void)state;
     char want[200];
     snprintf(want, sizeof want,
-             ": R nil cannot connect: Failed to connect to 127.0.0.1 port %d after ",
-             closed_port);
+             ": R nil cannot connect: Failed to connect to 127.0.0.1 port %d after ", closed_port);
     expect("refused", GRPC_STATUS_UNKNOWN, want);
     expect("refused", GRPC_STATUS_UNKNOWN, "(Connection refused)");
     expect("reset", GRPC_STATUS_UNKNOWN,

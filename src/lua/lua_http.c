@@ -128,8 +128,8 @@ static void op_done(void *ctx, struct http_response *res)
 /* Reading the script's options. */
 
 static const char *const target_keys[] = {"method", "url", "body", NULL};
-static const char *const option_keys[] = {"headers", "timeout", "ca_file", "verify", "max_body",
-                                          NULL};
+static const char *const option_keys[] = {"headers", "timeout",  "ca_file",
+                                          "verify",  "max_body", NULL};
 
 static bool listed(const char *const *keys, const char *k)
 {
@@ -154,8 +154,8 @@ static void check_keys(lua_State *L, int idx, const char *fname, bool with_targe
 }
 
 /* A string field, or `def` when absent. */
-static const char *opt_string(lua_State *L, int idx, const char *key, const char *def,
-                              size_t *len, const char *fname)
+static const char *opt_string(lua_State *L, int idx, const char *key, const char *def, size_t *len,
+                              const char *fname)
 {
     int t = lua_getfield(L, idx, key);
     const char *s = def;
@@ -189,8 +189,7 @@ static struct http_header *read_headers(lua_State *L, int idx, size_t *n, const 
     tbl = lua_gettop(L);
     for (lua_pushnil(L); lua_next(L, tbl); lua_pop(L, 1)) {
         if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "%s: header names must be strings, got %s", fname,
-                       luaL_typename(L, -2));
+            luaL_error(L, "%s: header names must be strings, got %s", fname, luaL_typename(L, -2));
         const char *name = lua_tostring(L, -2);
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "%s: header '%s' must be a string, got %s", fname, name,
@@ -219,8 +218,7 @@ static int64_t default_timeout_ms(const struct wait_ctx *ctx)
     return (ms > 0 ? ms : 0) + DEADLINE_BACKSTOP_MS;
 }
 
-static int64_t read_timeout_ms(lua_State *L, int idx, const struct wait_ctx *ctx,
-                               const char *fname)
+static int64_t read_timeout_ms(lua_State *L, int idx, const struct wait_ctx *ctx, const char *fname)
 {
     int t = lua_getfield(L, idx, "timeout");
     int64_t ms;

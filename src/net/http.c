@@ -38,14 +38,22 @@ struct http_req {
 const char *http_err_name(enum http_err e)
 {
     switch (e) {
-    case HTTP_OK: return "ok";
-    case HTTP_ERR_TIMEOUT: return "timeout";
-    case HTTP_ERR_REFUSED: return "cannot connect";
-    case HTTP_ERR_RESET: return "connection reset";
-    case HTTP_ERR_BAD_RESPONSE: return "bad response";
-    case HTTP_ERR_TLS: return "TLS failure";
-    case HTTP_ERR_TOO_LARGE: return "response too large";
-    case HTTP_ERR_OTHER: break;
+    case HTTP_OK:
+        return "ok";
+    case HTTP_ERR_TIMEOUT:
+        return "timeout";
+    case HTTP_ERR_REFUSED:
+        return "cannot connect";
+    case HTTP_ERR_RESET:
+        return "connection reset";
+    case HTTP_ERR_BAD_RESPONSE:
+        return "bad response";
+    case HTTP_ERR_TLS:
+        return "TLS failure";
+    case HTTP_ERR_TOO_LARGE:
+        return "response too large";
+    case HTTP_ERR_OTHER:
+        break;
     }
     return "request failed";
 }
@@ -78,7 +86,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     (void)easy;
     (void)socketp;
     struct http_client *c = userp;
-    int events = what == CURL_POLL_IN    ? LOOP_READ
+    int events = what == CURL_POLL_IN      ? LOOP_READ
                  : what == CURL_POLL_OUT   ? LOOP_WRITE
                  : what == CURL_POLL_INOUT ? LOOP_READ | LOOP_WRITE
                                            : 0;
@@ -185,20 +193,25 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 static enum http_err classify(CURLcode code, const struct http_req *r)
 {
     switch (code) {
-    case CURLE_OK: return HTTP_OK;
-    case CURLE_OPERATION_TIMEDOUT: return HTTP_ERR_TIMEOUT;
+    case CURLE_OK:
+        return HTTP_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return HTTP_ERR_TIMEOUT;
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: return HTTP_ERR_REFUSED;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return HTTP_ERR_REFUSED;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_PARTIAL_FILE:
     case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2_STREAM: return HTTP_ERR_RESET;
+    case CURLE_HTTP2_STREAM:
+        return HTTP_ERR_RESET;
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_UNSUPPORTED_PROTOCOL: /* an HTTP/0.9 answer: not HTTP */
     case CURLE_HTTP2:
-    case CURLE_BAD_CONTENT_ENCODING: return HTTP_ERR_BAD_RESPONSE;
+    case CURLE_BAD_CONTENT_ENCODING:
+        return HTTP_ERR_BAD_RESPONSE;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -208,10 +221,14 @@ static enum http_err classify(CURLcode code, const struct http_req *r)
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_USE_SSL_FAILED: return HTTP_ERR_TLS;
-    case CURLE_FILESIZE_EXCEEDED: return HTTP_ERR_TOO_LARGE;
-    case CURLE_WRITE_ERROR: return r->too_large ? HTTP_ERR_TOO_LARGE : HTTP_ERR_OTHER;
-    default: return HTTP_ERR_OTHER;
+    case CURLE_USE_SSL_FAILED:
+        return HTTP_ERR_TLS;
+    case CURLE_FILESIZE_EXCEEDED:
+        return HTTP_ERR_TOO_LARGE;
+    case CURLE_WRITE_ERROR:
+        return r->too_large ? HTTP_ERR_TOO_LARGE : HTTP_ERR_OTHER;
+    default:
+        return HTTP_ERR_OTHER;
     }
 }
 
@@ -254,8 +271,7 @@ static struct http_response *response_with_headers(CURL *easy)
         n++;
         bytes += strlen(h->name) + strlen(h->value) + 2;
     }
-    struct http_response *res =
-        calloc(1, sizeof *res + n * sizeof(struct http_header) + bytes);
+    struct http_response *res = calloc(1, sizeof *res + n * sizeof(struct http_header) + bytes);
     if (!res)
         return NULL;
     res->headers = (struct http_header *)(res + 1);
@@ -273,8 +289,8 @@ static struct http_response *response_with_headers(CURL *easy)
 static struct http_response *make_response(struct http_req *r, CURLcode code)
 {
     enum http_err kind = classify(code, r);
-    struct http_response *res = kind == HTTP_OK ? response_with_headers(r->easy)
-                                                : calloc(1, sizeof *res);
+    struct http_response *res =
+        kind == HTTP_OK ? response_with_headers(r->easy) : calloc(1, sizeof *res);
     if (!res)
         return NULL;
     res->err = kind;
@@ -419,11 +435,10 @@ static bool set_method(CURL *e, const struct http_request *spec)
     if (spec->body || !strcmp(m, "POST")) {
         ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                                (curl_off_t)(spec->body ? spec->body_len : 0)) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, spec->body ? spec->body : "") ==
-              CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, spec->body ? spec->body : "") == CURLE_OK;
     }
-    bool curl_names_it = !strcmp(m, "HEAD") || !strcmp(m, "POST") ||
-                         (!strcmp(m, "GET") && !spec->body);
+    bool curl_names_it =
+        !strcmp(m, "HEAD") || !strcmp(m, "POST") || (!strcmp(m, "GET") && !spec->body);
     if (!curl_names_it)
         ok &= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m) == CURLE_OK;
     return ok;

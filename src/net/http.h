@@ -18,12 +18,12 @@ struct http_req;
 /* Why a request failed, for callers that map failures to their own kinds. */
 enum http_err {
     HTTP_OK = 0,
-    HTTP_ERR_TIMEOUT,     /* the request's timeout passed */
-    HTTP_ERR_REFUSED,     /* no connection: refused, unreachable, name not resolved */
-    HTTP_ERR_RESET,       /* the connection broke or closed before the response was complete */
+    HTTP_ERR_TIMEOUT,      /* the request's timeout passed */
+    HTTP_ERR_REFUSED,      /* no connection: refused, unreachable, name not resolved */
+    HTTP_ERR_RESET,        /* the connection broke or closed before the response was complete */
     HTTP_ERR_BAD_RESPONSE, /* what came back is not HTTP */
-    HTTP_ERR_TLS,         /* TLS handshake or certificate verification failed */
-    HTTP_ERR_TOO_LARGE,   /* the body exceeds the request's max_body */
+    HTTP_ERR_TLS,          /* TLS handshake or certificate verification failed */
+    HTTP_ERR_TOO_LARGE,    /* the body exceeds the request's max_body */
     HTTP_ERR_OTHER,
 };
 
@@ -47,7 +47,7 @@ struct http_request {
     size_t n_headers;
     const char *body; /* NULL: none */
     size_t body_len;
-    int64_t timeout_ms; /* the whole request, connecting included; 0: no limit */
+    int64_t timeout_ms;  /* the whole request, connecting included; 0: no limit */
     const char *ca_file; /* NULL: the system's CA certificates */
     bool insecure;       /* true: do not verify the server's certificate and name */
     size_t max_body;     /* 0: HTTP_DEFAULT_MAX_BODY */
@@ -59,8 +59,8 @@ struct http_response {
     enum http_err err;
     char *error; /* e.g. "connection refused: Failed to connect to ..."; NULL when err is HTTP_OK */
     long status;
-    int version;   /* 1 or 2 (HTTP/1.x or HTTP/2) */
-    long new_connections; /* connections opened for it: 0 when one was reused */
+    int version;                 /* 1 or 2 (HTTP/1.x or HTTP/2) */
+    long new_connections;        /* connections opened for it: 0 when one was reused */
     struct http_header *headers; /* of the final response, names lower-cased, in order received */
     size_t n_headers;
     char *body;
