@@ -663,6 +663,18 @@ static void test_requests_that_cannot_be_sent_are_refused_at_once(void **state)
     expect_refused(t, &spec, "header 'X-Name': line breaks in its value");
 }
 
+static void test_urls_for_logs_carry_no_secrets(void **state)
+{
+    (void)state;
+    char out[100];
+    http_url_for_log("http://svc:pw@auth:8080/u?token=t#x", out, sizeof out);
+    assert_string_equal(out, "http://auth:8080/u");
+    http_url_for_log("https://auth/a/b", out, sizeof out);
+    assert_string_equal(out, "https://auth/a/b");
+    http_url_for_log("not a url", out, sizeof out);
+    assert_string_equal(out, "not a url");
+}
+
 int main(void)
 {
     /* Ignored: a reset connection must not kill the test. */
@@ -688,6 +700,7 @@ int main(void)
         T(test_a_callback_starts_and_cancels_requests),
         cmocka_unit_test(test_destroying_the_client_cancels_what_is_in_flight),
         T(test_requests_that_cannot_be_sent_are_refused_at_once),
+        cmocka_unit_test(test_urls_for_logs_carry_no_secrets),
     };
     return cmocka_run_group_tests(tests, start_servers, stop_servers);
 }

@@ -276,8 +276,10 @@ static int start(lua_State *L, const char *fname, int opts, struct http_request 
     op->req = http_start(ctx.net->http, spec, op_done, op, err, sizeof err);
     if (!op->req)
         return luaL_error(L, "%s: %s", fname, err);
-    char what[300];
-    snprintf(what, sizeof what, "%s %s", spec->method, spec->url);
+    /* For the call's error if it runs out of time: no secrets from the URL. */
+    char url[256], what[300];
+    http_url_for_log(spec->url, url, sizeof url);
+    snprintf(what, sizeof what, "%s %s", spec->method, url);
     return wait_yield(L, w, op, op_cancel, what);
 }
 

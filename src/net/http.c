@@ -502,3 +502,19 @@ struct http_req *http_start(struct http_client *c, const struct http_request *sp
     }
     return r;
 }
+
+void http_url_for_log(const char *url, char *out, size_t outlen)
+{
+    CURLU *u = curl_url();
+    char *clean = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK) {
+        curl_url_set(u, CURLUPART_USER, NULL, 0);
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+        curl_url_set(u, CURLUPART_QUERY, NULL, 0);
+        curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+        curl_url_get(u, CURLUPART_URL, &clean, 0);
+    }
+    snprintf(out, outlen, "%s", clean ? clean : url);
+    curl_free(clean);
+    curl_url_cleanup(u);
+}
