@@ -249,6 +249,53 @@ static void test_timers_run_after_the_reply_and_from_init(void **state)
     stop(w);
 }
 
+static size_t count_lines(struct world *w, const char *name, const char *want)
+{
+    char path[512], line[64];
+    snprintf(path, sizeof path, "%s/%s", w->fx.dir, name);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strcmp(line, want) == 0;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A timer that sets itself again every 50 ms, from init(): after a reload
+ * the old state's timer stops, the new state's runs. */
+static void test_a_reload_stops_the_old_states_timers(void **state)
+{
+    (void)state;
+    struct world *w = calloc(1, sizeof *w);
+    fx_init(&w->fx);
+    const char *fmt = "local function tick()\n"
+                      "  local f = io.open('%s/ticks.txt', 'a'); f:write('%s\\n'); f:close()\n"
+                      "  exhook.timer(0.05, tick)\n"
+                      "end\n"
+                      "function init() exhook.timer(0, tick) end\n"
+                      "function on_client_connected() end\n";
+    char module[1024];
+    snprintf(module, sizeof module, fmt, w->fx.dir, "v1");
+    fx_write(&w->fx, "m.lua", module);
+    fx_configure(&w->fx, "m", "[server]\nworkers = 1\n");
+    log_set_level(LOG_ERROR);
+    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
+    for (int i = 0; i < 100 && count_lines(w, "ticks.txt", "v1\n") < 3; i++)
+        usleep(50000);
+    assert_true(count_lines(w, "ticks.txt", "v1\n") >= 3);
+    snprintf(module, sizeof module, fmt, w->fx.dir, "v2");
+    fx_write(&w->fx, "m.lua", module);
+    assert_int_equal(srv_reload(w->srv), 0);
+    for (int i = 0; i < 100 && count_lines(w, "ticks.txt", "v2\n") < 3; i++)
+        usleep(50000);
+    assert_true(count_lines(w, "ticks.txt", "v2\n") >= 3);
+    size_t v1 = count_lines(w, "ticks.txt", "v1\n");
+    usleep(500000); /* ten ticks of the new state */
+    assert_int_equal(count_lines(w, "ticks.txt", "v1\n"), v1);
+    stop(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_waiting_where_lua_cannot_suspend_is_a_clear_error),
         cmocka_unit_test(test_waiting_in_a_module_body_fails_the_load),
         cmocka_unit_test(test_timers_run_after_the_reply_and_from_init),
+        cmocka_unit_test(test_a_reload_stops_the_old_states_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

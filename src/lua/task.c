@@ -155,6 +155,8 @@ struct wait *wait_begin(lua_State *L, const char *fname, struct wait_ctx *ctx)
         luaL_error(L, "%s: cannot wait here: Lua cannot suspend inside a table.sort "
                       "comparator, a string.gsub callback or a metamethod called from C; "
                       "call it from the handler itself", fname);
+    if (!e->net)
+        luaL_error(L, "%s: cannot wait: this Lua state has no event loop", fname);
     ctx->net = e->net;
     ctx->deadline_ns = t->deadline_ns;
     return &t->wait;
