@@ -51,6 +51,14 @@ static const char *module_fmt =
     "    error('R ' .. r.body:match('\"method\": \"(%%u+)\"') .. ' ' ..\n"
     "          r.body:match('\"body\": \"([^\"]*)\"') .. ' ' .. r.headers['content-type'], 0)\n"
     "  end,\n"
+    "  json = function()\n"
+    "    local cjson = require 'cjson'\n"
+    "    local r = exhook.http.post(base .. '/echo', cjson.encode{user = 'bob'},\n"
+    "                               {headers = {['Content-Type'] = 'application/json'}})\n"
+    "    local echo = cjson.decode(r.body)\n"
+    "    error('R ' .. echo.method .. ' ' .. echo.headers['content-type'] .. ' ' ..\n"
+    "          cjson.decode(echo.body).user, 0)\n"
+    "  end,\n"
     "  post = function() show(exhook.http.post(base .. '/status/201', 'x')) end,\n"
     "  status = function() show(exhook.http.get(base .. '/status/503')) end,\n"
     "  refused = function() show(exhook.http.get(refused)) end,\n"
@@ -144,6 +152,7 @@ static void test_responses_reach_the_script(void **state)
     expect("echo", GRPC_STATUS_UNKNOWN, ": R 200 alice");
     expect("put", GRPC_STATUS_UNKNOWN, ": R PUT a=1 application/json");
     expect("post", GRPC_STATUS_UNKNOWN, ": R 201 - status 201");
+    expect("json", GRPC_STATUS_UNKNOWN, ": R POST application/json bob");
     expect("status", GRPC_STATUS_UNKNOWN, ": R 503 - status 503");
     expect_verdict("auth", 1);
     expect_verdict("deny", 0);
