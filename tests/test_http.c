@@ -598,7 +598,7 @@ static void test_a_callback_starts_and_cancels_requests(void **state)
     struct result victim = {0};
     struct chain c = {.t = t, .victim_result = &victim};
     char err[200];
-    struct http_request slow = {.method = "GET", .url = url(t, "/delay/300"), .timeout_ms = 10000};
+    struct http_request slow = {.method = "GET", .url = url(t, "/delay/2000"), .timeout_ms = 10000};
     c.victim = http_start(t->http, &slow, on_done, &victim, err, sizeof err);
     struct http_request fast = {.method = "GET", .url = url(t, "/status/200"), .timeout_ms = 10000};
     assert_non_null(http_start(t->http, &fast, on_chain_done, &c, err, sizeof err));
