@@ -201,6 +201,22 @@ static void test_bad_arguments_are_clear_errors(void **state)
            "exhook.http.get: cannot wait here: Lua cannot suspend inside a table.sort");
 }
 
+static void test_a_module_body_cannot_wait(void **state)
+{
+    (void)state;
+    struct fixture body;
+    fx_init(&body);
+    fx_write(&body, "b.lua", "exhook.http.get('http://127.0.0.1:1/')\n");
+    fx_configure(&body, "b", "");
+    struct script_engine e;
+    char err[512];
+    assert_int_equal(script_engine_open(&e, &body.cfg, 1, err, sizeof err), -1);
+    if (!strstr(err, "exhook.http.get: cannot wait here: a module's body and init() run at "
+                     "load time"))
+        fail_msg("unexpected: %s", err);
+    fx_free(&body);
+}
+
 struct caller {
     const char *username;
     int status;
@@ -286,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_faults_reach_the_script_as_nil_and_an_error),
         cmocka_unit_test(test_tls_is_verified),
         cmocka_unit_test(test_bad_arguments_are_clear_errors),
+        cmocka_unit_test(test_a_module_body_cannot_wait),
         cmocka_unit_test(test_a_hung_server_ends_in_the_deadline_while_others_are_served),
         cmocka_unit_test(test_calls_wait_together),
         cmocka_unit_test(test_stopping_with_calls_waiting),
