@@ -446,11 +446,12 @@ static int server_connections(struct t *t)
 
 /* Many requests in flight at once on one client; each gets its own answer. */
 #define CONCURRENT 200
-static void run_concurrent(struct t *t)
+#define MOST (HTTP_MAX_CONNECTIONS_PER_HOST + 50)
+static void run_concurrent(struct t *t, int n)
 {
-    static struct result rs[CONCURRENT];
+    static struct result rs[MOST];
     memset(rs, 0, sizeof rs);
-    for (int i = 0; i < CONCURRENT; i++) {
+    for (int i = 0; i < n; i++) {
         char path[40], err[200];
         snprintf(path, sizeof path, "/delay/%d", 50 + i % 50);
         struct http_request spec = {.method = "GET", .url = url(t, path), .timeout_ms = 30000};
@@ -458,14 +459,14 @@ static void run_concurrent(struct t *t)
     }
     int done = 0;
     int64_t give_up = loop_now_ns() + 60000 * MS;
-    while (done < CONCURRENT && loop_now_ns() < give_up) {
+    while (done < n && loop_now_ns() < give_up) {
         loop_run_once(t->loop, 100);
         done = 0;
-        for (int i = 0; i < CONCURRENT; i++)
+        for (int i = 0; i < n; i++)
             done += rs[i].calls;
     }
-    assert_int_equal(done, CONCURRENT);
-    for (int i = 0; i < CONCURRENT; i++) {
+    assert_int_equal(done, n);
+    for (int i = 0; i < n; i++) {
         char want[40];
         snprintf(want, sizeof want, "delayed %d", 50 + i % 50);
         assert_int_equal(rs[i].calls, 1);
@@ -480,11 +481,21 @@ static void test_many_concurrent_requests_on_one_client(void **state)
 {
     struct t *t = *state;
     int before = server_connections(t);
-    run_concurrent(t);
+    run_concurrent(t, CONCURRENT);
     int after = server_connections(t);
     assert_in_range(after - before, 1, CONCURRENT);
-    run_concurrent(t);
+    run_concurrent(t, CONCURRENT);
     assert_int_equal(server_connections(t), after);
+}
+
+/* More requests in flight to one server than connections allowed to it:
+ * the rest wait for a connection, and all are answered. */
+static void test_connections_to_one_server_are_bounded(void **state)
+{
+    struct t *t = *state;
+    int before = server_connections(t);
+    run_concurrent(t, MOST);
+    assert_in_range(server_connections(t) - before, 1, HTTP_MAX_CONNECTIONS_PER_HOST);
 }
 
 /* Requests in flight together to an HTTP/2 server share one connection. */
@@ -695,6 +706,7 @@ int main(void)
         T(test_tls_without_the_ca_is_refused),
         T(test_connections_are_kept_alive_and_reused),
         T(test_many_concurrent_requests_on_one_client),
+        T(test_connections_to_one_server_are_bounded),
         T(test_http2_is_used_and_multiplexed),
         T(test_cancel_stops_a_request_for_good),
         T(test_a_callback_starts_and_cancels_requests),

@@ -129,6 +129,7 @@ struct http_client *http_client_create(struct loop *loop, char *err, size_t errl
     /* curl's own bound follows the number of requests in flight, so a burst
      * would lose most of its connections as it ends. */
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)HTTP_MAX_CONNECTIONS_KEPT);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HTTP_MAX_CONNECTIONS_PER_HOST);
     return c;
 }
 

@@ -35,6 +35,11 @@ struct http_header {
 /* Connections a client keeps open for reuse, busy and idle together;
  * past it, the one idle longest closes. */
 #define HTTP_MAX_CONNECTIONS_KEPT 256
+/* Connections a client opens to one server (host and port) at most; more
+ * requests in flight to it wait for one of them (their timeout running),
+ * so that thousands of waiting calls do not become thousands of
+ * connections to an HTTP/1.1 service. */
+#define HTTP_MAX_CONNECTIONS_PER_HOST 256
 
 /* Larger bodies fail with HTTP_ERR_TOO_LARGE unless a request says otherwise. */
 #define HTTP_DEFAULT_MAX_BODY (16u << 20)
