@@ -20,7 +20,8 @@ Paths (GET, POST, any method):
   /reset             announces 1000 bytes, sends 100, resets the connection
   /garbage           answers with text that is not HTTP and closes
   /close             200 "bye", Connection: close
-  /stats             JSON {connections (accepted so far), open (now), requests}
+  /stats             JSON {connections (accepted so far), requests,
+                     hanging (/hang requests whose client is still there)}
 """
 
 import json
@@ -43,7 +44,7 @@ class Server(ThreadingHTTPServer):
         super().__init__(*args, **kwargs)
         self.lock = threading.Lock()
         self.connections = 0
-        self.open = 0
+        self.hanging = 0
         self.requests = 0
 
     def handle_error(self, request, client_address):
@@ -64,15 +65,7 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.conn_id = self.server.count("connections")
-        self.server.count("open")
         self.conn_requests = 0
-
-    def finish(self):
-        self.server.count("open", -1)
-        try:
-            super().finish()
-        except OSError:
-            pass  # the reset connection is gone already
 
     def reply(self, status, body, headers=()):
         if isinstance(body, str):
@@ -139,9 +132,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_hang(self, args, body):
         # Until the client goes away.
-        self.connection.settimeout(None)
-        while self.connection.recv(1024):
-            pass
+        self.server.count("hanging")
+        try:
+            self.connection.settimeout(None)
+            while self.connection.recv(1024):
+                pass
+        finally:
+            self.server.count("hanging", -1)
         self.close_connection = True
 
     def do_reset(self, args, body):
@@ -167,7 +164,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_stats(self, args, body):
         self.reply(200, json.dumps({"connections": self.server.connections,
-                                    "open": self.server.open,
+                                    "hanging": self.server.hanging,
                                     "requests": self.server.requests}),
                    [("Content-Type", "application/json")])
 

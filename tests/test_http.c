@@ -533,8 +533,9 @@ static void test_http2_is_used_and_multiplexed(void **state)
     httpd_stop(&nginx);
 }
 
-/* The connections open at the server, asked on a client of its own. */
-static int server_open(struct t *t, struct http_client *side)
+/* The /hang requests whose connection the server still has, asked on a
+ * client of its own. */
+static int server_hanging(struct t *t, struct http_client *side)
 {
     struct result r = {0};
     char err[200];
@@ -542,16 +543,16 @@ static int server_open(struct t *t, struct http_client *side)
     struct http_request spec = {.method = "GET", .url = t->url, .timeout_ms = 10000};
     assert_non_null(http_start(side, &spec, on_done, &r, err, sizeof err));
     run_until(t, &r.calls, 1);
-    int n = json_int(r.res, "open");
+    int n = json_int(r.res, "hanging");
     http_response_free(r.res);
     return n;
 }
 
-/* Waits (up to 10 s) for the server to count `want` open connections. */
-static void wait_open(struct t *t, struct http_client *side, int want)
+/* Waits (up to 10 s) for the server to count `want` of them. */
+static void wait_hanging(struct t *t, struct http_client *side, int want)
 {
     int n = -1;
-    for (int i = 0; i < 200 && (n = server_open(t, side)) != want; i++)
+    for (int i = 0; i < 200 && (n = server_hanging(t, side)) != want; i++)
         usleep(50000);
     assert_int_equal(n, want);
 }
@@ -561,7 +562,7 @@ static void test_cancel_stops_a_request_for_good(void **state)
     struct t *t = *state;
     char err[200];
     struct http_client *side = http_client_create(t->loop, err, sizeof err);
-    int before = server_open(t, side);
+    wait_hanging(t, side, 0); /* those of earlier tests are gone */
     struct result r = {0};
     struct http_request spec = {.method = "GET", .url = url(t, "/hang"), .timeout_ms = 10000};
     /* At once, before the loop ran... */
@@ -570,9 +571,9 @@ static void test_cancel_stops_a_request_for_good(void **state)
     http_cancel(req);
     /* ... and in flight, its connection closed. */
     req = http_start(t->http, &spec, on_done, &r, err, sizeof err);
-    wait_open(t, side, before + 1);
+    wait_hanging(t, side, 1);
     http_cancel(req);
-    wait_open(t, side, before);
+    wait_hanging(t, side, 0);
     assert_int_equal(r.calls, 0);
     http_client_destroy(side);
     /* The client goes on serving. */
