@@ -120,16 +120,15 @@ static void *run_napper(struct napper *n, const char *username)
 static void *nap(void *arg) { return run_napper(arg, "nap"); }
 static void *spin(void *arg) { return run_napper(arg, "spin"); }
 
-/* Two workers, one busy for 2 s in a handler: every other call goes to the
- * other worker meanwhile, whatever connection it comes on. */
-static void test_a_busy_worker_holds_up_no_other_call(void **state)
+/* While `hold` (a call that takes 2-3 s) runs on a server with `workers`,
+ * 20 other calls are answered, each on a fresh connection. */
+static void assert_served_meanwhile(const char *workers, void *(*hold)(void *))
 {
-    (void)state;
-    struct world *w = start("[server]\nworkers = 2\n");
+    struct world *w = start(workers);
     struct napper n = {w->target, GRPC_STATUS_UNKNOWN, 0};
     pthread_t t;
-    pthread_create(&t, NULL, spin, &n);
-    usleep(200000);
+    pthread_create(&t, NULL, hold, &n);
+    usleep(200000); /* the long call is under way */
     char details[512];
     int allowed;
     for (int i = 0; i < 20; i++)
@@ -141,24 +140,19 @@ static void test_a_busy_worker_holds_up_no_other_call(void **state)
     stop(w);
 }
 
+/* The only worker serves other calls while one waits its 3 s. */
 static void test_a_waiting_call_leaves_its_worker_free(void **state)
 {
     (void)state;
-    struct world *w = start("[server]\nworkers = 1\n");
-    struct napper n = {w->target, GRPC_STATUS_UNKNOWN, 0};
-    pthread_t t;
-    pthread_create(&t, NULL, nap, &n);
-    usleep(200000); /* the nap is under way */
-    /* The only worker serves these while the nap waits its 3 s. */
-    char details[512];
-    int allowed;
-    for (int i = 0; i < 20; i++)
-        assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
-                         GRPC_STATUS_OK);
-    assert_int_equal(n.done, 0);
-    pthread_join(t, NULL);
-    assert_int_equal(n.status, GRPC_STATUS_OK);
-    stop(w);
+    assert_served_meanwhile("[server]\nworkers = 1\n", nap);
+}
+
+/* Two workers, one busy for 2 s in a handler: every other call goes to the
+ * other worker meanwhile, whatever connection it comes on. */
+static void test_a_busy_worker_holds_up_no_other_call(void **state)
+{
+    (void)state;
+    assert_served_meanwhile("[server]\nworkers = 2\n", spin);
 }
 
 static void test_call_timeout_covers_the_wait_and_says_what_it_waited_for(void **state)

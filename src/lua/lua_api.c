@@ -4,6 +4,7 @@
 
 #include "lua_crypto.h"
 #include "lua_health.h"
+#include "lua_http.h"
 #include "lua_log.h"
 #include "lua_timer.h"
 #include "lua_topic.h"
@@ -16,6 +17,7 @@ static void (*const families[])(lua_State *L, struct script_engine *e) = {
     lua_topic_open,
     lua_crypto_open,
     lua_timer_open,
+    lua_http_open,
 };
 
 void lua_api_open(lua_State *L, struct script_engine *e)
