@@ -137,6 +137,10 @@ wait_port() {  # $1 = port, $2 = pid, $3 = name: until it listens, at most 10 s
     done
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_percent() {  # ticks-before ticks-after time-before time-after -> % of one core
+    awk -v c="$(($2 - $1))" -v hz="$(getconf CLK_TCK)" -v t="$3" -v u="$4" \
+        'BEGIN { printf "%.1f\n", 100 * c / hz / (u - t) }'
+}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- the user store of the io and suspend scenarios ----------------------------
@@ -286,7 +290,7 @@ stop_server() {  # $1 = name; a server that does not stop cleanly is a failure
 
 # ---- runs ----------------------------------------------------------------------
 
-RESULTS=$TMP/results   # kind server rpc rc calls_per_s p99_us errors store_cpu_%
+RESULTS=$TMP/results   # kind server rpc rc calls_per_s p99_us errors store_cpu_% server_cpu_us_per_call
 PROBLEMS=""
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
@@ -316,7 +320,7 @@ check_balance() {  # name result-line
 }
 
 run_bench() {  # kind server rpc extra-args...
-    local kind=$1 name=$2 rpc=$3 rc=0 line calls p99 errors store spid t0 t1 c0=0 c1=0 cpu=-
+    local kind=$1 name=$2 rpc=$3 rc=0 line calls p99 errors store spid pid t0 t1 c0=0 s0 cpu=- per_call
     shift 3
     store=$(store_of "$name")
     start_server "$name"
@@ -324,8 +328,9 @@ run_bench() {  # kind server rpc extra-args...
         check_decisions "$name"
         set -- "${IO_USERS[@]}" --check none --expect-status OK "$@"
     fi
-    spid=$(store_pid "$name")
+    spid=$(store_pid "$name") pid=$(serving_pid "$name")
     [ -z "$spid" ] || c0=$(cpu_ticks "$spid")
+    s0=$(cpu_ticks "$pid")
     t0=$(date +%s.%N)
     timeout $((DURATION + 60)) "$BENCH" -t "127.0.0.1:$(port_of "$name")" -i v3 -r "$rpc" \
         "${LOAD[@]}" "$@" -q >"$TMP/bench.out" 2>"$TMP/bench.err" &
@@ -333,16 +338,15 @@ run_bench() {  # kind server rpc extra-args...
     wait "$BENCH_PID" || rc=$?
     BENCH_PID=""
     t1=$(date +%s.%N)
-    if [ -n "$spid" ]; then
-        c1=$(cpu_ticks "$spid")
-        cpu=$(awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v t="$t0" -v u="$t1" \
-            'BEGIN { printf "%.0f\n", 100 * c / hz / (u - t) }')
-    fi
-    stop_server "$name"
+    [ -z "$spid" ] || cpu=$(cpu_percent "$c0" "$(cpu_ticks "$spid")" "$t0" "$t1")
     line=$(grep '^exhook-bench: ' "$TMP/bench.out" | tail -n 1 || true)
     calls=$(field calls_per_s "$line"); p99=$(field p99_us "$line"); errors=$(field errors "$line")
-    echo "$kind $name $rpc $rc ${calls:--} ${p99:--} ${errors:--} $cpu" >>"$RESULTS"
-    say "$kind $name $rpc: ${line:-no result line} (exit $rc)${store:+, store CPU $cpu%}"
+    # The server's CPU per call, over the warm-up and the run alike.
+    per_call=$(awk -v p="$(cpu_percent "$s0" "$(cpu_ticks "$pid")" "$t0" "$t1")" -v r="${calls:-0}" \
+        'BEGIN { if (r > 0) printf "%.0f\n", p * 1e4 / r; else print "-" }')
+    stop_server "$name"
+    echo "$kind $name $rpc $rc ${calls:--} ${p99:--} ${errors:--} $cpu $per_call" >>"$RESULTS"
+    say "$kind $name $rpc: ${line:-no result line} (exit $rc), server CPU $per_call µs/call${store:+, store CPU $cpu%}"
     if [ "$rc" -ne 0 ] || [ "${errors:-x}" != 0 ]; then
         tail -3 "$TMP/bench.err" >&2 || true
         PROBLEMS="$PROBLEMS $name-$rpc-exit-$rc-errors-${errors:-?}"
@@ -471,12 +475,13 @@ scenario_io() {
     run_rounds io "${servers[@]}"
 
     echo
-    echo "| store | server | calls/s by round | median | p99 µs median | store CPU % median | errors |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| store | server | calls/s by round | median | p99 µs median | server CPU µs/call median | store CPU % median | errors |"
+    echo "|---|---|---|---|---|---|---|---|"
     for s in "${servers[@]}"; do
         store=$(store_of "$s")
         echo "| $store | $(label "$s") | $(by_round io "$s" $rpc) | $(med_calls io "$s" $rpc) |" \
-             "$(med_p99 io "$s" $rpc) | $(vals io "$s" $rpc 8 | median) | $(errs io "$s" $rpc) |"
+             "$(med_p99 io "$s" $rpc) | $(vals io "$s" $rpc 9 | median) | $(vals io "$s" $rpc 8 | median) |" \
+             "$(errs io "$s" $rpc) |"
     done
     echo
     echo "| exhookd | store | vs peer-node | vs peer-aio | vs exhookd with lua-socket |"
@@ -493,8 +498,10 @@ scenario_io() {
     cat <<EOF
 
 Ratios: exhookd's median calls/s over the other server's, for the same store
-(higher is better). Store CPU: the CPU time of nginx's worker or redis-server
-during the run, in % of one core (100 would make the store the bottleneck).
+(higher is better). Server CPU: the CPU time of the process serving the calls
+(exhookd's child, the peer) per call answered. Store CPU: the CPU time of
+nginx's worker or redis-server during the run, in % of one core (100 would
+make the store the bottleneck).
 Every run is preceded by a check of the decisions: 200 calls as allowed
 users answered STOP_AND_RETURN true, 200 as unknown users STOP_AND_RETURN
 false; in the measured runs half the replies must be each.
