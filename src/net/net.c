@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "errbuf.h"
+#include "redis.h"
 
 struct net *net_open(char *err, size_t errlen)
 {
@@ -16,6 +17,12 @@ struct net *net_open(char *err, size_t errlen)
         free(n);
         return NULL;
     }
+    n->redis = redis_pools_create(n->loop);
+    if (!n->redis) {
+        errbuf_set(err, errlen, "out of memory");
+        net_close(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -23,6 +30,7 @@ void net_close(struct net *n)
 {
     if (!n)
         return;
+    redis_pools_destroy(n->redis);
     loop_destroy(n->loop);
     free(n);
 }
