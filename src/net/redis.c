@@ -65,9 +65,13 @@ struct redis_pool {
     struct redis_url url;
     char name[300]; /* host:port */
     bool started;
-    struct redis_error last_err; /* of the connection that failed last */
+    /* Set when a connection failed and none has been ready since:
+     * commands then fail at once with this error. */
+    struct redis_error last_err;
     bool has_err;
     unsigned rotate;
+    /* Commands waiting for a connection to come back into service. */
+    struct redis_cmd *queue_head, *queue_tail;
     int size;
     struct conn conns[];
 };
@@ -79,8 +83,12 @@ struct redis_pools {
 };
 
 struct redis_cmd {
-    struct conn *conn;
-    redis_done_fn *done; /* NULL once dropped (timed out or cancelled) */
+    struct redis_pool *pool;
+    struct conn *conn;             /* NULL while queued in the pool */
+    struct redis_cmd *prev, *next; /* in the pool's queue */
+    char *fmt;                     /* the command in Redis' protocol, until sent */
+    size_t fmtlen;
+    redis_done_fn *done;           /* NULL once dropped (timed out or cancelled) */
     void *ctx;
     struct loop_timer timer;
     int64_t start_ns;
@@ -349,7 +357,7 @@ static struct redis_value *reply_copy(const redisReply *r)
     return v;
 }
 
-/* ---- connections ---- */
+/* ---- errors ---- */
 
 static void set_error(struct redis_error *e, const struct redis_pool *pool, enum redis_fail kind,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -367,31 +375,104 @@ static void set_error(struct redis_error *e, const struct redis_pool *pool, enum
     va_end(ap);
 }
 
-static struct loop *conn_loop(const struct conn *c) { return c->pool->pools->loop; }
+/* ---- the pool's queue ---- */
 
-static void conn_open(struct conn *c);
+static struct conn *pick_conn(struct redis_pool *pool);
+static int cmd_send(struct conn *c, struct redis_cmd *cmd);
+
+static struct loop *pool_loop(const struct redis_pool *pool) { return pool->pools->loop; }
+
+static void cmd_free(struct redis_cmd *cmd)
+{
+    loop_timer_stop(pool_loop(cmd->pool), &cmd->timer);
+    redisFreeCommand(cmd->fmt);
+    free(cmd);
+}
+
+static void queue_push(struct redis_pool *pool, struct redis_cmd *cmd)
+{
+    cmd->prev = pool->queue_tail;
+    cmd->next = NULL;
+    if (pool->queue_tail)
+        pool->queue_tail->next = cmd;
+    else
+        pool->queue_head = cmd;
+    pool->queue_tail = cmd;
+}
+
+static void queue_unlink(struct redis_pool *pool, struct redis_cmd *cmd)
+{
+    if (cmd->prev)
+        cmd->prev->next = cmd->next;
+    else
+        pool->queue_head = cmd->next;
+    if (cmd->next)
+        cmd->next->prev = cmd->prev;
+    else
+        pool->queue_tail = cmd->prev;
+}
+
+/* Ends a command that got no reply, its caller learning why. */
+static void cmd_fail(struct redis_cmd *cmd, const struct redis_error *err)
+{
+    redis_done_fn *done = cmd->done;
+    void *ctx = cmd->ctx;
+    cmd_free(cmd);
+    done(ctx, NULL, err);
+}
+
+/* Sends what waits in the queue, while a connection takes it. */
+static void pool_flush(struct redis_pool *pool)
+{
+    struct conn *c;
+    while (pool->queue_head && (c = pick_conn(pool))) {
+        struct redis_cmd *cmd = pool->queue_head;
+        queue_unlink(pool, cmd);
+        if (cmd_send(c, cmd) != 0) {
+            struct redis_error e;
+            set_error(&e, pool, REDIS_FAIL_OTHER, "cannot send %s", cmd->name);
+            cmd_fail(cmd, &e);
+        }
+    }
+}
+
+static void pool_fail_queue(struct redis_pool *pool, const struct redis_error *err)
+{
+    while (pool->queue_head) {
+        struct redis_cmd *cmd = pool->queue_head;
+        queue_unlink(pool, cmd);
+        cmd_fail(cmd, err);
+    }
+}
+
+/* ---- connections ---- */
+
+static struct loop *conn_loop(const struct conn *c) { return pool_loop(c->pool); }
 
 /* After a failure the first retry is at once (a restarted server is back),
- * then the delay doubles up to BACKOFF_MAX_MS. */
+ * then the delay doubles up to BACKOFF_MAX_MS. Until a connection is ready
+ * again, commands fail at once with this failure. */
 static void schedule_reconnect(struct conn *c, bool failure)
 {
-    if (c->pool->pools->closing)
+    struct redis_pool *pool = c->pool;
+    if (pool->pools->closing)
         return;
     int64_t delay_ms = 0;
     if (failure) {
         c->failures++;
         c->suspect = true;
-        c->pool->last_err = c->reason;
-        c->pool->has_err = true;
-        if (c->failures > 1) {
+        if (c->failures > 1)
+            delay_ms = c->failures - 2 < 5 ? BACKOFF_FIRST_MS << (c->failures - 2) : BACKOFF_MAX_MS;
+        if (delay_ms > BACKOFF_MAX_MS)
             delay_ms = BACKOFF_MAX_MS;
-            if (c->failures - 2 < 5)
-                delay_ms = BACKOFF_FIRST_MS << (c->failures - 2);
-            if (delay_ms > BACKOFF_MAX_MS)
-                delay_ms = BACKOFF_MAX_MS;
-        }
     }
     loop_timer_start(conn_loop(c), &c->timer, loop_now_ns() + delay_ms * 1000000);
+    if (failure) {
+        pool->last_err = c->reason;
+        pool->has_err = true;
+        if (!pick_conn(pool))
+            pool_fail_queue(pool, &c->reason);
+    }
 }
 
 /* Takes the connection out of service (reason in c->reason) and frees its
@@ -403,8 +484,8 @@ static void conn_close(struct conn *c, bool failure)
     c->ac = NULL;
     c->state = CONN_DOWN;
     c->draining = false;
-    schedule_reconnect(c, failure);
     redisAsyncFree(ac);
+    schedule_reconnect(c, failure);
 }
 
 /* hiredis closed the context on its own (the server went away, a read
@@ -428,6 +509,7 @@ static void conn_drain_check(struct conn *c)
         return;
     if (c->inflight == 0) {
         c->draining = false;
+        pool_flush(c->pool);
     } else if (c->live == 0) {
         set_error(&c->reason, c->pool, REDIS_FAIL_OTHER, "connection closed");
         conn_close(c, false);
@@ -439,6 +521,7 @@ static void conn_ready(struct conn *c)
     c->failures = 0;
     c->suspect = false;
     c->pool->has_err = false;
+    pool_flush(c->pool);
 }
 
 /* ---- event loop hooks ---- */
@@ -503,6 +586,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         c->state = CONN_UP;
         if (c->setup_pending == 0)
             conn_ready(c);
+        else
+            pool_flush(c->pool);
         return;
     }
     /* hiredis frees the context when this returns (freeing it here would
@@ -538,9 +623,11 @@ static int conn_setup(struct conn *c)
     c->setup_pending = 0;
     if (u->has_pass) {
         const char *argv[3] = {"AUTH", u->user, u->pass};
-        int argc = u->user[0] ? 3 : 2;
-        if (!u->user[0])
+        int argc = 3;
+        if (!u->user[0]) {
             argv[1] = u->pass;
+            argc = 2;
+        }
         if (redisAsyncCommandArgv(c->ac, on_auth, c, argc, argv, NULL) != REDIS_OK)
             return -1;
         c->setup_pending++;
@@ -559,6 +646,8 @@ static int conn_setup(struct conn *c)
 static void conn_open(struct conn *c)
 {
     const struct redis_url *u = &c->pool->url;
+    /* A host name is resolved here, blocking (hiredis has no asynchronous
+     * resolver). */
     redisAsyncContext *ac = redisAsyncConnect(u->host, u->port);
     if (!ac || ac->err) {
         connect_failed(c, ac ? ac->errstr : "out of memory");
@@ -586,10 +675,11 @@ static void conn_open(struct conn *c)
     loop_timer_start(conn_loop(c), &c->timer,
                      loop_now_ns() + (int64_t)u->connect_timeout_ms * 1000000);
     if (conn_setup(c) != 0) {
-        set_error(&c->reason, c->pool, REDIS_FAIL_OTHER, "cannot send AUTH or SELECT: %s",
-                  ac->err ? ac->errstr : "out of memory");
+        set_error(&c->reason, c->pool, REDIS_FAIL_OTHER, "cannot send AUTH or SELECT");
         conn_close(c, true);
+        return;
     }
+    pool_flush(c->pool);
 }
 
 /* The connect timeout while connecting; the reconnect delay while down. */
@@ -622,11 +712,14 @@ void redis_pools_destroy(struct redis_pools *p)
     p->closing = true;
     while (p->pools) {
         struct redis_pool *pool = p->pools;
+        struct redis_error closed;
+        set_error(&closed, pool, REDIS_FAIL_OTHER, "closed");
+        pool_fail_queue(pool, &closed);
         for (int i = 0; i < pool->size; i++) {
             struct conn *c = &pool->conns[i];
             loop_timer_stop(p->loop, &c->timer);
             if (c->ac) {
-                set_error(&c->reason, pool, REDIS_FAIL_OTHER, "closed");
+                c->reason = closed;
                 conn_close(c, false);
             }
         }
@@ -677,9 +770,9 @@ const char *redis_pool_name(const struct redis_pool *pool) { return pool->name; 
 /* Commands that change a connection's state would leak into the commands
  * of other callers sharing it. */
 static const char *const shared_state_cmds[] = {
-    "AUTH",        "SELECT",       "HELLO",     "QUIT",       "RESET",    "MULTI",
-    "EXEC",        "DISCARD",      "WATCH",     "UNWATCH",    "MONITOR",  "SUBSCRIBE",
-    "PSUBSCRIBE",  "SSUBSCRIBE",   "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+    "AUTH",       "SELECT",      "HELLO",       "QUIT",         "RESET",        "MULTI",
+    "EXEC",       "DISCARD",     "WATCH",       "UNWATCH",      "MONITOR",      "SUBSCRIBE",
+    "PSUBSCRIBE", "SSUBSCRIBE",  "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
 };
 
 static bool changes_shared_state(const char *name, size_t len)
@@ -692,7 +785,7 @@ static bool changes_shared_state(const char *name, size_t len)
 
 /* The connection with the fewest commands in flight, taking turns among
  * equals. One still connecting takes commands (hiredis sends them once it
- * is up) unless it failed before: then callers learn at once. */
+ * is up) unless it failed before. */
 static struct conn *pick_conn(struct redis_pool *pool)
 {
     struct conn *best = NULL;
@@ -707,17 +800,19 @@ static struct conn *pick_conn(struct redis_pool *pool)
     return best;
 }
 
-static void pool_start(struct redis_pool *pool)
-{
-    pool->started = true;
-    for (int i = 0; i < pool->size; i++)
-        conn_open(&pool->conns[i]);
-}
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
-static void cmd_free(struct redis_cmd *cmd)
+static int cmd_send(struct conn *c, struct redis_cmd *cmd)
 {
-    loop_timer_stop(conn_loop(cmd->conn), &cmd->timer);
-    free(cmd);
+    if (redisAsyncFormattedCommand(c->ac, on_reply, cmd, cmd->fmt, cmd->fmtlen) !=
+        REDIS_OK)
+        return -1;
+    redisFreeCommand(cmd->fmt);
+    cmd->fmt = NULL;
+    cmd->conn = c;
+    c->inflight++;
+    c->live++;
+    return 0;
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -727,24 +822,30 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     c->inflight--;
     if (!r && c->ac == ac)
         conn_lost(c, ac);
-    redis_done_fn *done = cmd->done;
-    if (done) {
-        c->live--;
-        struct redis_value *v = NULL;
-        struct redis_error oom;
-        if (r && !(v = reply_copy(r)))
-            set_error(&oom, c->pool, REDIS_FAIL_OTHER, "out of memory for a reply");
-        void *ctx = cmd->ctx;
+    if (!cmd->done) {
         cmd_free(cmd);
-        done(ctx, v, v ? NULL : r ? &oom : &c->reason);
     } else {
-        cmd_free(cmd);
+        c->live--;
+        struct redis_value *v = r ? reply_copy(r) : NULL;
+        if (v) {
+            redis_done_fn *done = cmd->done;
+            void *ctx = cmd->ctx;
+            cmd_free(cmd);
+            done(ctx, v, NULL);
+        } else if (r) {
+            struct redis_error e;
+            set_error(&e, c->pool, REDIS_FAIL_OTHER, "out of memory for a reply");
+            cmd_fail(cmd, &e);
+        } else {
+            cmd_fail(cmd, &c->reason);
+        }
     }
     if (c->ac == ac)
         conn_drain_check(c);
 }
 
-/* The command is dropped: its reply, if ever, goes nowhere. */
+/* The caller is told (or knows) the command is over; a reply, if one ever
+ * comes, goes nowhere. */
 static void cmd_drop(struct redis_cmd *cmd)
 {
     struct conn *c = cmd->conn;
@@ -757,22 +858,38 @@ static void cmd_drop(struct redis_cmd *cmd)
 static void on_cmd_timer(struct loop_timer *t)
 {
     struct redis_cmd *cmd = t->ctx;
-    struct conn *c = cmd->conn;
-    redis_done_fn *done = cmd->done;
-    void *ctx = cmd->ctx;
     struct redis_error e;
-    set_error(&e, c->pool, REDIS_FAIL_TIMEOUT, "%s timed out after %lld ms", cmd->name,
-              (long long)((cmd->timer.at_ns - cmd->start_ns) / 1000000));
+    set_error(&e, cmd->pool, REDIS_FAIL_TIMEOUT, "%s timed out after %lld ms", cmd->name,
+              (long long)((t->at_ns - cmd->start_ns + 500000) / 1000000));
+    struct conn *c = cmd->conn;
+    if (!c) {
+        queue_unlink(cmd->pool, cmd);
+        cmd_fail(cmd, &e);
+        return;
+    }
+    redis_done_fn *done = cmd->done;
     cmd_drop(cmd);
-    done(ctx, NULL, &e);
+    done(cmd->ctx, NULL, &e);
     conn_drain_check(c);
 }
 
 void redis_cancel(struct redis_cmd *cmd)
 {
     struct conn *c = cmd->conn;
+    if (!c) {
+        queue_unlink(cmd->pool, cmd);
+        cmd_free(cmd);
+        return;
+    }
     cmd_drop(cmd);
     conn_drain_check(c);
+}
+
+static void pool_start(struct redis_pool *pool)
+{
+    pool->started = true;
+    for (int i = 0; i < pool->size; i++)
+        conn_open(&pool->conns[i]);
 }
 
 struct redis_cmd *redis_command(struct redis_pool *pool, int argc, const char **argv,
@@ -803,32 +920,33 @@ struct redis_cmd *redis_command(struct redis_pool *pool, int argc, const char **
     if (!pool->started)
         pool_start(pool);
     struct conn *c = pick_conn(pool);
-    if (!c) {
-        if (pool->has_err)
-            *err = pool->last_err;
-        else
-            set_error(err, pool, REDIS_FAIL_OTHER, "no connection ready");
+    if (!c && pool->has_err) {
+        *err = pool->last_err;
         return NULL;
     }
     struct redis_cmd *cmd = calloc(1, sizeof *cmd);
-    if (!cmd) {
+    long long len = cmd ? redisFormatCommandArgv(&cmd->fmt, argc, argv, lens) : -1;
+    if (len < 0) {
+        free(cmd);
         set_error(err, pool, REDIS_FAIL_OTHER, "out of memory");
         return NULL;
     }
-    cmd->conn = c;
+    cmd->fmtlen = (size_t)len;
+    cmd->pool = pool;
     cmd->done = done;
     cmd->ctx = ctx;
     cmd->start_ns = now;
     snprintf(cmd->name, sizeof cmd->name, "%.*s", (int)nlen, argv[0]);
     loop_timer_init(&cmd->timer, on_cmd_timer, cmd);
-    if (redisAsyncCommandArgv(c->ac, on_reply, cmd, argc, argv, lens) != REDIS_OK) {
-        free(cmd);
-        set_error(err, pool, REDIS_FAIL_OTHER, "cannot send %.*s", (int)nlen, argv[0]);
+    if (!c) {
+        /* Every connection is on its way back into service. */
+        queue_push(pool, cmd);
+    } else if (cmd_send(c, cmd) != 0) {
+        set_error(err, pool, REDIS_FAIL_OTHER, "cannot send %s", cmd->name);
+        cmd_free(cmd);
         return NULL;
     }
     if (deadline_ns != INT64_MAX)
-        loop_timer_start(conn_loop(c), &cmd->timer, deadline_ns);
-    c->inflight++;
-    c->live++;
+        loop_timer_start(pool_loop(pool), &cmd->timer, deadline_ns);
     return cmd;
 }
