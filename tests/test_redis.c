@@ -604,7 +604,9 @@ static void test_redis_restarted_under_load(void **state)
     struct slot *s = *state;
     struct redis_server srv;
     redis_server_start(&srv, NULL);
-    struct load l = {.s = s, .p = pool_of(s, "redis://127.0.0.1:%d?pool=4", srv.port)};
+    /* Static: commands still in flight if the test fails end at teardown. */
+    static struct load l;
+    l = (struct load){.s = s, .p = pool_of(s, "redis://127.0.0.1:%d?pool=4", srv.port)};
     snprintf(l.prefix, sizeof l.prefix, "redis 127.0.0.1:%d: ", srv.port);
 
     load_run_until_ok(&l, 2000, 60);
