@@ -165,8 +165,8 @@ static void assert_failure(struct res *r, enum redis_fail kind, const char *msg)
 
 static void assert_bad_url(const char *url, const char *why)
 {
-    char err[256] = "";
-    assert_int_equal(redis_url_check(url, err, sizeof err), -1);
+    char err[256] = "", name[64];
+    assert_int_equal(redis_url_check(url, name, sizeof name, err, sizeof err), -1);
     assert_string_equal(err, why);
 }
 
@@ -204,6 +204,9 @@ static void test_good_urls_name_their_pool(void **state)
                         "[::1]:7000");
     assert_string_equal(redis_pool_name(pool_of(s, "redis://alice:s3cret@cache.local:6380/")),
                         "cache.local:6380");
+    char name[64], err[64];
+    assert_int_equal(redis_url_check("redis://u:p@[::1]:1/2", name, sizeof name, err, sizeof err), 0);
+    assert_string_equal(name, "[::1]:1");
     /* The same URL is the same pool. */
     assert_ptr_equal(pool_of(s, "redis://10.0.0.1"), pool_of(s, "redis://10.0.0.1"));
     assert_ptr_not_equal(pool_of(s, "redis://10.0.0.1"), pool_of(s, "redis://10.0.0.1/0"));

@@ -277,10 +277,18 @@ static int parse_url(const char *url, struct redis_url *u, char *err, size_t err
     return 0;
 }
 
-int redis_url_check(const char *url, char *err, size_t errlen)
+static void url_name(const struct redis_url *u, char *name, size_t namelen)
+{
+    snprintf(name, namelen, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, u->port);
+}
+
+int redis_url_check(const char *url, char *name, size_t namelen, char *err, size_t errlen)
 {
     struct redis_url u;
-    return parse_url(url, &u, err, errlen);
+    if (parse_url(url, &u, err, errlen) != 0)
+        return -1;
+    url_name(&u, name, namelen);
+    return 0;
 }
 
 /* ---- replies ---- */
@@ -750,8 +758,7 @@ struct redis_pool *redis_pool_get(struct redis_pools *p, const char *url, char *
     pool->key = key;
     pool->url = u;
     pool->size = u.pool_size;
-    snprintf(pool->name, sizeof pool->name, strchr(u.host, ':') ? "[%s]:%d" : "%s:%d", u.host,
-             u.port);
+    url_name(&u, pool->name, sizeof pool->name);
     for (int i = 0; i < pool->size; i++) {
         struct conn *c = &pool->conns[i];
         c->pool = pool;

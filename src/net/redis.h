@@ -72,8 +72,9 @@ struct redis_pools *redis_pools_create(struct loop *loop);
  * an error of kind REDIS_FAIL_OTHER ("... closed"). */
 void redis_pools_destroy(struct redis_pools *p);
 
-/* Checks a URL without opening anything; 0, or -1 with the reason in `err`. */
-int redis_url_check(const char *url, char *err, size_t errlen);
+/* Checks a URL without opening anything: 0 with "host:port" (no
+ * password) in `name`, or -1 with the reason in `err`. */
+int redis_url_check(const char *url, char *name, size_t namelen, char *err, size_t errlen);
 
 /* The pool of `url` on this slot, created (without I/O) at the first ask;
  * NULL with the reason in `err` for a bad URL. Pools live as long as the
