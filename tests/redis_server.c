@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -61,6 +62,8 @@ static void spawn(struct redis_server *s)
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
+        /* Dies with the test, also when a crash skips the teardown. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         /* Not the test's output: ctest waits for whoever holds it. */
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0);

@@ -17,8 +17,9 @@
 #include "redis.h"
 #include "redis_server.h"
 
-/* One redis-server without a password for most tests, one with. */
-static struct redis_server plain, locked;
+/* One redis-server without a password for most tests, one with, and one
+ * that a test kills (stopped with the others if the test fails). */
+static struct redis_server plain, locked, restarted;
 
 /* Each test: a loop and the pools of one worker slot. */
 struct slot {
@@ -605,12 +606,12 @@ static void load_run_until_ok(struct load *l, int ok, int seconds)
 static void test_redis_restarted_under_load(void **state)
 {
     struct slot *s = *state;
-    struct redis_server srv;
-    redis_server_start(&srv, NULL);
+    struct redis_server *srv = &restarted;
+    redis_server_start(srv, NULL);
     /* Static: commands still in flight if the test fails end at teardown. */
     static struct load l;
-    l = (struct load){.s = s, .p = pool_of(s, "redis://127.0.0.1:%d?pool=4", srv.port)};
-    snprintf(l.prefix, sizeof l.prefix, "redis 127.0.0.1:%d: ", srv.port);
+    l = (struct load){.s = s, .p = pool_of(s, "redis://127.0.0.1:%d?pool=4", srv->port)};
+    snprintf(l.prefix, sizeof l.prefix, "redis 127.0.0.1:%d: ", srv->port);
 
     load_run_until_ok(&l, 2000, 60);
     assert_int_equal(l.failed, 0);
@@ -618,7 +619,7 @@ static void test_redis_restarted_under_load(void **state)
     /* Killed with commands in flight: they fail, nothing hangs. */
     load_top_up(&l);
     assert_int_equal(l.outstanding, 64);
-    redis_server_kill(&srv);
+    redis_server_kill(srv);
     int64_t end = ms_from_now(10000);
     while (l.outstanding > 0 && loop_now_ns() < end)
         loop_run_once(s->loop, 20);
@@ -635,7 +636,7 @@ static void test_redis_restarted_under_load(void **state)
     }
 
     /* Back: the pool reconnects and serves again. */
-    redis_server_restart(&srv);
+    redis_server_restart(srv);
     int ok = l.ok;
     load_run_until_ok(&l, ok + 2000, 60);
     end = ms_from_now(10000);
@@ -646,7 +647,6 @@ static void test_redis_restarted_under_load(void **state)
     assert_int_equal(l.issued, l.ok + l.failed + l.at_once);
     print_message("restart under load: %d served, %d lost in flight, %d refused, %d at once\n",
                   l.ok, l.lost, l.refused, l.at_once);
-    redis_server_stop(&srv);
 }
 
 /* ---- closing ---- */
@@ -685,6 +685,8 @@ static int stop_servers(void **state)
     (void)state;
     redis_server_stop(&plain);
     redis_server_stop(&locked);
+    if (restarted.dir[0])
+        redis_server_stop(&restarted);
     return 0;
 }
 
