@@ -192,12 +192,11 @@ static int l_call(lua_State *L)
     op->loop = ctx.net->loop;
     loop_timer_init(&op->timer, on_failed_at_once, op);
 
-    int64_t deadline = ctx.deadline_ns;
-    if (c->timeout_ns) {
-        int64_t mine = loop_now_ns() + c->timeout_ns;
-        if (mine < deadline)
-            deadline = mine;
-    }
+    /* The call's own deadline is left to the call: it cancels the wait
+     * and answers with what it waited for. */
+    int64_t deadline = INT64_MAX;
+    if (c->timeout_ns && loop_now_ns() + c->timeout_ns < ctx.deadline_ns)
+        deadline = loop_now_ns() + c->timeout_ns;
     char err[256];
     struct redis_pool *pool = redis_pool_get(ctx.net->redis, c->url, err, sizeof err);
     if (!pool) {

@@ -11,8 +11,9 @@
  * nil for a nil reply, an integer, a string (status replies too), a table
  * for an array (nested: nil as false, error replies as {err = text}); on
  * an error reply `nil, text, "reply"`; when the command got no reply
- * `nil, text, kind` with kind "timeout", "refused" or "failed". The
- * timeout defaults to the time left for the call. */
+ * `nil, text, kind` with kind "timeout", "refused" or "failed". Without a
+ * timeout (or with one past the call's deadline) a command may take the
+ * time left for the call, whose deadline then ends the wait. */
 
 #include <lua.h>
 
