@@ -282,7 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int status = status_feature(t->out.status);
     if (status < 0)
         broken(&c, "status %d", (int)t->out.status);
-    if (t->out.status != GRPC_STATUS_OK && !t->out.error[0])
+    if (t->out.status != GRPC_STATUS_OK && !t->out.fail.message[0])
         broken(&c, "status %d without a message", (int)t->out.status);
     if (t->out.status == GRPC_STATUS_OK)
         check_reply[hook_defs[c.hook].kind](&c);

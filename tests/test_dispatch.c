@@ -35,7 +35,7 @@ static valued *call_valued(struct efx *t, enum hook_id hook, const ProtobufCMess
 {
     call(t, hook, req);
     if (t->out.status != GRPC_STATUS_OK)
-        fail_msg("call failed with %d: %s", t->out.status, t->out.error);
+        fail_msg("call failed with %d: %s", t->out.status, t->out.fail.message);
     valued *v = emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
     assert_non_null(v);
     return v;
@@ -216,7 +216,7 @@ static void test_verdict_bad_return_value_is_an_error_naming_the_module(void **s
         EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
     call(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
-    assert_string_equal(t->out.error,
+    assert_string_equal(t->out.fail.message,
                         "module 'odd' on_client_authenticate: returned string, nil; expected "
                         "true, false or nil, optionally followed by \"continue\"");
     efx_close(t);
@@ -278,7 +278,7 @@ static void test_runtime_error_answers_unknown_with_module_and_line_then_recover
     char expected[512];
     snprintf(expected, sizeof expected, "module 'boom' on_client_authenticate: %s/boom.lua:2: boom",
              t->fx.dir);
-    assert_string_equal(t->out.error, expected);
+    assert_string_equal(t->out.fail.message, expected);
     assert_int_equal(lua_gettop(t->e.L), 0);
 
     valued *v = authenticate(t, "fine");
@@ -295,7 +295,7 @@ static void test_malformed_request_bytes_answer_invalid_argument(void **state)
     static const uint8_t junk[] = {0x0a, 0x7f, 0x01};
     dispatch_call(&t->e, HOOK_CLIENT_AUTHENTICATE, 3, junk, sizeof junk, INT64_MAX, &t->out);
     assert_int_equal(t->out.status, GRPC_STATUS_INVALID_ARGUMENT);
-    assert_string_equal(t->out.error,
+    assert_string_equal(t->out.fail.message,
                         "OnClientAuthenticate: malformed ClientAuthenticateRequest (3 bytes)");
     efx_close(t);
 }
@@ -508,14 +508,14 @@ static void test_publish_in_place_edits_are_checked_or_dropped_like_returned_one
     struct efx *t = publish_with("function on_message_publish(m) m.headers = nil; return m end\n",
                                  NULL, &v);
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
-    assert_string_equal(t->out.error,
+    assert_string_equal(t->out.fail.message,
                         "module 'm' on_message_publish: message.headers is missing");
     efx_close(t);
     /* the message itself returned, with a header that is not a string */
     t = publish_with("function on_message_publish(m) m.headers[1] = 'v'; return m end\n", NULL,
                      &v);
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
-    assert_string_equal(t->out.error,
+    assert_string_equal(t->out.fail.message,
                         "module 'm' on_message_publish: message.headers must map strings to "
                         "strings without NUL bytes");
     efx_close(t);
@@ -616,7 +616,7 @@ static void test_publish_invalid_changes_are_errors(void **state)
         char expected[300];
         snprintf(expected, sizeof expected, "module 'bad' on_message_publish: %s", cases[i].why);
         assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
-        assert_string_equal(t->out.error, expected);
+        assert_string_equal(t->out.fail.message, expected);
         efx_close(t);
     }
 }
@@ -724,7 +724,7 @@ static const char *headers_text(const Emqx__Exhook__V3__Message *m, char *buf, s
 static const char *describe_reply(struct efx *t, char *buf, size_t len)
 {
     if (t->out.status != GRPC_STATUS_OK) {
-        snprintf(buf, len, "%d: %.400s", t->out.status, t->out.error);
+        snprintf(buf, len, "%d: %.400s", t->out.status, t->out.fail.message);
         return buf;
     }
     valued *v = emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
@@ -882,7 +882,7 @@ static void test_verdict_chain_word_with_a_nul_byte_is_refused(void **state)
         EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
     call(t, HOOK_CLIENT_AUTHENTICATE, &r.base);
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
-    assert_string_equal(t->out.error,
+    assert_string_equal(t->out.fail.message,
                         "module 'v' on_client_authenticate: returned boolean, string; expected "
                         "true, false or nil, optionally followed by \"continue\"");
     efx_close(t);
@@ -1071,7 +1071,7 @@ static void test_failures_are_logged_with_module_hook_line_and_traceback(void **
     /* the runtime error: module, hook, file:line, then Lua's traceback, its
      * line breaks escaped so that the event stays one log line */
     snprintf(want, sizeof want,
-             "error [main] module 'm' on_client_authenticate failed: %s/m.lua:1: boom\\n"
+             "error [main] module 'm' on_client_authenticate: %s/m.lua:1: boom (script error)\\n"
              "stack traceback:\\n\\t",
              t->fx.dir);
     assert_non_null(strstr(text, want));

@@ -239,7 +239,7 @@ static void test_counters_count_calls_errors_timeouts_and_memory_failures(void *
     rpc_client_close(c);
     /* a worker's line: time, level, the worker's name */
     assert_true(is_log_timestamp(text));
-    assert_non_null(strstr(text, "Z error [w1] module 'm' on_client_authenticate failed: "));
+    assert_non_null(strstr(text, "Z error [w1] module 'm' on_client_authenticate: "));
     free(text);
 
     log_set_level(LOG_INFO); /* the counters are logged at info */

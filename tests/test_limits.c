@@ -46,7 +46,7 @@ static void assert_state_works(struct efx *t)
 {
     authenticate(t, "fine", INT64_MAX);
     if (t->out.status != GRPC_STATUS_OK)
-        fail_msg("next call failed with %d: %s", t->out.status, t->out.error);
+        fail_msg("next call failed with %d: %s", t->out.status, t->out.fail.message);
     Emqx__Exhook__V3__ValuedResponse *v =
         emqx__exhook__v3__valued_response__unpack(NULL, t->out.len, t->out.data);
     assert_non_null(v);
@@ -63,9 +63,9 @@ static void assert_stopped_at(struct efx *t, int line)
     char prefix[512];
     snprintf(prefix, sizeof prefix, "module 'm' on_client_authenticate: stopped at %s/m.lua:%d after ",
              t->fx.dir, line);
-    if (strncmp(t->out.error, prefix, strlen(prefix)) != 0)
-        fail_msg("got '%s', expected it to start with '%s'", t->out.error, prefix);
-    assert_non_null(strstr(t->out.error, " ms"));
+    if (strncmp(t->out.fail.message, prefix, strlen(prefix)) != 0)
+        fail_msg("got '%s', expected it to start with '%s'", t->out.fail.message, prefix);
+    assert_non_null(strstr(t->out.fail.message, " ms"));
 }
 
 static void test_endless_loop_is_stopped_with_deadline_exceeded(void **state)
@@ -140,7 +140,7 @@ static void test_zero_limits_mean_no_limit(void **state)
                              NULL);
     authenticate(t, "evil", script_now_ns() + 50 * 1000000LL);
     if (t->out.status != GRPC_STATUS_OK)
-        fail_msg("got %d: %s", t->out.status, t->out.error);
+        fail_msg("got %d: %s", t->out.status, t->out.fail.message);
     assert_true(t->e.mem_used > 32u << 20);
     efx_close(t);
 }
@@ -193,7 +193,7 @@ static void test_memory_bomb_gets_resource_exhausted_and_state_recovers(void **s
                                      "    while true do t[#t + 1] = string.rep('x', 1 << 20) .. #t end"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
-    assert_string_equal(t->out.error,
+    assert_string_equal(t->out.fail.message,
                         "module 'm' on_client_authenticate: out of memory (memory_limit)");
     assert_true(t->e.mem_used <= t->e.mem_limit);
     assert_state_works(t);
@@ -236,7 +236,7 @@ static void test_os_exit_is_not_available_and_the_call_fails_cleanly(void **stat
              "module 'm' on_client_authenticate: %s/m.lua:3: attempt to call a nil value (field "
              "'exit')",
              t->fx.dir);
-    assert_string_equal(t->out.error, expected);
+    assert_string_equal(t->out.fail.message, expected);
     assert_state_works(t);
     efx_close(t);
 }
@@ -247,7 +247,7 @@ static void test_runtime_error_answers_unknown_and_next_call_works(void **state)
     struct efx *t = open_env(HANDLER("    local x = nil; return x.field"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_UNKNOWN);
-    assert_non_null(strstr(t->out.error, "m.lua:3: attempt to index a nil value"));
+    assert_non_null(strstr(t->out.fail.message, "m.lua:3: attempt to index a nil value"));
     assert_state_works(t);
     efx_close(t);
 }

@@ -80,7 +80,7 @@ static void test_json_lines_carry_module_hook_and_traceback_as_fields(void **sta
     snprintf(want, sizeof want,
              "{\"time\": \"T\", \"level\": \"error\", \"thread\": \"main\", \"module\": \"m\", "
              "\"hook\": \"client.authenticate\", \"message\": \"module 'm' "
-             "on_client_authenticate failed: %s/m.lua:1: boom\", \"traceback\": \"stack "
+             "on_client_authenticate: %s/m.lua:1: boom (script error)\", \"traceback\": \"stack "
              "traceback:\\n\\t[C]: in function 'error'\\n\\t%s/m.lua:1: in upvalue "
              "'inner'\\n\\t%s/m.lua:3: in function <%s/m.lua:2>\\n\\t[C]: in ?\"}\n"
              "{\"time\": \"T\", \"level\": \"warn\", \"thread\": \"main\", \"module\": \"m\", "

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "sandbox.h"
+#include "script.h"
 
 struct env {
     lua_State *L;
@@ -480,6 +482,92 @@ static void test_ordinary_patterns_unaffected(void **state)
         "assert(not ok and err:find('malformed pattern', 1, true), tostring(err))\n");
 }
 
+/* ---- JSON: Debian's lua-cjson ---------------------------------------------- */
+
+static void test_cjson_round_trip(void **state)
+{
+    run(L_of(state),
+        "local cjson = require 'cjson'\n"
+        "assert(package.loaded.cjson == cjson)\n"
+        "local doc = {user = 'dev1', roles = {'pub', 'sub'}, n = 3, ok = true,\n"
+        "             nested = {x = {y = 1.5}}}\n"
+        "local back = cjson.decode(cjson.encode(doc))\n"
+        "assert(back.user == 'dev1' and back.roles[1] == 'pub' and back.roles[2] == 'sub')\n"
+        "assert(back.n == 3 and back.ok == true and back.nested.x.y == 1.5)\n"
+        "assert(cjson.encode({1, 2, 3}) == '[1,2,3]')\n"
+        "assert(cjson.encode('a\"b\\n') == '\"a\\\\\"b\\\\n\"')\n"
+        "assert(cjson.decode('{\"a\":null}').a == cjson.null)\n"
+        "local ok, err = pcall(cjson.decode, '{bad')\n"
+        "assert(not ok and err:find('Expected object key string', 1, true), err)\n"
+        /* cjson.safe answers nil, err where cjson raises. */
+        "local safe = require 'cjson.safe'\n"
+        "assert(safe.decode('[1,\"x\"]')[2] == 'x')\n"
+        "local v, err = safe.decode('{bad')\n"
+        "assert(v == nil and err:find('Expected object key string', 1, true), err)\n"
+        "local t = {} t.self = t\n"
+        "v, err = safe.encode(t)\n"
+        "assert(v == nil and err:find('excessive nesting', 1, true), err)\n");
+}
+
+/* Loading the module adds it and nothing else: no global, no other module,
+ * none of what the sandbox removed, and no way for it to run a script's
+ * code (cjson reads tables raw, so a metamethod is never called). */
+static void test_cjson_loading_keeps_the_sandbox(void **state)
+{
+    run(L_of(state),
+        "local globals, loaded = {}, {}\n"
+        "for k in pairs(_G) do globals[k] = true end\n"
+        "for k in pairs(package.loaded) do loaded[k] = true end\n"
+        "local cjson = require 'cjson'\n"
+        "local safe = require 'cjson.safe'\n"
+        "for k in pairs(_G) do assert(globals[k], 'new global ' .. tostring(k)) end\n"
+        "local new = {}\n"
+        "for k in pairs(package.loaded) do if not loaded[k] then new[#new + 1] = k end end\n"
+        "table.sort(new)\n"
+        "assert(table.concat(new, ',') == 'cjson,cjson.safe', table.concat(new, ','))\n"
+        "assert(os.exit == nil and os.execute == nil and io.popen == nil)\n"
+        "assert(debug.sethook == nil and debug.getregistry == nil)\n"
+        "assert(load(BYTECODE) == nil)\n"
+        "for _, m in ipairs{cjson, safe, cjson.new()} do\n"
+        "  for k, v in pairs(m) do\n"
+        "    assert(type(v) ~= 'userdata' or getmetatable(v) == nil, k)\n"
+        "  end\n"
+        "end\n"
+        "local trap = setmetatable({a = 1}, {\n"
+        "  __index = function() error('__index called') end,\n"
+        "  __pairs = function() error('__pairs called') end,\n"
+        "  __len = function() error('__len called') end})\n"
+        "assert(cjson.encode(trap) == '{\"a\":1}')\n");
+}
+
+/* As a script module gets it: the engine's sandbox is on by default. */
+static void test_cjson_in_a_script_module(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    struct script_engine e;
+    char err[512];
+
+    fx_init(&fx);
+    fx_write(&fx, "j.lua",
+             "local cjson = require 'cjson'\n"
+             "local safe = require 'cjson.safe'\n"
+             "assert(cjson.decode(cjson.encode({a = {1, 2}})).a[2] == 2)\n"
+             "assert(safe.decode('{') == nil)\n"
+             "assert(os.execute == nil)\n"
+             "function on_client_connected() return cjson.encode({ok = true}) end\n");
+    fx_configure(&fx, "j", NULL);
+    assert_true(fx.cfg.sandbox);
+    if (script_engine_open(&e, &fx.cfg, 1, err, sizeof err) != 0)
+        fail_msg("script_engine_open: %s", err);
+    lua_rawgeti(e.L, LUA_REGISTRYINDEX, e.modules[0].handlers[HOOK_CLIENT_CONNECTED]);
+    lua_call(e.L, 0, 1);
+    assert_string_equal(lua_tostring(e.L, -1), "{\"ok\":true}");
+    lua_pop(e.L, 1);
+    script_engine_close(&e);
+    fx_free(&fx);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_sandboxed, teardown)
 
 int main(void)
@@ -508,6 +596,9 @@ int main(void)
         T(test_metatable_with_gc_not_given_out),
         T(test_backtracking_pattern_refused),
         T(test_ordinary_patterns_unaffected),
+        T(test_cjson_round_trip),
+        T(test_cjson_loading_keeps_the_sandbox),
+        cmocka_unit_test(test_cjson_in_a_script_module),
         cmocka_unit_test_setup_teardown(test_plain_state_loads_bytecode, setup_plain, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

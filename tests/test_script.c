@@ -448,6 +448,88 @@ static void test_require_finds_modules_in_scripts_folder_and_subfolders(void **s
     fx_free(&fx);
 }
 
+/* The ACL helpers as a script sees them: the rule "a client subscribes
+ * only under its own clientid", checked with a filter built from the
+ * clientid, against clients trying to widen it. */
+static void test_exhook_topic_helpers_for_an_acl(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    struct script_engine e;
+
+    fx_init(&fx);
+    fx_write(&fx, "acl.lua", "return {}\n");
+    fx_configure(&fx, "acl", NULL);
+    open_ok(&e, &fx, 1);
+
+    run_checks(e.L,
+               "local function allowed(clientid, topic)\n"
+               "  local own, err = exhook.topic_filter('clients/%s/#', clientid)\n"
+               "  if not own then return false, err end\n"
+               "  return exhook.topic_match(own, topic)\n"
+               "end\n"
+               "assert(allowed('dev1', 'clients/dev1/up') == true)\n"
+               "assert(allowed('dev1', 'clients/dev1') == true)\n"
+               /* Filters: covered or not. */
+               "assert(allowed('dev1', 'clients/dev1/+') == true)\n"
+               "assert(allowed('dev1', 'clients/dev1/#') == true)\n"
+               "assert(allowed('dev1', 'clients/+/up') == false)\n"
+               "assert(allowed('dev1', 'clients/#') == false)\n"
+               "assert(allowed('dev1', '#') == false)\n"
+               "assert(allowed('dev1', 'clients/dev2/up') == false)\n"
+               /* The widening attack: the clientid is a wildcard. */
+               "for _, cid in ipairs{'+', '#', 'a/b', '', 'x#'} do\n"
+               "  local ok, err = allowed(cid, 'clients/victim/up')\n"
+               "  assert(ok == false, cid)\n"
+               "end\n"
+               "local ok, err = allowed('+', 'clients/victim/up')\n"
+               "assert(err == \"exhook.topic_filter: argument 2 ('+') contains '+'\", err)\n"
+               "ok, err = allowed('#', 'clients/#')\n"
+               "assert(err == \"exhook.topic_filter: argument 2 ('#') contains '#'\", err)\n"
+               "local f, err = exhook.topic_filter('%s/x', '$SYS')\n"
+               "assert(f == nil and err:find(\"starts with '$' at the first level\", 1, true))\n"
+               "f, err = exhook.topic_filter('c/%s', 'a\\0b')\n"
+               "assert(f == nil and err:find('contains a NUL byte', 1, true), err)\n"
+               "assert(select('#', exhook.topic_filter('c/%s', 'ok')) == 1)\n"
+               "assert(exhook.topic_filter('c/%s/%s', 'a', 42) == 'c/a/42')\n"
+               "f, err = exhook.topic_filter('c/%s', string.rep('v', 70000))\n"
+               "assert(f == nil)\n"
+               "assert(err == 'exhook.topic_filter: the filter would be longer than 65535 bytes', "
+               "err)\n"
+               "ok, err = pcall(exhook.topic_filter, 'c/x%s', 'a')\n"
+               "assert(not ok and err:find(\"template 'c/x%s': '%s' must be a whole level\", 1, "
+               "true), err)\n"
+               "ok, err = pcall(exhook.topic_filter, 'c/%s')\n"
+               "assert(not ok and err:find(\"more '%s' than values\", 1, true), err)\n"
+               "ok, err = pcall(exhook.topic_filter, 'c/%s', {})\n"
+               "assert(not ok and err:find('bad argument #2', 1, true), err)\n"
+               /* topic_match: $ topics, "#" against "a/#", "+" levels. */
+               "assert(exhook.topic_match('#', 'a/#') == true)\n"
+               "assert(exhook.topic_match('a/#', '#') == false)\n"
+               "assert(exhook.topic_match('#', '$SYS/#') == false)\n"
+               "assert(exhook.topic_match('+/#', '#') == true)\n"
+               "assert(exhook.topic_match('a/+', 'a/+') == true)\n"
+               "assert(exhook.topic_match('a/b', 'a/+') == false)\n"
+               /* A second argument that is no valid filter covers nothing. */
+               "assert(exhook.topic_match('#', 'a/#/b') == false)\n"
+               "assert(exhook.topic_match('#', 'a\\0b') == false)\n"
+               "assert(exhook.topic_match('a', 'a\\0/b') == false)\n"
+               "ok, err = pcall(exhook.topic_match, 'a\\0b', 'a')\n"
+               "assert(not ok and err:find('exhook.topic_match: argument 1 contains a NUL byte', "
+               "1, true), err)\n"
+               /* A deny rule: overlapping, not covered. */
+               "assert(exhook.topic_overlaps('secret/#', '+/#') == true)\n"
+               "assert(exhook.topic_match('secret/#', '+/#') == false)\n"
+               "assert(exhook.topic_overlaps('secret/#', 'public/+') == false)\n"
+               "assert(exhook.topic_overlaps('#', '$SYS/x') == false)\n"
+               "ok, err = pcall(exhook.topic_overlaps, 'secret/#', 'a/#/b')\n"
+               "assert(not ok and err:find(\"exhook.topic_overlaps: invalid filter 'a/#/b'\", 1, "
+               "true), err)\n");
+
+    script_engine_close(&e);
+    fx_free(&fx);
+}
+
 static void test_exhook_api_worker_id_version_topic_match_and_log(void **state)
 {
     (void)state;
@@ -953,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_deinit_checked_at_load_is_the_one_called_whatever_init_does),
         cmocka_unit_test(test_require_finds_modules_in_scripts_folder_and_subfolders),
         cmocka_unit_test(test_exhook_api_worker_id_version_topic_match_and_log),
+        cmocka_unit_test(test_exhook_topic_helpers_for_an_acl),
         cmocka_unit_test(test_publish_spec_is_union_of_module_filters),
         cmocka_unit_test(test_module_without_filter_makes_hook_advertised_for_every_topic),
         cmocka_unit_test(test_config_topics_apply_to_modules_without_their_own),

@@ -101,9 +101,10 @@ static void test_stuck_call_answered_and_queue_served_by_a_stand_in(void **state
     free(log);
     assert_int_equal(atomic_load(&w->stuck_reports), 1);
 
-    /* The only worker is still in os.execute: its stand-in answers. */
+    /* The only worker slot is still in os.execute: the thread started in
+     * its place finds no slot to run the call on, and answers at once. */
     assert_int_equal(authenticate(w, "fine", details, sizeof details), GRPC_STATUS_UNAVAILABLE);
-    assert_string_equal(details, "exhookd worker w1 is stuck in code that cannot be "
+    assert_string_equal(details, "exhookd workers are stuck in code that cannot be "
                                  "interrupted; call not run");
 
     /* The worker comes back to a call already answered: a clean stop. */

@@ -34,6 +34,10 @@
 #define MIN_MESSAGE_SIZE ((size_t)1024)
 #define MAX_MESSAGE_SIZE ((size_t)1024 * 1024 * 1024)
 #define MAX_WORKERS 256
+#define DEFAULT_MAX_WAITING_CALLS 10000
+#define MAX_WAITING_CALLS 1000000
+#define DEFAULT_MAX_TIMERS 1000
+#define MAX_TIMERS 1000000
 /* Below this, gRPC starts closing the brokers' connections to stay under the
  * quota while serving a few ordinary calls. */
 #define MIN_MEMORY_QUOTA ((size_t)16 * 1024 * 1024)
@@ -125,6 +129,31 @@ static int set_workers(struct config *cfg, const char *key, const char *value, c
                          value);
     cfg->workers = (int)n;
     return 0;
+}
+
+/* A count from 1 to `max` into `*out`. */
+static int set_count(unsigned *out, uint64_t max, const char *key, const char *value, char *msg,
+                     size_t msglen)
+{
+    uint64_t n;
+
+    if (cfgv_parse_uint(value, max, &n, NULL) != 0 || n < 1 || n > max)
+        return cfgv_fail(msg, msglen, "%s: expected an integer 1..%llu, got '%s'", key,
+                         (unsigned long long)max, value);
+    *out = (unsigned)n;
+    return 0;
+}
+
+static int set_max_waiting_calls(struct config *cfg, const char *key, const char *value,
+                                 char *msg, size_t msglen)
+{
+    return set_count(&cfg->max_waiting_calls, MAX_WAITING_CALLS, key, value, msg, msglen);
+}
+
+static int set_max_timers(struct config *cfg, const char *key, const char *value, char *msg,
+                          size_t msglen)
+{
+    return set_count(&cfg->max_timers, MAX_TIMERS, key, value, msg, msglen);
 }
 
 static int set_lua_path(struct config *cfg, const char *key, const char *value, char *msg,
@@ -326,11 +355,13 @@ static const struct key_def {
     {"server", "max_message_size", set_max_message_size},
     {"server", "handshake_timeout", set_handshake_timeout},
     {"server", "memory_quota", set_memory_quota},
+    {"server", "max_waiting_calls", set_max_waiting_calls},
     {"lua", "path", set_lua_path},
     {"lua", "init_module", set_init_module},
     {"lua", "call_timeout", set_call_timeout},
     {"lua", "memory_limit", set_memory_limit},
     {"lua", "sandbox", set_sandbox},
+    {"lua", "max_timers", set_max_timers},
     {"log", "level", set_log_level},
     {"log", "format", set_log_format},
     {"metrics", "listen", set_metrics_listen},
@@ -605,6 +636,8 @@ void cfg_defaults(struct config *cfg)
     cfg->init_module_count = 1;
     cfg->call_timeout_ms = DEFAULT_CALL_TIMEOUT_MS;
     cfg->memory_limit = DEFAULT_MEMORY_LIMIT;
+    cfg->max_waiting_calls = DEFAULT_MAX_WAITING_CALLS;
+    cfg->max_timers = DEFAULT_MAX_TIMERS;
     cfg->sandbox = true;
     cfg->shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS;
     cfg->watchdog_ms = DEFAULT_WATCHDOG_MS;

@@ -26,6 +26,10 @@ struct config {
     unsigned call_timeout_ms;  /* [lua] call_timeout, default 5s; 0 = no limit */
     size_t memory_limit;       /* [lua] memory_limit, bytes per Lua state, default 64MB; 0 = none */
     bool sandbox;              /* [lua] sandbox, default true */
+    unsigned max_timers;       /* [lua] max_timers, pending exhook.timer per worker, default 1000 */
+    /* [server] max_waiting_calls: calls in progress per worker (running or
+     * waiting for I/O), default 10000 */
+    unsigned max_waiting_calls;
     unsigned shutdown_timeout_ms; /* [server] shutdown_timeout, default 5s */
     unsigned watchdog_ms;      /* [server] watchdog, default 1s; 0 = off */
     /* Not a key: set by the master process, whose children share the port

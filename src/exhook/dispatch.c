@@ -2,46 +2,31 @@
 
 #include <lauxlib.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exhook.pb-c.h"
 #include "log.h"
+#include "net.h"
 #include "pb2lua.h"
 #include "publish.h"
+#include "task.h"
 
 typedef Emqx__Exhook__V3__Message pb_message;
 typedef Emqx__Exhook__V3__ValuedResponse pb_valued;
 
-/* Stack slots inside run_call. */
+/* Stack slots of the call's coroutine body, run_call. */
 #define CTX_SLOT 1
 #define MSGH_SLOT 2
 #define ARGS_SLOT 3
 
-struct call_ctx {
-    struct script_engine *e;
-    enum hook_id hook;
-    const struct script_module *module; /* whose handler ran last */
-    int version;
-    const ProtobufCMessageDescriptor *desc; /* of the request */
-    const struct request_fields *fields;
-    int64_t deadline_ns;
-    const ProtobufCMessage *req;
-    struct dispatch_reply *out;
-};
+/* The chain's steps: go on with the next module, stop it (a verdict, or
+ * "stop"), or end the call with a failure. */
+enum step { STEP_NEXT, STEP_STOP, STEP_FAILED };
 
-static void fail(struct call_ctx *c, grpc_status_code status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail(struct call_ctx *c, grpc_status_code status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->out->error, sizeof c->out->error, fmt, ap);
-    va_end(ap);
-    c->out->status = status;
-    c->out->failed_module = c->module ? c->module->name : NULL;
-}
+static void finish(struct dispatch *d);
 
 int dispatch_reply_pack(struct dispatch_reply *out, const ProtobufCMessage *msg)
 {
@@ -50,8 +35,8 @@ int dispatch_reply_pack(struct dispatch_reply *out, const ProtobufCMessage *msg)
         size_t cap = need < 256 ? 256 : need * 2;
         uint8_t *data = realloc(out->data, cap);
         if (!data) {
+            failure_set(&out->fail, FAIL_MEMORY, NULL, "out of memory packing the reply");
             out->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-            snprintf(out->error, sizeof out->error, "out of memory packing the reply");
             return -1;
         }
         out->data = data;
@@ -62,7 +47,7 @@ int dispatch_reply_pack(struct dispatch_reply *out, const ProtobufCMessage *msg)
     return 0;
 }
 
-static int pack_reply(struct call_ctx *c, const ProtobufCMessage *msg)
+static int pack_reply(struct dispatch *c, const ProtobufCMessage *msg)
 {
     return dispatch_reply_pack(c->out, msg);
 }
@@ -101,7 +86,7 @@ static const struct request_fields *fields_of(enum hook_id hook, int version)
 }
 
 /* The Message inside a message.* request, or NULL. */
-static const pb_message *request_message(const struct call_ctx *c)
+static const pb_message *request_message(const struct dispatch *c)
 {
     const ProtobufCFieldDescriptor *f = c->fields->message;
     return f ? *(pb_message *const *)((const char *)c->req + f->offset) : NULL;
@@ -109,7 +94,7 @@ static const pb_message *request_message(const struct call_ctx *c)
 
 /* v3 brokers send MQTT User-Property entries apart from the other
  * properties; scripts find them under props["User-Property"] either way. */
-static void add_user_props(lua_State *L, const struct call_ctx *c)
+static void add_user_props(lua_State *L, const struct dispatch *c)
 {
     const ProtobufCFieldDescriptor *f = c->fields->user_props;
     if (!f || *(const size_t *)((const char *)c->req + f->quantifier_offset) == 0)
@@ -121,14 +106,14 @@ static void add_user_props(lua_State *L, const struct call_ctx *c)
 
 /* PUBLISH properties (v3) travel with the message they belong to: sets
  * `props` in the message table on top of the stack. */
-static void add_publish_props(lua_State *L, const struct call_ctx *c)
+static void add_publish_props(lua_State *L, const struct dispatch *c)
 {
     pb_field_to_lua(L, c->fields->props, c->req);
     add_user_props(L, c);
     lua_setfield(L, -2, "props");
 }
 
-static int push_args(lua_State *L, const struct call_ctx *c)
+static int push_args(lua_State *L, const struct dispatch *c)
 {
     const struct hook_def *d = &hook_defs[c->hook];
     int n = 0;
@@ -147,61 +132,47 @@ static int push_args(lua_State *L, const struct call_ctx *c)
     return n + 1;
 }
 
-/* Calls module `m`'s handler with the arguments at ARGS_SLOT (the first one
- * replaced by the value at `first` when first > 0). Leaves 2 results. */
-static int call_handler(lua_State *L, struct call_ctx *c, struct script_module *m, int nargs,
-                        int first)
+/* The failure of the handler of module `m` that ended with status `st`
+ * (its error object on top of the stack). */
+static void handler_failed(lua_State *L, struct dispatch *d, const struct script_module *m, int st)
 {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, m->handlers[c->hook]);
-    for (int i = 0; i < nargs; i++)
-        lua_pushvalue(L, i == 0 && first > 0 ? first : ARGS_SLOT + i);
-    struct script_engine *e = c->e;
-    e->current_module = m->name;
-    e->current_hook = hook_defs[c->hook].name;
-    c->module = m;
-    int64_t start = script_now_ns();
-    script_arm_deadline(e, c->deadline_ns);
-    int st = lua_pcall(L, nargs, 2, MSGH_SLOT);
+    struct script_engine *e = d->e;
+    struct failure *f = &d->out->fail;
+    const char *handler = hook_defs[d->hook].handler;
     char where[sizeof e->timeout_where];
     snprintf(where, sizeof where, "%s", e->timeout_where);
-    bool timed_out = script_clear_timeout(e);
-    if (st == LUA_OK)
-        return 0;
-    e->current_module = NULL;
-    e->current_hook = NULL;
-    const char *handler = hook_defs[c->hook].handler;
-    struct log_fields fields = {m->name, hook_defs[c->hook].name, NULL};
-    if (timed_out) {
-        long ms = (long)((script_now_ns() - start) / 1000000);
-        log_fields_msg(LOG_ERROR, &fields,
-                       "module '%s' %s: stopped at %s after %ld ms (time limit)", m->name, handler,
-                       where, ms);
-        fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "module '%s' %s: stopped at %s after %ld ms",
-             m->name, handler, where, ms);
+    if (script_clear_timeout(e, L)) {
+        long ms = (long)((script_now_ns() - d->handler_start) / 1000000);
+        failure_set(f, FAIL_TIME_LIMIT, m->name, "module '%s' %s: stopped at %s after %ld ms",
+                    m->name, handler, where, ms);
     } else if (st == LUA_ERRMEM) {
-        log_fields_msg(LOG_ERROR, &fields, "module '%s' %s: out of memory (memory_limit)", m->name,
-                       handler);
-        fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "module '%s' %s: out of memory (memory_limit)",
-             m->name, handler);
+        failure_set(f, FAIL_MEMORY, m->name, "module '%s' %s: out of memory (memory_limit)",
+                    m->name, handler);
     } else {
         const char *msg = lua_tostring(L, -1);
         size_t len = script_error_length(msg);
-        fields.traceback = msg[len] ? msg + len + 1 : NULL;
-        log_fields_msg(LOG_ERROR, &fields, "module '%s' %s failed: %.*s", m->name, handler,
-                       (int)len, msg);
-        fail(c, GRPC_STATUS_UNKNOWN, "module '%s' %s: %.*s", m->name, handler,
-             (int)strcspn(msg, "\n"), msg);
+        failure_set(f, FAIL_RUNTIME, m->name, "module '%s' %s: %.*s", m->name, handler,
+                    (int)strcspn(msg, "\n"), msg);
+        f->traceback = msg[len] ? msg + len + 1 : NULL;
     }
-    lua_pop(L, 1);
-    return -1;
+    failure_log(f, hook_defs[d->hook].name);
 }
 
-static void bad_return(struct call_ctx *c, const struct script_module *m, const char *what)
+static enum step bad_return(struct dispatch *d, const struct script_module *m, const char *what)
 {
-    const char *handler = hook_defs[c->hook].handler;
-    struct log_fields fields = {m->name, hook_defs[c->hook].name, NULL};
-    log_fields_msg(LOG_ERROR, &fields, "module '%s' %s: %s", m->name, handler, what);
-    fail(c, GRPC_STATUS_UNKNOWN, "module '%s' %s: %s", m->name, handler, what);
+    struct failure *f = &d->out->fail;
+    failure_set(f, FAIL_BAD_RETURN, m->name, "module '%s' %s: %s", m->name,
+                hook_defs[d->hook].handler, what);
+    failure_log(f, hook_defs[d->hook].name);
+    return STEP_FAILED;
+}
+
+static enum step out_of_memory(struct dispatch *d)
+{
+    failure_set(&d->out->fail, FAIL_MEMORY, d->module ? d->module->name : NULL,
+                "out of memory building the reply");
+    failure_log(&d->out->fail, hook_defs[d->hook].name);
+    return STEP_FAILED;
 }
 
 /* "continue"/"stop" as second return value; -1 for anything else. */
@@ -222,137 +193,161 @@ static int chain_word(lua_State *L, int idx, bool *stop)
     return 0;
 }
 
-static void run_notify(lua_State *L, struct call_ctx *c, int nargs)
-{
-    const pb_message *msg = hooks_is_message(c->hook) ? request_message(c) : NULL;
-    const char *topic = msg ? msg->topic : "";
-    for (size_t i = 0; i < c->e->module_count; i++) {
-        struct script_module *m = &c->e->modules[i];
-        if (!script_module_wants(m, c->hook, topic))
-            continue;
-        if (call_handler(L, c, m, nargs, 0) != 0)
-            return;
-        lua_pop(L, 2);
-    }
-    if (c->hook == HOOK_PROVIDER_LOADED)
-        return;
-    Emqx__Exhook__V3__EmptySuccess empty = EMQX__EXHOOK__V3__EMPTY_SUCCESS__INIT;
-    pack_reply(c, &empty.base);
-}
-
 /* authenticate / authorize: the first module with an opinion decides. */
-static void run_verdict(lua_State *L, struct call_ctx *c, int nargs)
+static enum step verdict_step(lua_State *L, struct dispatch *d, const struct script_module *m)
 {
-    pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
-    reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
-    for (size_t i = 0; i < c->e->module_count; i++) {
-        struct script_module *m = &c->e->modules[i];
-        if (!script_module_wants(m, c->hook, NULL))
-            continue;
-        if (call_handler(L, c, m, nargs, 0) != 0)
-            return;
-        if (lua_isnil(L, -2)) {
-            lua_pop(L, 2);
-            continue;
-        }
-        bool stop = true;
-        if (!lua_isboolean(L, -2) || chain_word(L, -1, &stop) != 0) {
-            char what[160];
-            snprintf(what, sizeof what,
-                     "returned %s, %s; expected true, false or nil, optionally followed by "
-                     "\"continue\"",
-                     luaL_typename(L, -2), luaL_typename(L, -1));
-            bad_return(c, m, what);
-            return;
-        }
-        reply.type = stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
-                          : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
-        reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT;
-        reply.bool_result = lua_toboolean(L, -2);
-        c->out->verdict = reply.bool_result ? DISPATCH_ALLOW : DISPATCH_DENY;
-        break;
+    if (lua_isnil(L, -2))
+        return STEP_NEXT;
+    bool stop = true;
+    if (!lua_isboolean(L, -2) || chain_word(L, -1, &stop) != 0) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "returned %s, %s; expected true, false or nil, optionally followed by "
+                 "\"continue\"",
+                 luaL_typename(L, -2), luaL_typename(L, -1));
+        return bad_return(d, m, what);
     }
-    pack_reply(c, &reply.base);
+    d->stop = stop;
+    d->out->verdict = lua_toboolean(L, -2) ? DISPATCH_ALLOW : DISPATCH_DENY;
+    return STEP_STOP;
 }
 
 /* message.publish: each module sees the message as the previous ones left
  * it; nil keeps it, a table changes it, false drops it. The message lives in
  * `pm`; what a module returns is read into it once, raw, and checked there,
  * so the reply carries exactly what was checked. */
-static void run_publish(lua_State *L, struct call_ctx *c, int nargs)
+static enum step publish_step(lua_State *L, struct dispatch *d, const struct script_module *m)
 {
-    struct publish_msg pm;
-    publish_msg_init(L, &pm, request_message(c));
-    bool stop = false, drop = false;
-    for (size_t i = 0; i < c->e->module_count && !stop; i++) {
-        struct script_module *m = &c->e->modules[i];
-        if (!script_module_wants(m, c->hook, pm.topic))
-            continue;
-        /* A module edits a copy, so that its edits in place never reach a
-         * later module. While nothing has changed and no later module would
-         * see it, the request's table itself will do. */
-        int base = lua_gettop(L), arg = ARGS_SLOT;
-        if (pm.changed || (int)i < c->e->specs[c->hook].last_module) {
-            publish_msg_push(L, ARGS_SLOT, &pm);
-            arg = lua_gettop(L);
-        }
-        if (call_handler(L, c, m, nargs, arg == ARGS_SLOT ? 0 : arg) != 0)
-            return;
-        int r1 = lua_gettop(L) - 1;
-        if (chain_word(L, r1 + 1, &stop) != 0) {
-            bad_return(c, m, "second return value must be \"stop\", \"continue\" or nil");
-            return;
-        }
-        if (lua_istable(L, r1)) {
-            char why[160];
-            int rc = publish_msg_read(L, r1, lua_rawequal(L, r1, arg), &pm, &c->out->arena, why,
-                                      sizeof why);
-            if (rc == -2) {
-                fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory building the reply");
-                return;
-            }
-            if (rc != 0) {
-                bad_return(c, m, why);
-                return;
-            }
-        } else if (lua_isboolean(L, r1) && !lua_toboolean(L, r1)) {
-            drop = stop = true;
-        } else if (!lua_isnil(L, r1) && !lua_isboolean(L, r1)) {
-            char what[160];
-            snprintf(what, sizeof what,
-                     "returned a %s; expected a message table, false (drop) or nil",
-                     luaL_typename(L, r1));
-            bad_return(c, m, what);
-            return;
-        }
-        lua_settop(L, base);
+    int r1 = lua_gettop(L) - 1;
+    if (chain_word(L, r1 + 1, &d->stop) != 0)
+        return bad_return(d, m, "second return value must be \"stop\", \"continue\" or nil");
+    if (lua_istable(L, r1)) {
+        char why[160];
+        int rc = publish_msg_read(L, r1, lua_rawequal(L, r1, d->arg ? d->arg : ARGS_SLOT), &d->pm,
+                                  &d->out->arena, why, sizeof why);
+        if (rc == -2)
+            return out_of_memory(d);
+        if (rc != 0)
+            return bad_return(d, m, why);
+    } else if (lua_isboolean(L, r1) && !lua_toboolean(L, r1)) {
+        d->drop = d->stop = true;
+    } else if (!lua_isnil(L, r1) && !lua_isboolean(L, r1)) {
+        char what[160];
+        snprintf(what, sizeof what, "returned a %s; expected a message table, false (drop) or nil",
+                 luaL_typename(L, r1));
+        return bad_return(d, m, what);
     }
-    pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
-    reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
-    pb_message msg;
-    if (pm.changed || stop) {
-        if (publish_msg_fill(&pm, drop, &c->out->arena, &msg) != 0) {
-            fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory building the reply");
-            return;
-        }
-        reply.type = stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
-                          : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
-        reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE;
-        reply.message = &msg;
-    }
-    pack_reply(c, &reply.base);
+    return d->stop ? STEP_STOP : STEP_NEXT;
 }
 
-static void pack_loaded(struct call_ctx *c)
+/* What the handler of the current module returned (status `st`, its two
+ * results or its error object on the stack) means for the chain. */
+static enum step handler_done(lua_State *L, struct dispatch *d, int st)
+{
+    const struct script_module *m = d->module;
+    enum step next;
+    if (st != LUA_OK) {
+        handler_failed(L, d, m, st);
+        next = STEP_FAILED;
+    } else {
+        script_clear_timeout(d->e, L);
+        switch (hook_defs[d->hook].kind) {
+        case HOOK_KIND_VERDICT:
+            next = verdict_step(L, d, m);
+            break;
+        case HOOK_KIND_PUBLISH:
+            next = publish_step(L, d, m);
+            break;
+        default:
+            next = STEP_NEXT;
+            break;
+        }
+    }
+    lua_settop(L, d->base);
+    d->e->current_module = d->task.module = NULL;
+    d->e->current_hook = d->task.hook = NULL;
+    return next;
+}
+
+/* Sets the time limit of module `m`'s handler: call_timeout from now,
+ * waiting included, cut short by the broker's deadline. */
+static void handler_start(struct dispatch *d, const struct script_module *m)
+{
+    struct script_engine *e = d->e;
+    d->module = m;
+    d->handler_start = script_now_ns();
+    script_arm_deadline(e, d->deadline_ns);
+    d->task.deadline_ns = e->deadline_ns;
+    e->current_module = d->task.module = m->name;
+    e->current_hook = d->task.hook = hook_defs[d->hook].name;
+    d->task.handler = hook_defs[d->hook].handler;
+}
+
+static int chain_next(lua_State *L, struct dispatch *d);
+
+/* Lua resumes here after a handler waited (status LUA_YIELD), or failed
+ * after waiting. */
+static int chain_cont(lua_State *L, int status, lua_KContext k)
+{
+    struct dispatch *d = (struct dispatch *)k;
+    enum step next = handler_done(L, d, status == LUA_YIELD ? LUA_OK : status);
+    if (next == STEP_NEXT) {
+        d->next_module++;
+        return chain_next(L, d);
+    }
+    if (next == STEP_STOP)
+        finish(d);
+    return 0;
+}
+
+/* Runs the handlers from module `next_module` on, each in a yieldable
+ * protected call, so that a handler that waits suspends the chain and the
+ * chain goes on from chain_cont when it resumes. */
+static int chain_next(lua_State *L, struct dispatch *d)
+{
+    struct script_engine *e = d->e;
+    for (; d->next_module < e->module_count; d->next_module++) {
+        struct script_module *m = &e->modules[d->next_module];
+        const char *topic = hook_defs[d->hook].kind == HOOK_KIND_PUBLISH ? d->pm.topic
+                            : hooks_is_message(d->hook) && request_message(d)
+                                ? request_message(d)->topic
+                                : "";
+        if (!script_module_wants(m, d->hook, topic))
+            continue;
+        d->arg = 0;
+        /* A publish handler edits a copy, so that its edits in place never
+         * reach a later module. While nothing has changed and no later
+         * module would see it, the request's table itself will do. */
+        if (hook_defs[d->hook].kind == HOOK_KIND_PUBLISH &&
+            (d->pm.changed || (int)d->next_module < e->specs[d->hook].last_module)) {
+            publish_msg_push(L, ARGS_SLOT, &d->pm);
+            d->arg = lua_gettop(L);
+        }
+        lua_rawgeti(L, LUA_REGISTRYINDEX, m->handlers[d->hook]);
+        for (int i = 0; i < d->nargs; i++)
+            lua_pushvalue(L, i == 0 && d->arg ? d->arg : ARGS_SLOT + i);
+        handler_start(d, m);
+        int st = lua_pcallk(L, d->nargs, 2, MSGH_SLOT, (lua_KContext)d, chain_cont);
+        enum step next = handler_done(L, d, st);
+        if (next == STEP_FAILED)
+            return 0;
+        if (next == STEP_STOP)
+            break;
+    }
+    finish(d);
+    return 0;
+}
+
+static void pack_loaded(struct dispatch *d)
 {
     Emqx__Exhook__V3__HookSpec specs[HOOK_COUNT];
     Emqx__Exhook__V3__HookSpec *ptrs[HOOK_COUNT];
     size_t n = 0;
     for (int hk = 0; hk < HOOK_COUNT; hk++) {
-        const struct script_hook_spec *s = &c->e->specs[hk];
+        const struct script_hook_spec *s = &d->e->specs[hk];
         /* Each generation gets its own names: a name the broker does not
          * know makes it refuse the whole provider. */
-        const char *name = hooks_name(hk, c->version);
+        const char *name = hooks_name(hk, d->version);
         if (!s->registered || !name)
             continue;
         emqx__exhook__v3__hook_spec__init(&specs[n]);
@@ -365,85 +360,214 @@ static void pack_loaded(struct call_ctx *c)
     Emqx__Exhook__V3__LoadedResponse reply = EMQX__EXHOOK__V3__LOADED_RESPONSE__INIT;
     reply.n_hooks = n;
     reply.hooks = ptrs;
-    pack_reply(c, &reply.base);
+    pack_reply(d, &reply.base);
 }
 
-/* Runs inside lua_pcall so that a memory error while building the argument
- * tables is caught like any other. */
-static int run_call(lua_State *L)
+static void pack_publish(struct dispatch *d)
 {
-    struct call_ctx *c = lua_touserdata(L, CTX_SLOT);
-    script_push_msgh(L);
-    int nargs = push_args(L, c);
-    switch (hook_defs[c->hook].kind) {
+    pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+    reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
+    pb_message msg;
+    if (d->pm.changed || d->stop) {
+        if (publish_msg_fill(&d->pm, d->drop, &d->out->arena, &msg) != 0) {
+            out_of_memory(d);
+            return;
+        }
+        reply.type = d->stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
+                             : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
+        reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_MESSAGE;
+        reply.message = &msg;
+    }
+    pack_reply(d, &reply.base);
+}
+
+/* The chain went through: the reply. */
+static void finish(struct dispatch *d)
+{
+    switch (hook_defs[d->hook].kind) {
     case HOOK_KIND_LOADED:
-        run_notify(L, c, nargs);
-        if (c->out->status == GRPC_STATUS_OK)
-            pack_loaded(c);
+        pack_loaded(d);
         break;
-    case HOOK_KIND_NOTIFY:
-        run_notify(L, c, nargs);
-        break;
-    case HOOK_KIND_VERDICT:
-        run_verdict(L, c, nargs);
-        break;
-    case HOOK_KIND_PUBLISH:
-        run_publish(L, c, nargs);
+    case HOOK_KIND_NOTIFY: {
+        Emqx__Exhook__V3__EmptySuccess empty = EMQX__EXHOOK__V3__EMPTY_SUCCESS__INIT;
+        pack_reply(d, &empty.base);
         break;
     }
-    return 0;
+    case HOOK_KIND_VERDICT: {
+        pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+        reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
+        if (d->out->verdict != DISPATCH_NO_OPINION) {
+            reply.type = d->stop
+                             ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
+                             : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
+            reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT;
+            reply.bool_result = d->out->verdict == DISPATCH_ALLOW;
+        }
+        pack_reply(d, &reply.base);
+        break;
+    }
+    case HOOK_KIND_PUBLISH:
+        pack_publish(d);
+        break;
+    }
+}
+
+/* The coroutine's body: the arguments, then the chain. Runs inside the
+ * coroutine, so that a memory error while building the argument tables
+ * ends the call like any other error. */
+static int run_call(lua_State *L)
+{
+    struct dispatch *d = lua_touserdata(L, CTX_SLOT);
+    script_push_msgh(L);
+    d->nargs = push_args(L, d);
+    if (hook_defs[d->hook].kind == HOOK_KIND_PUBLISH)
+        publish_msg_init(L, &d->pm, request_message(d));
+    d->base = lua_gettop(L);
+    return chain_next(L, d);
+}
+
+/* The task ended (`st` from its resume): a failure outside any handler, if
+ * any, and the coroutine back to the engine. */
+static enum dispatch_state ended(struct dispatch *d, int st)
+{
+    lua_State *L = d->task.co;
+    if (st == LUA_YIELD)
+        return DISPATCH_WAITING;
+    if (st != LUA_OK) {
+        /* What fails outside a handler is memory, Lua refusing to go on
+         * reading a table that a finalizer changed meanwhile, or a
+         * coroutine.yield of the handler's own: that module's doing. */
+        const char *module = d->module ? d->module->name : "?";
+        const char *msg = lua_tostring(L, -1);
+        if (st == LUA_ERRMEM)
+            failure_set(&d->out->fail, FAIL_MEMORY, d->module ? module : NULL,
+                        "%s: out of memory in the Lua state (memory_limit)",
+                        hooks_rpc(d->hook, d->version));
+        else
+            failure_set(&d->out->fail, FAIL_RUNTIME, d->module ? module : NULL,
+                        "module '%s' %s: %.*s", module, hook_defs[d->hook].handler,
+                        msg ? (int)strcspn(msg, "\n") : 28,
+                        msg ? msg : "error object is not a string");
+        failure_log(&d->out->fail, hook_defs[d->hook].name);
+        script_clear_timeout(d->e, L);
+    }
+    d->out->status = failure_defs[d->out->fail.kind].status;
+    if (d->out->status != GRPC_STATUS_OK)
+        d->out->len = 0;
+    task_close(&d->task, st == LUA_OK);
+    arena_reset(&d->out->arena);
+    return DISPATCH_DONE;
+}
+
+static void reply_reset(struct dispatch_reply *out);
+
+void dispatch_refuse(struct dispatch_reply *out, enum failure_kind kind, const char *fmt, ...)
+{
+    reply_reset(out);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->fail.message, sizeof out->fail.message, fmt, ap);
+    va_end(ap);
+    out->fail.kind = kind;
+    out->status = failure_defs[kind].status;
+    log_warn("%s", out->fail.message);
+}
+
+static void reply_reset(struct dispatch_reply *out)
+{
+    out->status = GRPC_STATUS_OK;
+    out->fail.kind = FAIL_NONE;
+    out->fail.module = NULL;
+    out->fail.message[0] = '\0';
+    out->fail.traceback = NULL;
+    out->verdict = DISPATCH_NO_OPINION;
+    out->len = 0;
+}
+
+enum dispatch_state dispatch_start(struct dispatch *d, struct script_engine *e, enum hook_id hook,
+                                   int version, const uint8_t *request, size_t len,
+                                   int64_t deadline_ns, struct dispatch_reply *out,
+                                   void (*ready)(struct task *))
+{
+    memset(d, 0, sizeof *d);
+    d->e = e;
+    d->hook = hook;
+    d->version = version;
+    d->fields = fields_of(hook, version);
+    d->deadline_ns = deadline_ns;
+    d->out = out;
+    reply_reset(out);
+    const ProtobufCMessageDescriptor *desc = hooks_request(hook, version);
+    ProtobufCAllocator alloc = arena_protobuf_allocator(&out->arena);
+    d->req = protobuf_c_message_unpack(desc, &alloc, len, request);
+    if (!d->req) {
+        failure_set(&out->fail, FAIL_MALFORMED, NULL, "%s: malformed %s (%zu bytes)",
+                    hooks_rpc(hook, version), desc->short_name, len);
+        log_warn("%s", out->fail.message);
+        out->status = GRPC_STATUS_INVALID_ARGUMENT;
+        arena_reset(&out->arena);
+        return DISPATCH_DONE;
+    }
+    if (task_open(&d->task, e, ready) != 0) {
+        failure_set(&out->fail, FAIL_MEMORY, NULL, "%s: out of memory in the Lua state",
+                    hooks_rpc(hook, version));
+        out->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        arena_reset(&out->arena);
+        return DISPATCH_DONE;
+    }
+    lua_State *L = d->task.co;
+    lua_pushcfunction(L, run_call);
+    lua_pushlightuserdata(L, d);
+    int nres;
+    return ended(d, task_resume(&d->task, 1, &nres));
+}
+
+enum dispatch_state dispatch_resume(struct dispatch *d)
+{
+    struct task *t = &d->task;
+    if (t->waiting && !t->wait.push) {
+        /* Still waiting: the time ran out. */
+        task_abandon(t, FAIL_WAIT_TIMEOUT, &d->out->fail);
+        failure_log(&d->out->fail, hook_defs[d->hook].name);
+        return ended(d, LUA_OK);
+    }
+    int nres;
+    return ended(d, task_resume(t, 0, &nres));
+}
+
+bool dispatch_cancel(struct dispatch *d)
+{
+    struct task *t = &d->task;
+    if (!t->e || !t->waiting || t->wait.push)
+        return false;
+    task_abandon(t, FAIL_CANCELLED, &d->out->fail);
+    failure_log(&d->out->fail, hook_defs[d->hook].name);
+    ended(d, LUA_OK);
+    return true;
+}
+
+/* The synchronous form, for tests and the fuzzer: waits run on the engine's
+ * own loop until the call is done. */
+static void resume_now(struct task *t)
+{
+    (void)t; /* resumed by dispatch_call's loop below */
 }
 
 void dispatch_call(struct script_engine *e, enum hook_id hook, int version, const uint8_t *request,
                    size_t len, int64_t deadline_ns, struct dispatch_reply *out)
 {
-    const char *rpc = hooks_rpc(hook, version);
-    struct call_ctx c = {.e = e,
-                         .hook = hook,
-                         .version = version,
-                         .desc = hooks_request(hook, version),
-                         .fields = fields_of(hook, version),
-                         .deadline_ns = deadline_ns,
-                         .out = out};
-    out->status = GRPC_STATUS_OK;
-    out->failed_module = NULL;
-    out->verdict = DISPATCH_NO_OPINION;
-    out->error[0] = '\0';
-    out->len = 0;
-    ProtobufCAllocator alloc = arena_protobuf_allocator(&out->arena);
-    ProtobufCMessage *req = protobuf_c_message_unpack(c.desc, &alloc, len, request);
-    if (!req) {
-        fail(&c, GRPC_STATUS_INVALID_ARGUMENT, "%s: malformed %s (%zu bytes)", rpc,
-             c.desc->short_name, len);
-        log_warn("%s", out->error);
-        arena_reset(&out->arena);
+    struct dispatch d;
+    if (dispatch_start(&d, e, hook, version, request, len, deadline_ns, out, resume_now) ==
+        DISPATCH_DONE)
         return;
+    for (;;) {
+        loop_run_once(e->net->loop, -1);
+        struct task *t;
+        while ((t = task_queue_pop(e->ready))) {
+            if (t == &d.task && dispatch_resume(&d) == DISPATCH_DONE)
+                return;
+        }
     }
-    c.req = req;
-    lua_State *L = e->L;
-    lua_pushcfunction(L, run_call);
-    lua_pushlightuserdata(L, &c);
-    int st = lua_pcall(L, 1, 0, 0);
-    e->current_module = NULL;
-    e->current_hook = NULL;
-    if (st != LUA_OK) {
-        /* No module code runs outside a handler: what a handler returns is
-         * read raw. What fails here is memory, or Lua refusing to go on
-         * reading a table that a finalizer changed meanwhile: that module's
-         * doing. */
-        const char *module = c.module ? c.module->name : "?";
-        const char *handler = hook_defs[hook].handler;
-        const char *msg = lua_tostring(L, -1);
-        if (st == LUA_ERRMEM)
-            fail(&c, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                 "%s: out of memory in the Lua state (memory_limit)", rpc);
-        else
-            fail(&c, GRPC_STATUS_UNKNOWN, "module '%s' %s: %.*s", module, handler,
-                 msg ? (int)strcspn(msg, "\n") : 28, msg ? msg : "error object is not a string");
-        log_error("%s", out->error);
-    }
-    lua_settop(L, 0);
-    arena_reset(&out->arena);
 }
 
 void dispatch_reply_free(struct dispatch_reply *r)

@@ -1,8 +1,10 @@
 #ifndef EXHOOKD_LUA_API_H
 #define EXHOOKD_LUA_API_H
 
-/* The `exhook` module that scripts see: exhook.log, exhook.health.set, exhook.topic_match,
- * exhook.worker_id, exhook.version. */
+/* The `exhook` module that scripts see: exhook.worker_id, exhook.version,
+ * and one family of functions per file: exhook.log (lua_log.h),
+ * exhook.health (lua_health.h), exhook.topic_match, topic_overlaps and
+ * topic_filter (lua_topic.h), exhook.crypto (lua_crypto.h). */
 
 #include <lua.h>
 

@@ -19,4 +19,5 @@ void lua_health_open(lua_State *L, struct script_engine *e)
     lua_pushlightuserdata(L, e);
     lua_pushcclosure(L, api_health_set, 1);
     lua_setfield(L, -2, "set");
+    lua_setfield(L, -2, "health");
 }

@@ -12,7 +12,8 @@
 
 struct script_engine;
 
-/* Pushes the `exhook.health` table for the state of `e`. */
+/* Sets exhook.health, for the state of `e`, in the table at the top of the
+ * stack. */
 void lua_health_open(lua_State *L, struct script_engine *e);
 
 #endif

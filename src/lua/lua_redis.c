@@ -262,8 +262,9 @@ static int l_connect(lua_State *L)
     return 1;
 }
 
-void lua_redis_open(lua_State *L)
+void lua_redis_open(lua_State *L, struct script_engine *e)
 {
+    (void)e; /* the pools are the running slot's, found at each call */
     if (luaL_newmetatable(L, CLIENT_MT)) {
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, l_call);

@@ -17,7 +17,9 @@
 
 #include <lua.h>
 
+struct script_engine;
+
 /* Sets field `redis` in the table on top of the stack. */
-void lua_redis_open(lua_State *L);
+void lua_redis_open(lua_State *L, struct script_engine *e);
 
 #endif

@@ -11,7 +11,9 @@
 #include "errbuf.h"
 #include "log.h"
 #include "lua_api.h"
+#include "lua_timer.h"
 #include "sandbox.h"
+#include "task.h"
 #include "topic.h"
 
 /* Instructions between two looks at the clock: a few microseconds of work,
@@ -64,6 +66,8 @@ static void time_hook(lua_State *L, lua_Debug *ar)
          * one: a coroutine's caller must not run on either. */
         lua_sethook(L, time_hook, LUA_MASKCOUNT, 1);
         lua_sethook(e->L, time_hook, LUA_MASKCOUNT, 1);
+        if (e->running)
+            lua_sethook(e->running->co, time_hook, LUA_MASKCOUNT, 1);
         if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
             snprintf(e->timeout_where, sizeof e->timeout_where, "%s:%d", ar->short_src,
                      ar->currentline);
@@ -84,13 +88,16 @@ void script_arm_deadline(struct script_engine *e, int64_t limit_ns)
     e->deadline_ns = limit_ns < d ? limit_ns : d;
 }
 
-bool script_clear_timeout(struct script_engine *e)
+bool script_clear_timeout(struct script_engine *e, lua_State *L)
 {
     bool was = e->timed_out;
     if (was) {
         e->timed_out = false;
         e->timeout_where[0] = '\0';
         lua_sethook(e->L, time_hook, LUA_MASKCOUNT, HOOK_COUNT_INSTRUCTIONS);
+        lua_sethook(L, time_hook, LUA_MASKCOUNT, HOOK_COUNT_INSTRUCTIONS);
+        if (e->running)
+            lua_sethook(e->running->co, time_hook, LUA_MASKCOUNT, HOOK_COUNT_INSTRUCTIONS);
     }
     e->deadline_ns = INT64_MAX;
     return was;
@@ -308,7 +315,7 @@ static void user_code_error(struct script_engine *e, const struct script_module 
 {
     char where[sizeof e->timeout_where];
     snprintf(where, sizeof where, "%s", e->timeout_where);
-    if (script_clear_timeout(e))
+    if (script_clear_timeout(e, e->L))
         errbuf_set(err, errlen, "%s%s: timed out after %u ms (call_timeout)", prefix, where,
                 e->call_timeout_ms);
     else if (st == LUA_ERRMEM)
@@ -468,7 +475,7 @@ static int load_module_protected(struct script_engine *e, const struct config *c
         lua_pop(L, 1);
         return -1;
     }
-    script_clear_timeout(e);
+    script_clear_timeout(e, e->L);
     return c.rc;
 }
 
@@ -504,6 +511,7 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
     e->worker_id = worker_id;
     e->init_health = -1;
     e->call_timeout_ms = cfg->call_timeout_ms;
+    e->max_timers = cfg->max_timers;
     e->deadline_ns = INT64_MAX;
     e->L = lua_newstate(limited_alloc, e);
     if (!e->L) {
@@ -560,6 +568,13 @@ fail:
     return -1;
 }
 
+void script_engine_attach(struct script_engine *e, struct net *net, struct task_queue *ready)
+{
+    e->net = net;
+    e->ready = ready;
+    lua_timer_attach(e);
+}
+
 void script_engine_close(struct script_engine *e)
 {
     if (!e->L)
@@ -583,6 +598,7 @@ void script_engine_close(struct script_engine *e)
         free(m->name);
         free(m->file);
     }
+    lua_timer_close_all(e);
     for (int hk = 0; hk < HOOK_COUNT; hk++)
         cfg_filters_free(&e->specs[hk].topics);
     free(e->modules);

@@ -16,6 +16,11 @@
 #include "config.h"
 #include "hooks.h"
 
+struct net;
+struct task;
+struct task_queue;
+struct timer_job;
+
 struct script_module {
     char *name;                 /* as named in init_module, e.g. "example" */
     char *file;                 /* resolved path, e.g. "scripts/example.lua" */
@@ -48,6 +53,17 @@ struct script_engine {
     struct script_module *modules;
     size_t module_count;
     struct script_hook_spec specs[HOOK_COUNT];
+    /* Tasks (task.h): the one running, the slot's network side and queue
+     * of ready tasks (NULL outside a worker slot: nothing can wait), and
+     * coroutines kept for reuse. */
+    struct task *running;
+    struct net *net;
+    struct task_queue *ready;
+    size_t live_tasks;          /* tasks open on this state */
+    int pool[64];               /* registry refs of idle coroutines */
+    size_t pool_len;
+    struct timer_job *timers;   /* exhook.timer jobs pending or running */
+    unsigned timer_count, max_timers;
     const char *current_module; /* module whose code runs now, tags exhook.log */
     const char *current_hook;   /* hook it runs for (EMQX's name), or NULL */
     /* exhook.health.set (health.h): the generation this state serves in, 0
@@ -65,6 +81,10 @@ struct script_engine {
  * the file (and line, where Lua knows it), and `e` left closed. */
 int script_engine_open(struct script_engine *e, const struct config *cfg, int worker_id,
                        char *err, size_t errlen);
+
+/* A worker slot takes the state up: waits run on `net`, and tasks whose
+ * wait is over queue on `ready`. */
+void script_engine_attach(struct script_engine *e, struct net *net, struct task_queue *ready);
 
 /* Runs deinit() of every module (last loaded first) and closes the state. */
 void script_engine_close(struct script_engine *e);
@@ -85,9 +105,10 @@ int64_t script_now_ns(void);
  * if that is earlier. */
 void script_arm_deadline(struct script_engine *e, int64_t limit_ns);
 
-/* After a protected call: clears the timeout state so the next call starts
- * fresh. Returns whether the call had timed out. */
-bool script_clear_timeout(struct script_engine *e);
+/* After a protected call on `L` (the state's main thread or one of its
+ * coroutines): clears the timeout state so the next call starts fresh.
+ * Returns whether the call had timed out. */
+bool script_clear_timeout(struct script_engine *e, lua_State *L);
 
 /* Length of the error text in `msg`, a message from the handler below:
  * what comes before "\nstack traceback:" (all of it when there is none). */

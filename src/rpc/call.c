@@ -5,40 +5,30 @@
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "script.h"
 
-void call_post(struct call *c)
+/* Calls freed by a thread, kept for its next requests: their reply buffer
+ * and arena stay allocated, so a call in the steady state allocates
+ * nothing. */
+#define SPARE_CALLS 32
+static __thread struct call *spare[SPARE_CALLS];
+static __thread int spare_count;
+
+static struct call *call_new(void)
 {
-    struct worker *w = c->w;
-    struct server *s = w->srv;
-    pthread_mutex_lock(&w->post_lock);
-    if (atomic_load(&s->stopping)) {
-        pthread_mutex_unlock(&w->post_lock);
-        return;
-    }
-    c->state = CALL_WAITING;
-    c->call = NULL;
-    c->payload = NULL;
-    grpc_metadata_array_init(&c->request_md);
-    grpc_call_error rc;
-    if (c->method >= 0) {
-        rc = grpc_server_request_registered_call(s->grpc, s->methods[c->method].handle, &c->call,
-                                                 &c->deadline, &c->request_md, &c->payload, w->cq,
-                                                 w->cq, c);
-    } else {
-        grpc_call_details_init(&c->details);
-        rc = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->request_md, w->cq, w->cq,
-                                      c);
-    }
-    pthread_mutex_unlock(&w->post_lock);
-    if (rc != GRPC_CALL_OK)
-        log_error("cannot post a request for calls (grpc error %d)", (int)rc);
+    if (spare_count > 0)
+        return spare[--spare_count];
+    struct call *c = calloc(1, sizeof *c);
+    if (c)
+        c->status_details = grpc_empty_slice();
+    return c;
 }
 
-void call_release(struct call *c)
+static void call_free(struct call *c)
 {
     if (c->payload)
         grpc_byte_buffer_destroy(c->payload);
@@ -53,6 +43,60 @@ void call_release(struct call *c)
     if (c->call)
         grpc_call_unref(c->call);
     c->call = NULL;
+    if (spare_count < SPARE_CALLS) {
+        spare[spare_count++] = c;
+        return;
+    }
+    dispatch_reply_free(&c->out);
+    free(c);
+}
+
+void call_unref(struct call *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        call_free(c);
+}
+
+void call_post(struct server *s, int method)
+{
+    struct call *c = call_new();
+    if (!c) {
+        log_error("cannot post a request for calls: out of memory");
+        return;
+    }
+    c->kind = TAG_CALL;
+    c->close.kind = TAG_CLOSE;
+    c->srv = s;
+    c->w = NULL;
+    c->method = method;
+    c->state = CALL_WAITING;
+    c->call = NULL;
+    c->payload = NULL;
+    c->cancelled = 0;
+    c->close_watched = c->deferred = false;
+    atomic_store(&c->refs, 1);
+    grpc_metadata_array_init(&c->request_md);
+    if (method < 0)
+        grpc_call_details_init(&c->details);
+    pthread_mutex_lock(&s->post_lock);
+    if (atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&s->post_lock);
+        call_unref(c);
+        return;
+    }
+    grpc_call_error rc;
+    if (method >= 0)
+        rc = grpc_server_request_registered_call(s->grpc, s->methods[method].handle, &c->call,
+                                                 &c->deadline, &c->request_md, &c->payload, s->cq,
+                                                 s->cq, c);
+    else
+        rc = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->request_md, s->cq,
+                                      s->cq, c);
+    pthread_mutex_unlock(&s->post_lock);
+    if (rc != GRPC_CALL_OK) {
+        log_error("cannot post a request for calls (grpc error %d)", (int)rc);
+        call_unref(c);
+    }
 }
 
 /* Reads the whole request message into one contiguous slice. */
@@ -66,10 +110,41 @@ grpc_slice call_read_payload(grpc_byte_buffer *bb)
     return all;
 }
 
-/* Starts the batch that answers `c`. Unless REPLY_STARTED, no completion
- * will come for it: the caller decides what becomes of the call. */
-enum reply_outcome call_reply(struct call *c, grpc_status_code status, const char *error,
-                              const uint8_t *data, size_t len)
+/* Starts `n` ops of `c` with `tag`, unless the queue is shut down. */
+static bool start_batch(struct call *c, size_t n, void *tag)
+{
+    struct server *s = c->srv;
+    pthread_mutex_lock(&s->post_lock);
+    if (s->cq_closed) {
+        /* The call outlived the shutdown grace period and was cancelled. */
+        pthread_mutex_unlock(&s->post_lock);
+        return false;
+    }
+    atomic_fetch_add(&c->refs, 1);
+    grpc_call_error rc = grpc_call_start_batch(c->call, n ? c->ops : NULL, n, tag, NULL);
+    pthread_mutex_unlock(&s->post_lock);
+    if (rc != GRPC_CALL_OK) {
+        atomic_fetch_sub(&c->refs, 1);
+        log_error("cannot start a batch on a call (grpc error %d)", (int)rc);
+        return false;
+    }
+    return true;
+}
+
+void call_watch_close(struct call *c)
+{
+    if (c->close_watched)
+        return;
+    c->close_watched = true;
+    memset(c->ops, 0, sizeof c->ops);
+    c->ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    c->ops[0].data.recv_close_on_server.cancelled = &c->cancelled;
+    if (!start_batch(c, 1, &c->close))
+        c->close_watched = false;
+}
+
+bool call_reply(struct call *c, grpc_status_code status, const char *error, const uint8_t *data,
+                size_t len)
 {
     size_t n = 0;
     grpc_op *ops = c->ops;
@@ -93,24 +168,13 @@ enum reply_outcome call_reply(struct call *c, grpc_status_code status, const cha
         ops[n].data.send_status_from_server.status_details = &c->status_details;
     }
     n++;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
-    n++;
+    if (!c->close_watched) {
+        ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+        ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+        n++;
+    }
     c->state = CALL_REPLYING;
-    struct worker *w = c->w;
-    pthread_mutex_lock(&w->post_lock);
-    if (w->cq_closed) {
-        /* The call outlived the shutdown grace period and was cancelled. */
-        pthread_mutex_unlock(&w->post_lock);
-        return REPLY_CLOSED;
-    }
-    grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, c, NULL);
-    pthread_mutex_unlock(&w->post_lock);
-    if (rc != GRPC_CALL_OK) {
-        log_error("cannot answer a call (grpc error %d)", (int)rc);
-        return REPLY_FAILED;
-    }
-    return REPLY_STARTED;
+    return start_batch(c, n, c);
 }
 
 /* The broker's deadline on the scripts' clock. gRPC's monotonic clock has
@@ -127,4 +191,13 @@ int64_t call_deadline_ns(gpr_timespec deadline)
     if (left.tv_sec >= (INT64_MAX - now) / 1000000000 - 1)
         return INT64_MAX;
     return now + left.tv_sec * 1000000000 + left.tv_nsec;
+}
+
+void call_spares_free(void)
+{
+    while (spare_count > 0) {
+        struct call *c = spare[--spare_count];
+        dispatch_reply_free(&c->out);
+        free(c);
+    }
 }

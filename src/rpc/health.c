@@ -103,13 +103,13 @@ void health_check(const uint8_t *request, size_t len, bool serving, struct dispa
     Grpc__Health__V1__HealthCheckRequest *req =
         grpc__health__v1__health_check_request__unpack(NULL, len, request);
     if (!req) {
+        failure_set(&out->fail, FAIL_MALFORMED, NULL, "Check: malformed HealthCheckRequest");
         out->status = GRPC_STATUS_INVALID_ARGUMENT;
-        snprintf(out->error, sizeof out->error, "Check: malformed HealthCheckRequest");
         return;
     }
     if (!known_service(req->service)) {
+        failure_set(&out->fail, FAIL_MALFORMED, NULL, "unknown service '%.200s'", req->service);
         out->status = GRPC_STATUS_NOT_FOUND;
-        snprintf(out->error, sizeof out->error, "unknown service '%.200s'", req->service);
     } else {
         Grpc__Health__V1__HealthCheckResponse reply = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
         reply.status = serving ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING

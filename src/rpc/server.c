@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -37,20 +40,52 @@
  * worker and exits without it. */
 #define STOP_SLACK_MS 2000
 
+/* What the slots hold, once no thread runs them. */
 static void close_workers(struct server *s)
 {
     for (int i = 0; i < s->worker_count; i++) {
         struct worker *w = &s->workers[i];
-        if (w->cq)
-            grpc_completion_queue_destroy(w->cq);
-        reload_engine_free(w->engine);
-        reload_engine_free(atomic_exchange(&w->pending, NULL));
-        dispatch_reply_free(&w->reply);
-        free(w->calls);
-        pthread_mutex_destroy(&w->post_lock);
+        if (w->net)
+            worker_close_engines(w);
+        net_close(w->net);
+        if (w->bell)
+            grpc_call_unref(w->bell);
+        pthread_mutex_destroy(&w->mail_lock);
     }
     free(s->workers);
     s->workers = NULL;
+    if (s->bell_channel)
+        grpc_channel_destroy(s->bell_channel);
+    if (s->cq)
+        grpc_completion_queue_destroy(s->cq);
+    if (s->poll_fd >= 0)
+        close(s->poll_fd);
+    if (s->poll_stop_fd >= 0)
+        close(s->poll_stop_fd);
+}
+
+/* Slot `w`: its loop, watched by the poller, and its bell: a call on a
+ * channel that goes nowhere, bound to the server's queue, on which a batch
+ * of no operations completes at once, from any thread. */
+static int open_slot(struct server *s, struct worker *w, char *err, size_t errlen)
+{
+    pthread_mutex_init(&w->mail_lock, NULL);
+    w->bell_tag.kind = TAG_BELL;
+    if (!(w->net = net_open(err, errlen)))
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = w};
+    if (epoll_ctl(s->poll_fd, EPOLL_CTL_ADD, loop_fd(w->net->loop), &ev) != 0) {
+        snprintf(err, errlen, "cannot watch a worker's event loop: %s", strerror(errno));
+        return -1;
+    }
+    w->bell = grpc_channel_create_call(s->bell_channel, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
+                                       grpc_slice_from_static_string("/exhookd/bell"), NULL,
+                                       gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    if (!w->bell) {
+        snprintf(err, errlen, "cannot create a worker's wake-up call");
+        return -1;
+    }
+    return 0;
 }
 
 static int worker_count(const struct config *cfg)
@@ -102,6 +137,10 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    s->poll_fd = s->poll_stop_fd = -1;
+    pthread_mutex_init(&s->post_lock, NULL);
+    pthread_mutex_init(&s->reload_lock, NULL);
+    pthread_cond_init(&s->reload_cond, NULL);
     const struct config *cfg = &s->reload.cfg;
     stale_init(&s->stale, STALE_LOG_INTERVAL_NS);
     raise_open_files_limit();
@@ -177,6 +216,19 @@ struct server *srv_create(struct config *config, const char *config_path, char *
                                                 GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
 
+    s->max_waiting = cfg->max_waiting_calls;
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->grpc, s->cq, NULL);
+    s->bell_channel =
+        grpc_lame_client_channel_create("exhookd-bell", GRPC_STATUS_UNAVAILABLE, "not a channel");
+    s->poll_fd = epoll_create1(EPOLL_CLOEXEC);
+    s->poll_stop_fd = eventfd(0, EFD_CLOEXEC);
+    struct epoll_event stop = {.events = EPOLLIN, .data.ptr = NULL};
+    if (s->poll_fd < 0 || s->poll_stop_fd < 0 ||
+        epoll_ctl(s->poll_fd, EPOLL_CTL_ADD, s->poll_stop_fd, &stop) != 0) {
+        snprintf(err, errlen, "cannot create the workers' poller: %s", strerror(errno));
+        goto fail;
+    }
     s->worker_count = worker_count(cfg);
     s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
     if (!s->workers) {
@@ -192,11 +244,12 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         struct worker *w = &s->workers[i];
         w->srv = s;
         w->id = i + 1;
-        pthread_mutex_init(&w->post_lock, NULL);
-        w->cq = grpc_completion_queue_create_for_next(NULL);
-        grpc_server_register_completion_queue(s->grpc, w->cq, NULL);
-        if (!(w->engine = reload_engine_new(cfg, w->id, err, errlen)))
+        if (open_slot(s, w, err, errlen) != 0)
             goto fail;
+        struct script_engine *e = reload_engine_new(cfg, w->id, err, errlen);
+        if (!e)
+            goto fail;
+        worker_adopt(w, e);
         health_adopt(w->engine, health_generation);
     }
     if (srvm_init(s) != 0) {
@@ -251,27 +304,29 @@ void srv_on_stuck(struct server *s, srv_stuck_fn *fn, void *ctx)
 int srv_start(struct server *s, char *err, size_t errlen)
 {
     grpc_server_start(s->grpc);
-    size_t per_worker = (size_t)METHOD_COUNT * CALLS_PER_METHOD + UNKNOWN_CALLS;
+    for (int i = 0; i < s->worker_count; i++) {
+        for (int k = 0; k < UNKNOWN_CALLS; k++)
+            call_post(s, -1);
+        for (int m = 0; m < METHOD_COUNT; m++) {
+            for (int k = 0; k < CALLS_PER_METHOD; k++)
+                call_post(s, m);
+        }
+    }
     for (int i = 0; i < s->worker_count; i++) {
         struct worker *w = &s->workers[i];
-        w->calls = calloc(per_worker, sizeof *w->calls);
-        if (!w->calls) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        for (size_t k = 0; k < per_worker; k++) {
-            struct call *c = &w->calls[k];
-            c->w = w;
-            c->method = k < UNKNOWN_CALLS ? -1 : (int)((k - UNKNOWN_CALLS) / CALLS_PER_METHOD);
-            c->status_details = grpc_empty_slice();
-            call_post(c);
-        }
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             snprintf(err, errlen, "cannot start worker thread %d", w->id);
             return -1;
         }
         w->started = true;
     }
+    if (pthread_create(&s->poller, NULL, worker_poller_main, s) != 0 ||
+        !(s->poller_started = true) ||
+        pthread_create(&s->reloader, NULL, worker_reloader_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the poller or the reload thread");
+        return -1;
+    }
+    s->reloader_started = true;
     if (wd_start(s->watchdog) != 0) {
         snprintf(err, errlen, "cannot start the watchdog thread");
         return -1;
@@ -346,36 +401,52 @@ int srv_destroy(struct server *s)
         grpc_completion_queue_shutdown(done);
         grpc_completion_queue_destroy(done);
     }
+    if (s->reloader_started) {
+        pthread_mutex_lock(&s->reload_lock);
+        s->reload_quit = true;
+        pthread_cond_signal(&s->reload_cond);
+        pthread_mutex_unlock(&s->reload_lock);
+        pthread_join(s->reloader, NULL);
+    }
+    if (s->poller_started) {
+        uint64_t one = 1;
+        if (write(s->poll_stop_fd, &one, sizeof one) != sizeof one)
+            log_error("cannot stop the poller thread");
+        pthread_join(s->poller, NULL);
+    }
+    if (s->cq) {
+        pthread_mutex_lock(&s->post_lock);
+        s->cq_closed = true;
+        grpc_completion_queue_shutdown(s->cq);
+        pthread_mutex_unlock(&s->post_lock);
+    }
+    bool threads = false;
     for (int i = 0; i < s->worker_count && s->workers; i++) {
         struct worker *w = &s->workers[i];
-        if (!w->cq)
+        if (!w->started)
             continue;
-        pthread_mutex_lock(&w->post_lock);
-        w->cq_closed = true;
-        grpc_completion_queue_shutdown(w->cq);
-        pthread_mutex_unlock(&w->post_lock);
-        if (w->started) {
-            if (!join_by(w->thread, end) ||
-                (atomic_load(&w->stand_in_started) && !join_by(w->stand_in, end))) {
-                /* Nothing can be freed that the stuck thread may touch. */
-                log_error("worker w%d did not stop within shutdown_timeout (or its time limit) + "
-                          "%d ms: stuck in code that cannot be interrupted; exiting without it",
-                          w->id, STOP_SLACK_MS);
-                return -1;
-            }
-        } else {
-            /* Never started: drain here the requests the shutdown failed. */
-            for (;;) {
-                grpc_event ev =
-                    grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-                if (ev.type == GRPC_QUEUE_SHUTDOWN)
-                    break;
-                if (ev.type == GRPC_OP_COMPLETE)
-                    call_release(ev.tag);
-            }
+        threads = true;
+        if (!join_by(w->thread, end) ||
+            (atomic_load(&w->stand_in_started) && !join_by(w->stand_in, end))) {
+            /* Nothing can be freed that the stuck thread may touch. */
+            log_error("worker w%d did not stop within shutdown_timeout (or its time limit) + "
+                      "%d ms: stuck in code that cannot be interrupted; exiting without it",
+                      w->id, STOP_SLACK_MS);
+            return -1;
         }
     }
-    wd_destroy(s->watchdog);
+    if (!threads && s->cq) {
+        /* Never started: drain here the requests the shutdown failed. */
+        for (;;) {
+            grpc_event ev =
+                grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+            if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                break;
+            if (ev.type == GRPC_OP_COMPLETE && *(enum tag_kind *)ev.tag == TAG_CALL)
+                call_unref(ev.tag);
+        }
+    }
+    call_spares_free();
     if (s->grpc)
         grpc_server_destroy(s->grpc);
     /* Every call has been answered or cancelled: the counters are final. */
@@ -383,6 +454,7 @@ int srv_destroy(struct server *s)
         srv_log_stats(s);
     if (s->workers)
         close_workers(s);
+    wd_destroy(s->watchdog);
     srvm_free(s);
     reload_destroy(&s->reload);
     free(s);
@@ -390,12 +462,14 @@ int srv_destroy(struct server *s)
     return 0;
 }
 
-/* A state a worker has not taken up yet is replaced unused. */
+/* A state a slot has not taken up yet is replaced unused. */
 static void publish_engines(void *ctx, struct script_engine **engines, int count)
 {
     struct server *s = ctx;
-    for (int i = 0; i < count; i++)
-        reload_engine_free(atomic_exchange(&s->workers[i].pending, engines[i]));
+    for (int i = 0; i < count; i++) {
+        reload_engine_free(atomic_exchange(&s->workers[i].pending_engine, engines[i]));
+        worker_new_engine(&s->workers[i]);
+    }
 }
 
 int srv_reload(struct server *s)

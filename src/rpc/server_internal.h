@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "dispatch.h"
+#include "net.h"
+#include "task.h"
 #include "hooks.h"
 #include "metrics.h"
 #include "reload.h"
@@ -26,7 +28,14 @@
 #define HEALTH_METHOD HOOK_METHOD_COUNT
 #define METHOD_COUNT (HOOK_METHOD_COUNT + 1)
 
-enum call_state { CALL_WAITING, CALL_REPLYING };
+enum call_state { CALL_WAITING, CALL_RUNNING, CALL_REPLYING };
+
+/* What a completion of the server's queue is about: every tag starts with
+ * its kind. */
+enum tag_kind { TAG_CALL, TAG_CLOSE, TAG_BELL };
+struct tag {
+    enum tag_kind kind;
+};
 
 /* gRPC status codes OK (0) .. UNAUTHENTICATED (16). */
 #define GRPC_CODE_COUNT 17
@@ -35,7 +44,7 @@ enum call_state { CALL_WAITING, CALL_REPLYING };
 #define VERDICT_COUNT 4
 
 /* The server's metric families (server_metrics.c). Shard 0 is for the
- * threads that are not workers, shard i for worker i. */
+ * threads that are not workers, shard i for worker slot i. */
 struct server_metrics {
     struct mx_registry *registry;
     struct mx_family *started, *handled, *seconds, *in_flight, *verdicts, *unhandled, *lua_failures,
@@ -46,10 +55,16 @@ struct server_metrics {
 
 struct worker;
 
+/* One gRPC call, from the request posted for it to its last completion.
+ * Allocated for each request posted, freed after its last completion. */
 struct call {
-    struct worker *w;
-    int method; /* index into server.methods, or -1 for an unknown path */
+    enum tag_kind kind; /* TAG_CALL: the request arrived, or the reply went */
+    struct tag close;   /* TAG_CLOSE: the broker closed or cancelled it */
+    struct server *srv;
+    struct worker *w;   /* the slot it runs on, once it runs */
+    int method;         /* index into server.methods, or -1 for an unknown path */
     enum call_state state;
+    atomic_int refs;    /* completions still to come, plus one while it runs */
     grpc_call *call;
     gpr_timespec deadline;
     grpc_metadata_array request_md;
@@ -58,34 +73,48 @@ struct call {
     grpc_byte_buffer *reply;
     grpc_slice status_details;
     int cancelled;
+    bool close_watched; /* RECV_CLOSE_ON_SERVER is started apart */
+    bool deferred;      /* to begin when its slot takes it from the mail */
     grpc_op ops[4];
-    /* Whoever answers the call first takes it: the worker, or the watchdog
-     * for a worker stuck on it. Holds the id of the worker's busy period
-     * while the call is being served, 0 once it is answered. */
+    /* Whoever answers the call first takes it: its slot, or the watchdog
+     * for a slot stuck on it. Holds the id of the slot's busy period while
+     * the call's scripts run, 0 once it is answered. */
     atomic_uint_fast64_t token;
-    int64_t start_ns; /* when the worker took it up, for the latency histogram */
+    int64_t start_ns; /* when it was taken up, for the latency histogram */
+    struct call *next_mail;
+    grpc_slice req;   /* the request message while the call runs */
+    struct dispatch d;
+    struct dispatch_reply out;
 };
 
+/* A worker slot: a Lua state (with the older ones that still have calls
+ * waiting), its event loop and connections, and the calls waiting on it.
+ * Any worker thread may run a slot, one at a time: a thread takes a new
+ * call to a free slot, so a call never waits behind a busy one. */
 struct worker {
     struct server *srv;
     int id;
-    pthread_t thread;
+    pthread_t thread;   /* the thread started for this slot */
     bool started;
-    grpc_completion_queue *cq;
-    /* Taken to post a request or start a reply, so that the queue is never
-     * shut down between the check of `stopping`/`cq_closed` and the
-     * operation: an operation on a shut-down queue aborts the process. */
-    pthread_mutex_t post_lock;
-    bool cq_closed;
+    atomic_bool held;   /* a thread runs this slot */
+    atomic_uint pending; /* PEND_* work for whoever holds it next */
+    pthread_mutex_t mail_lock;
+    struct call *mail;  /* calls handed over by other threads */
+    struct net *net;
+    struct task_queue ready;
     struct script_engine *engine;
     /* New scripts from a reload, taken up before the next call. */
-    _Atomic(struct script_engine *) pending;
-    struct dispatch_reply reply;
-    struct call *calls;
-    /* Serves the worker's queue while the worker is stuck: answers the
-     * calls that reach it with an error, so that they do not wait. */
+    _Atomic(struct script_engine *) pending_engine;
+    /* Older states with calls still waiting; closed with their last call. */
+    struct script_engine *retired[8];
+    size_t retired_count;
+    size_t live_calls;  /* calls started here and not yet done */
+    grpc_call *bell;    /* a zero-op batch on it wakes a thread for this slot */
+    /* A thread started in place of the one stuck on this slot. */
     pthread_t stand_in;
     atomic_bool stand_in_started;
+    atomic_bool stuck;  /* the watchdog found it stuck */
+    struct tag bell_tag;
 };
 
 struct method {
@@ -97,6 +126,26 @@ struct method {
 
 struct server {
     grpc_server *grpc;
+    /* The one completion queue every worker thread waits on. */
+    grpc_completion_queue *cq;
+    /* Taken to post a request or start a batch, so that the queue is never
+     * shut down between the check of `stopping`/`cq_closed` and the
+     * operation: an operation on a shut-down queue aborts the process. */
+    pthread_mutex_t post_lock;
+    bool cq_closed;
+    grpc_channel *bell_channel;
+    /* Wakes a slot whose loop has something ready (one thread for all). */
+    int poll_fd, poll_stop_fd;
+    pthread_t poller;
+    bool poller_started;
+    unsigned max_waiting; /* calls waiting per slot */
+    /* OnProviderLoaded calls waiting for the reload thread. */
+    pthread_mutex_t reload_lock;
+    pthread_cond_t reload_cond;
+    struct call *reload_queue;
+    bool reload_quit;
+    pthread_t reloader;
+    bool reloader_started;
     int port;
     struct reload reload;
     atomic_bool stopping;
@@ -111,31 +160,51 @@ struct server {
     void *on_stuck_ctx;
 };
 
-/* Requests a new call for `c`'s method on its worker's queue, unless the
- * server is stopping. */
-void call_post(struct call *c);
+/* Posts a request for a new call of `method` on the server's queue,
+ * unless the server is stopping. */
+void call_post(struct server *s, int method);
 
-/* Frees what the call holds, ready to be posted again. */
-void call_release(struct call *c);
+/* Frees the calls this thread keeps for reuse (as it ends). */
+void call_spares_free(void);
+
+/* Drops one reference to `c`; the last frees it. */
+void call_unref(struct call *c);
 
 /* The request message `bb` of a call, in one slice the caller unrefs. */
 grpc_slice call_read_payload(grpc_byte_buffer *bb);
 
-enum reply_outcome { REPLY_STARTED, REPLY_CLOSED, REPLY_FAILED };
-
 /* Answers `c` with `status`: with the message `data` on success, with the
- * text `error` otherwise. A completion comes for `c` only on REPLY_STARTED. */
-enum reply_outcome call_reply(struct call *c, grpc_status_code status, const char *error,
-                              const uint8_t *data, size_t len);
+ * text `error` otherwise. False when no batch could be started (the server
+ * stopped meanwhile): no completion will come for it. */
+bool call_reply(struct call *c, grpc_status_code status, const char *error, const uint8_t *data,
+                size_t len);
+
+/* Starts RECV_CLOSE_ON_SERVER apart, for a call that waits: its completion
+ * says when the broker cancels it. */
+void call_watch_close(struct call *c);
 
 /* A call's gRPC deadline as a time of script_now_ns(); INT64_MAX for none. */
 int64_t call_deadline_ns(gpr_timespec deadline);
 
-/* A worker thread: serves the calls that arrive on its queue until the
- * queue is shut down, then closes its Lua states. */
+/* A worker thread: takes what completes on the server's queue until it is
+ * shut down. */
 void *worker_main(void *arg);
 
-/* The watchdog's callback for a stuck worker (see wd_create). */
+/* The slots' poller thread and the reload thread. */
+void *worker_poller_main(void *arg);
+void *worker_reloader_main(void *arg);
+
+/* Makes `e` the slot's Lua state; closes the one it had once its last call
+ * is done. */
+void worker_adopt(struct worker *w, struct script_engine *e);
+/* Closes every state of the slot (at the end, no call running). */
+void worker_close_engines(struct worker *w);
+/* Wakes a thread for slot `w` (thread-safe). */
+void worker_ring(struct worker *w);
+/* Tells slot `w` that a reload left new scripts for it. */
+void worker_new_engine(struct worker *w);
+
+/* The watchdog's callback for a stuck slot (see wd_create). */
 void worker_on_stuck(void *ctx, int slot, enum wd_busy kind, void *what, uint64_t id,
                      int64_t late_ns);
 

@@ -2,6 +2,7 @@
  * watchdog and reloads count into, their label texts, and the counting done
  * at each call's start and answer. The registry itself is metrics.c's. */
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,20 @@ static const char *const verdict_labels[VERDICT_COUNT] = {
     [VERDICT_ERROR] = "result=\"error\"",
 };
 
-enum { FAIL_ERROR, FAIL_TIMEOUT, FAIL_MEMORY, FAIL_COUNT };
-static const char *const failure_labels[FAIL_COUNT] = {"reason=\"error\"", "reason=\"timeout\"",
-                                                       "reason=\"memory\""};
+/* exhookd_lua_failures_total's reasons: the kinds of failure.h that are a
+ * script's doing, FAIL_RUNTIME up to FAIL_LATE, labelled from its table. */
+#define REASON_COUNT (FAIL_LATE - FAIL_RUNTIME)
+static char reason_text[REASON_COUNT][48];
+static const char *failure_labels[REASON_COUNT];
+
+static void reasons_init(void)
+{
+    for (int i = 0; i < REASON_COUNT; i++) {
+        snprintf(reason_text[i], sizeof reason_text[i], "reason=\"%s\"",
+                 failure_defs[FAIL_RUNTIME + i].reason);
+        failure_labels[i] = reason_text[i];
+    }
+}
 
 static const char *const reload_labels[] = {"result=\"ok\"", "result=\"failed\""};
 
@@ -113,6 +125,8 @@ int srvm_init(struct server *s)
 {
     struct server_metrics *m = &s->mx;
     const struct config *cfg = &s->reload.cfg;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, reasons_init);
     if (!(m->registry = mx_create(s->worker_count + 1)))
         return -1;
     struct labels *a = malloc(sizeof *a), *b = malloc(sizeof *b), *c = malloc(sizeof *c);
@@ -144,8 +158,8 @@ int srvm_init(struct server *s)
     struct mx_dim modules = module_dim(cfg, c, &m->module_count);
     m->lua_failures =
         mx_add(r, MX_COUNTER, "exhookd_lua_failures_total",
-               "Hook calls failed by a script: error, time limit or memory limit.", 1,
-               (struct mx_dim[]){modules, hooks, {failure_labels, FAIL_COUNT}}, 3, NULL, 0);
+               "Hook calls failed by a script, by reason (see the README).", 1,
+               (struct mx_dim[]){modules, hooks, {failure_labels, REASON_COUNT}}, 3, NULL, 0);
     /* A name that could not be copied counts as module "". */
     if (!(m->modules = calloc(m->module_count, sizeof *m->modules)))
         goto out;
@@ -236,14 +250,11 @@ void srvm_call_end(struct worker *w, int method, const struct dispatch_reply *r)
         size_t v = r->status == GRPC_STATUS_OK ? (size_t)r->verdict : VERDICT_ERROR;
         mx_inc(m->verdicts, w->id, (size_t)hook * VERDICT_COUNT + v, 1);
     }
-    int reason = r->status == GRPC_STATUS_UNKNOWN              ? FAIL_ERROR
-                 : r->status == GRPC_STATUS_DEADLINE_EXCEEDED  ? FAIL_TIMEOUT
-                 : r->status == GRPC_STATUS_RESOURCE_EXHAUSTED ? FAIL_MEMORY
-                                                               : -1;
-    if (reason >= 0)
+    enum failure_kind kind = r->fail.kind;
+    if (kind >= FAIL_RUNTIME && kind < FAIL_LATE)
         mx_inc(m->lua_failures, w->id,
-               (module_index(m, r->failed_module) * HOOK_COUNT + hook) * FAIL_COUNT +
-                   (size_t)reason,
+               (module_index(m, r->fail.module) * HOOK_COUNT + hook) * REASON_COUNT +
+                   (size_t)(kind - FAIL_RUNTIME),
                1);
     srvm_lua_memory(w);
 }

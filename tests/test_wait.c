@@ -1,0 +1,263 @@
+/* Handlers that wait: a call waiting in exhook.sleep lets its worker serve
+ * other calls; the time limit covers the wait; waiting where Lua cannot
+ * suspend is a clear error; exhook.timer runs after the reply, and from
+ * init() once a worker takes the state up. Through the real server. */
+
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "exhook.pb-c.h"
+#include "fixtures.h"
+#include "log.h"
+#include "rpc_client.h"
+#include "server.h"
+
+#define AUTH_PATH "/emqx.exhook.v3.HookProvider/OnClientAuthenticate"
+
+struct world {
+    struct fixture fx;
+    struct server *srv;
+    char target[64];
+};
+
+/* "nap" sleeps 3 s, "long" 10 s, "sorted" waits in a table.sort
+ * comparator, "later" sets a timer that writes timer.txt; anyone else gets
+ * the value init()'s timer left in `loaded`. */
+static struct world *start(const char *ini)
+{
+    struct world *w = calloc(1, sizeof *w);
+    fx_init(&w->fx);
+    char module[2048];
+    snprintf(module, sizeof module,
+             "local dir = '%s'\n"
+             "local loaded = false\n"
+             "function init() exhook.timer(0, function() exhook.sleep(0.01); loaded = true end) end\n"
+             "function on_client_authenticate(ci)\n"
+             "  if ci.username == 'nap' then exhook.sleep(3)\n"
+             "  elseif ci.username == 'long' then exhook.sleep(10)\n"
+             "  elseif ci.username == 'sorted' then\n"
+             "    table.sort({3, 1, 2}, function(a, b) exhook.sleep(0); return a < b end)\n"
+             "  elseif ci.username == 'later' then\n"
+             "    exhook.timer(0.05, function(name)\n"
+             "      local f = io.open(dir .. '/timer.txt', 'a'); f:write(name, '\\n'); f:close()\n"
+             "    end, ci.username)\n"
+             "  else return loaded end\n"
+             "  return true\n"
+             "end\n",
+             w->fx.dir);
+    fx_write(&w->fx, "m.lua", module);
+    fx_configure(&w->fx, "m", ini);
+    log_set_level(LOG_ERROR);
+    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
+    return w;
+}
+
+static void stop(struct world *w)
+{
+    srv_destroy(w->srv);
+    fx_free(&w->fx);
+    free(w);
+}
+
+/* One authenticate call as `username`: its status, its grpc-message in
+ * `details` and its verdict in `*allowed`. */
+static grpc_status_code authenticate(const char *target, const char *username, char *details,
+                                     size_t len, int *allowed)
+{
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = (char *)username;
+    ci.clientid = "c1";
+    Emqx__Exhook__V3__ClientAuthenticateRequest req =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    req.clientinfo = &ci;
+    uint8_t buf[128];
+    size_t n = protobuf_c_message_pack(&req.base, buf);
+    struct rpc_client *c = rpc_client_open(target);
+    struct rpc_result r;
+    assert_int_equal(rpc_call_raw(c, AUTH_PATH, buf, n, &r), 0);
+    grpc_status_code st = r.status;
+    snprintf(details, len, "%s", r.details);
+    *allowed = -1;
+    if (st == GRPC_STATUS_OK && r.reply) {
+        Emqx__Exhook__V3__ValuedResponse *v =
+            emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
+        assert_non_null(v);
+        *allowed = v->value_case == EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT
+                       ? (int)v->bool_result
+                       : -1;
+        emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    }
+    rpc_result_free(&r);
+    rpc_client_close(c);
+    return st;
+}
+
+struct napper {
+    const char *target;
+    grpc_status_code status;
+    volatile int done;
+};
+
+static void *nap(void *arg)
+{
+    struct napper *n = arg;
+    char details[512];
+    int allowed;
+    n->status = authenticate(n->target, "nap", details, sizeof details, &allowed);
+    n->done = 1;
+    return NULL;
+}
+
+static void test_a_waiting_call_leaves_its_worker_free(void **state)
+{
+    (void)state;
+    struct world *w = start("[server]\nworkers = 1\n");
+    struct napper n = {w->target, GRPC_STATUS_UNKNOWN, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, nap, &n);
+    usleep(200000); /* the nap is under way */
+    /* The only worker serves these while the nap waits its 3 s. */
+    char details[512];
+    int allowed;
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+                         GRPC_STATUS_OK);
+    assert_int_equal(n.done, 0);
+    pthread_join(t, NULL);
+    assert_int_equal(n.status, GRPC_STATUS_OK);
+    stop(w);
+}
+
+static void test_call_timeout_covers_the_wait_and_says_what_it_waited_for(void **state)
+{
+    (void)state;
+    struct world *w = start("[lua]\ncall_timeout = 300ms\n");
+    char details[512];
+    int allowed;
+    assert_int_equal(authenticate(w->target, "long", details, sizeof details, &allowed),
+                     GRPC_STATUS_DEADLINE_EXCEEDED);
+    const char *want = "module 'm' on_client_authenticate: waiting for exhook.sleep(10) after ";
+    assert_memory_equal(details, want, strlen(want));
+    assert_non_null(strstr(details, " ms"));
+    /* The worker goes on. */
+    assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+                     GRPC_STATUS_OK);
+    stop(w);
+}
+
+/* Without call_timeout only the broker limits the call: when it gives up,
+ * the wait is stopped and the slot goes on. */
+static void test_a_call_the_broker_gives_up_on_is_stopped(void **state)
+{
+    (void)state;
+    struct world *w = start("[lua]\ncall_timeout = 0\n[server]\nworkers = 1\n");
+    struct capture cap;
+    capture_begin(&cap, w->fx.dir);
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = "long";
+    ci.clientid = "c1";
+    Emqx__Exhook__V3__ClientAuthenticateRequest req =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    req.clientinfo = &ci;
+    struct rpc_client *c = rpc_client_open(w->target);
+    rpc_client_set_timeout(c, 300);
+    struct rpc_result r;
+    assert_int_equal(rpc_call(c, AUTH_PATH, &req.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_DEADLINE_EXCEEDED);
+    rpc_result_free(&r);
+    rpc_client_close(c);
+    int seen = capture_wait(&cap, "(cancelled by the broker)", 10);
+    char *log = capture_end(&cap);
+    assert_true(seen);
+    assert_non_null(strstr(log, "module 'm' on_client_authenticate: waiting for exhook.sleep(10) "
+                                "after "));
+    free(log);
+    char details[512];
+    int allowed;
+    assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+                     GRPC_STATUS_OK);
+    stop(w);
+}
+
+static void test_waiting_where_lua_cannot_suspend_is_a_clear_error(void **state)
+{
+    (void)state;
+    struct world *w = start("");
+    char details[512];
+    int allowed;
+    assert_int_equal(authenticate(w->target, "sorted", details, sizeof details, &allowed),
+                     GRPC_STATUS_UNKNOWN);
+    assert_non_null(strstr(details, "exhook.sleep: cannot wait here: Lua cannot suspend inside a "
+                                    "table.sort comparator"));
+    stop(w);
+}
+
+static void test_waiting_in_a_module_body_fails_the_load(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fx_init(&fx);
+    fx_write(&fx, "m.lua", "exhook.sleep(1)\n");
+    fx_configure(&fx, "m", "");
+    struct script_engine e;
+    char err[512];
+    assert_int_equal(script_engine_open(&e, &fx.cfg, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "exhook.sleep: cannot wait here: a module's body and init() "
+                                "run at load time"));
+    fx_free(&fx);
+}
+
+static void test_timers_run_after_the_reply_and_from_init(void **state)
+{
+    (void)state;
+    struct world *w = start("[server]\nworkers = 1\n");
+    char details[512];
+    int allowed = 0;
+    /* init()'s timer ran once the worker took the state up. */
+    for (int i = 0; i < 100 && allowed != 1; i++) {
+        assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+                         GRPC_STATUS_OK);
+        if (allowed != 1)
+            usleep(50000);
+    }
+    assert_int_equal(allowed, 1);
+    assert_int_equal(authenticate(w->target, "later", details, sizeof details, &allowed),
+                     GRPC_STATUS_OK);
+    char path[512], line[64] = "";
+    snprintf(path, sizeof path, "%s/timer.txt", w->fx.dir);
+    for (int i = 0; i < 100; i++) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(line, sizeof line, f))
+                line[0] = '\0';
+            fclose(f);
+        }
+        if (line[0])
+            break;
+        usleep(50000);
+    }
+    assert_string_equal(line, "later\n");
+    stop(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_waiting_call_leaves_its_worker_free),
+        cmocka_unit_test(test_call_timeout_covers_the_wait_and_says_what_it_waited_for),
+        cmocka_unit_test(test_a_call_the_broker_gives_up_on_is_stopped),
+        cmocka_unit_test(test_waiting_where_lua_cannot_suspend_is_a_clear_error),
+        cmocka_unit_test(test_waiting_in_a_module_body_fails_the_load),
+        cmocka_unit_test(test_timers_run_after_the_reply_and_from_init),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
