@@ -1,0 +1,273 @@
+/* exhook.redis through the real server and a real redis-server: a handler
+ * that authenticates with one GET per call, many calls at once; Redis
+ * restarted; Redis hung past call_timeout. */
+
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "exhook.pb-c.h"
+#include "fixtures.h"
+#include "log.h"
+#include "rpc_client.h"
+#include "redis_server.h"
+#include "server.h"
+
+#define AUTH_PATH "/emqx.exhook.v3.HookProvider/OnClientAuthenticate"
+
+struct world {
+    struct fixture fx;
+    struct redis_server redis;
+    struct server *srv;
+    char target[64];
+};
+
+/* The password of user U is the value of key user:U; a failed lookup is
+ * raised, for the test to see its message. */
+static struct world *start(const char *ini)
+{
+    struct world *w = calloc(1, sizeof *w);
+    fx_init(&w->fx);
+    redis_server_start(&w->redis, "pa:ss");
+    char module[2048];
+    snprintf(module, sizeof module,
+             "local red = exhook.redis.connect('redis://:pa%%3Ass@127.0.0.1:%d/1')\n"
+             "function on_client_authenticate(ci)\n"
+             "  if ci.username == 'admin' then\n"
+             "    return red:call('SET', 'user:' .. ci.clientid, ci.password) == 'OK'\n"
+             "  end\n"
+             "  local password, err, kind = red:call('GET', 'user:' .. ci.username)\n"
+             "  if err then error(err .. ' (' .. kind .. ')', 0) end\n"
+             "  return password ~= nil and password == ci.password\n"
+             "end\n",
+             w->redis.port);
+    fx_write(&w->fx, "m.lua", module);
+    fx_configure(&w->fx, "m", ini);
+    log_set_level(LOG_ERROR);
+    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
+    return w;
+}
+
+static void stop(struct world *w)
+{
+    srv_destroy(w->srv);
+    redis_server_stop(&w->redis);
+    fx_free(&w->fx);
+    free(w);
+}
+
+/* One authenticate call: its status, grpc-message in `details`, verdict in
+ * `*allowed` (-1 without one). */
+static grpc_status_code authenticate(struct rpc_client *c, const char *username,
+                                     const char *password, char *details, size_t len,
+                                     int *allowed)
+{
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = (char *)username;
+    ci.password = (char *)password;
+    ci.clientid = (char *)username;
+    Emqx__Exhook__V3__ClientAuthenticateRequest req =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    req.clientinfo = &ci;
+    uint8_t buf[256];
+    size_t n = protobuf_c_message_pack(&req.base, buf);
+    struct rpc_result r;
+    assert_int_equal(rpc_call_raw(c, AUTH_PATH, buf, n, &r), 0);
+    grpc_status_code st = r.status;
+    snprintf(details, len, "%s", r.details);
+    *allowed = -1;
+    if (st == GRPC_STATUS_OK && r.reply) {
+        Emqx__Exhook__V3__ValuedResponse *v =
+            emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
+        assert_non_null(v);
+        if (v->value_case == EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT)
+            *allowed = v->bool_result;
+        emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    }
+    rpc_result_free(&r);
+    return st;
+}
+
+/* An authenticate call that must answer OK; its verdict. */
+static int verdict(struct rpc_client *c, const char *username, const char *password)
+{
+    char details[512];
+    int allowed;
+    grpc_status_code st = authenticate(c, username, password, details, sizeof details, &allowed);
+    if (st != GRPC_STATUS_OK)
+        fail_msg("%s: status %d: %s", username, st, details);
+    return allowed;
+}
+
+/* The admin pseudo-user stores clientid's password (see start); retried
+ * while Redis is not back. */
+static void add_user(struct rpc_client *c, const char *user, const char *password)
+{
+    Emqx__Exhook__V3__ClientInfo admin = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    admin.username = "admin";
+    admin.clientid = (char *)user;
+    admin.password = (char *)password;
+    Emqx__Exhook__V3__ClientAuthenticateRequest req =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    req.clientinfo = &admin;
+    uint8_t buf[256];
+    size_t n = protobuf_c_message_pack(&req.base, buf);
+    int64_t end = time(NULL) + 20;
+    for (;;) {
+        struct rpc_result r;
+        assert_int_equal(rpc_call_raw(c, AUTH_PATH, buf, n, &r), 0);
+        grpc_status_code st = r.status;
+        rpc_result_free(&r);
+        if (st == GRPC_STATUS_OK)
+            return;
+        if (time(NULL) > end)
+            fail_msg("Redis not back within 20 s");
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
+}
+
+struct client_thread {
+    const char *target;
+    int calls, right;
+};
+
+/* Users u0..u9 with passwords p0..p9; every other call with a wrong one. */
+static void *many_calls(void *arg)
+{
+    struct client_thread *t = arg;
+    struct rpc_client *c = rpc_client_open(t->target);
+    for (int i = 0; i < t->calls; i++) {
+        char user[8], password[8];
+        snprintf(user, sizeof user, "u%d", i % 10);
+        snprintf(password, sizeof password, "p%d", i % 2 ? i % 10 : (i + 1) % 10);
+        char details[512];
+        int allowed;
+        if (authenticate(c, user, password, details, sizeof details, &allowed) ==
+                GRPC_STATUS_OK &&
+            allowed == (i % 2))
+            t->right++;
+    }
+    rpc_client_close(c);
+    return NULL;
+}
+
+static void test_authenticate_with_one_get_per_call(void **state)
+{
+    (void)state;
+    struct world *w = start("[server]\nworkers = 2\n");
+    struct rpc_client *c = rpc_client_open(w->target);
+    add_user(c, "alice", "wonder land");
+    assert_int_equal(verdict(c, "alice", "wonder land"), 1);
+    assert_int_equal(verdict(c, "alice", "wonder"), 0);
+    assert_int_equal(verdict(c, "bob", ""), 0);
+
+    for (int i = 0; i < 10; i++) {
+        char user[8], password[8];
+        snprintf(user, sizeof user, "u%d", i);
+        snprintf(password, sizeof password, "p%d", i);
+        add_user(c, user, password);
+    }
+    enum { THREADS = 8, CALLS = 200 };
+    struct client_thread t[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        t[i] = (struct client_thread){w->target, CALLS, 0};
+        pthread_create(&th[i], NULL, many_calls, &t[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].right, CALLS);
+    }
+    rpc_client_close(c);
+    stop(w);
+}
+
+static void test_survives_a_redis_restart(void **state)
+{
+    (void)state;
+    struct world *w = start("[server]\nworkers = 2\n");
+    struct rpc_client *c = rpc_client_open(w->target);
+    add_user(c, "alice", "secret");
+    assert_int_equal(verdict(c, "alice", "secret"), 1);
+
+    /* Down: calls answer at once with the reason; nothing hangs. */
+    redis_server_kill(&w->redis);
+    char details[512], prefix[128];
+    int allowed;
+    snprintf(prefix, sizeof prefix, "redis 127.0.0.1:%d: ", w->redis.port);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(authenticate(c, "alice", "secret", details, sizeof details, &allowed),
+                         GRPC_STATUS_UNKNOWN);
+        const char *msg = strstr(details, prefix);
+        if (!msg || !(strstr(msg, "connection refused (refused)") ||
+                      strstr(msg, "connection lost: ") || strstr(msg, "cannot connect: ")))
+            fail_msg("unexpected: %s", details);
+    }
+
+    /* Back (empty: it persists nothing): each worker's pool reconnects
+     * within its reconnect delay (at most a second). */
+    redis_server_restart(&w->redis);
+    add_user(c, "alice", "secret");
+    int64_t end = time(NULL) + 20;
+    int in_a_row = 0;
+    while (in_a_row < 20 && time(NULL) < end) {
+        if (authenticate(c, "alice", "secret", details, sizeof details, &allowed) ==
+                GRPC_STATUS_OK &&
+            allowed == 1) {
+            in_a_row++;
+        } else {
+            in_a_row = 0;
+            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+        }
+    }
+    assert_int_equal(in_a_row, 20);
+    rpc_client_close(c);
+    stop(w);
+}
+
+static void test_a_hung_redis_is_cut_by_call_timeout(void **state)
+{
+    (void)state;
+    struct world *w = start("[server]\nworkers = 1\n[lua]\ncall_timeout = 300ms\n");
+    struct rpc_client *c = rpc_client_open(w->target);
+    add_user(c, "alice", "secret");
+    assert_int_equal(verdict(c, "alice", "secret"), 1);
+
+    kill(w->redis.pid, SIGSTOP);
+    char details[512], want[256];
+    int allowed;
+    assert_int_equal(authenticate(c, "alice", "secret", details, sizeof details, &allowed),
+                     GRPC_STATUS_DEADLINE_EXCEEDED);
+    snprintf(want, sizeof want,
+             "module 'm' on_client_authenticate: waiting for redis GET on 127.0.0.1:%d after ",
+             w->redis.port);
+    assert_memory_equal(details, want, strlen(want));
+    kill(w->redis.pid, SIGCONT);
+
+    /* The connection that waited was dropped; the pool serves on. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(verdict(c, "alice", "secret"), 1);
+    rpc_client_close(c);
+    stop(w);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_authenticate_with_one_get_per_call),
+        cmocka_unit_test(test_survives_a_redis_restart),
+        cmocka_unit_test(test_a_hung_redis_is_cut_by_call_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
