@@ -44,7 +44,9 @@ static struct world *start(const char *ini)
              "local red = exhook.redis.connect('redis://:pa%%3Ass@127.0.0.1:%d/1')\n"
              "function on_client_authenticate(ci)\n"
              "  if ci.username == 'admin' then\n"
-             "    return red:call('SET', 'user:' .. ci.clientid, ci.password) == 'OK'\n"
+             "    local ok, err, kind = red:call('SET', 'user:' .. ci.clientid, ci.password)\n"
+             "    if not ok then error(err .. ' (' .. kind .. ')', 0) end\n"
+             "    return ok == 'OK'\n"
              "  end\n"
              "  local password, err, kind = red:call('GET', 'user:' .. ci.username)\n"
              "  if err then error(err .. ' (' .. kind .. ')', 0) end\n"
@@ -129,7 +131,7 @@ static void add_user(struct rpc_client *c, const char *user, const char *passwor
         grpc_status_code st = r.status;
         rpc_result_free(&r);
         if (st == GRPC_STATUS_OK)
-            return;
+            return; /* the script raises when SET fails */
         if (time(NULL) > end)
             fail_msg("Redis not back within 20 s");
         nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
