@@ -1,6 +1,7 @@
 /* exhook.redis through the real server and a real redis-server: a handler
  * that authenticates with one GET per call, many calls at once; Redis
- * restarted; Redis hung past call_timeout. */
+ * restarted; Redis hung past call_timeout; a reply too big for
+ * memory_limit. */
 
 #include <grpc/grpc.h>
 #include <pthread.h>
@@ -47,6 +48,14 @@ static struct world *start(const char *ini)
              "    local ok, err, kind = red:call('SET', 'user:' .. ci.clientid, ci.password)\n"
              "    if not ok then error(err .. ' (' .. kind .. ')', 0) end\n"
              "    return ok == 'OK'\n"
+             "  end\n"
+             "  if ci.username == 'fill' then\n"
+             "    return red:call('EVAL', \"for i = 1, 100000 do redis.call('RPUSH', 'big', \"\n"
+             "                    .. \"i .. string.rep('x', 60)) end return 1\", 0) == 1\n"
+             "  end\n"
+             "  if ci.username == 'big' then\n"
+             "    local all = red:call('LRANGE', 'big', 0, -1)\n"
+             "    return #all > 0\n"
              "  end\n"
              "  local password, err, kind = red:call('GET', 'user:' .. ci.username)\n"
              "  if err then error(err .. ' (' .. kind .. ')', 0) end\n"
@@ -263,6 +272,26 @@ static void test_a_hung_redis_is_cut_by_call_timeout(void **state)
     stop(w);
 }
 
+/* A reply too big for memory_limit: the call fails with the memory
+ * limit, nothing leaks, and the worker goes on. */
+static void test_a_reply_past_memory_limit(void **state)
+{
+    (void)state;
+    struct world *w = start("[server]\nworkers = 1\n[lua]\nmemory_limit = 4MB\n");
+    struct rpc_client *c = rpc_client_open(w->target);
+    add_user(c, "alice", "secret");
+    /* 100000 distinct elements of some 65 bytes: 6.5 MB of strings, more as Lua values. */
+    assert_int_equal(verdict(c, "fill", ""), 1);
+    char details[512];
+    int allowed;
+    assert_int_equal(authenticate(c, "big", "", details, sizeof details, &allowed),
+                     GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_string_equal(details, "module 'm' on_client_authenticate: out of memory (memory_limit)");
+    assert_int_equal(verdict(c, "alice", "secret"), 1);
+    rpc_client_close(c);
+    stop(w);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -270,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_authenticate_with_one_get_per_call),
         cmocka_unit_test(test_survives_a_redis_restart),
         cmocka_unit_test(test_a_hung_redis_is_cut_by_call_timeout),
+        cmocka_unit_test(test_a_reply_past_memory_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -626,7 +626,10 @@ static void test_redis_restarted_under_load(void **state)
     assert_int_equal(l.outstanding, 0);
     assert_true(l.lost > 0);
 
-    /* While it is down, commands fail at once. */
+    /* While it is down, commands fail at once (once every connection has
+     * seen it go: one whose commands were all answered before the kill
+     * learns it from the loop). */
+    run_for(s, 300);
     for (int i = 0; i < 5; i++) {
         int before = l.at_once;
         load_top_up(&l);

@@ -23,12 +23,15 @@ struct client {
     char url[];
 };
 
-/* On the waiting coroutine's stack, what the garbage collector frees if
- * an error cuts the way short: the operation until the wait owns it, the
- * reply while its Lua values are made (memory may run out). */
+/* What a command's outcome travels in, on the waiting coroutine's stack:
+ * the garbage collector frees what it holds if an error cuts the way
+ * short (the operation until the wait owns it; the reply until its Lua
+ * values are made, which may run out of memory). */
 struct box {
     struct op *op;
     struct redis_value *v;
+    bool failed;
+    struct redis_error err;
 };
 
 /* One red:call in progress. */
@@ -37,7 +40,8 @@ struct op {
     struct redis_cmd *cmd;   /* until it finishes */
     struct loop *loop;
     struct loop_timer timer; /* to report a failure that came at once */
-    struct box *box;         /* on the waiting coroutine's stack */
+    int box_idx;             /* the box, in the waiting function's frame */
+    struct box *box;
     struct redis_value *v;
     struct redis_error err;
     bool failed;
@@ -93,33 +97,19 @@ static void push_value(lua_State *L, const struct redis_value *v, bool nested)
     }
 }
 
+/* The outcome moves into the box, which is the waiting function's one
+ * result: nothing here allocates, so nothing raises where no error can be
+ * caught. The Lua values are made after the resume (convert). */
 static int op_push(lua_State *co, void *p)
 {
     struct op *op = p;
     struct box *box = op->box;
-    struct redis_error err = op->err;
-    bool failed = op->failed;
     box->v = op->v;
+    box->failed = op->failed;
+    box->err = op->err;
+    lua_pushvalue(co, op->box_idx);
     free(op);
-    if (failed) {
-        lua_pushnil(co);
-        lua_pushstring(co, err.msg);
-        lua_pushstring(co, fail_kinds[err.kind]);
-        return 3;
-    }
-    const struct redis_value *v = box->v;
-    int n = 1;
-    if (v->type == REDIS_V_ERROR) {
-        lua_pushnil(co);
-        lua_pushlstring(co, v->str, v->len);
-        lua_pushliteral(co, "reply");
-        n = 3;
-    } else {
-        push_value(co, v, false);
-    }
-    free(box->v);
-    box->v = NULL;
-    return n;
+    return 1;
 }
 
 static void op_cancel(void *p)
@@ -150,35 +140,19 @@ static void on_failed_at_once(struct loop_timer *t)
     wait_complete(op->w, op_push);
 }
 
-/* The command's words: strings as they are, numbers as tostring makes
- * them. Kept in a userdata so that nothing leaks if an argument is bad. */
-static int collect_args(lua_State *L, const char ***argv, size_t **lens)
+/* Sends the command and waits; returns the box. Called by l_call with
+ * arguments it has checked. */
+static int send_and_wait(lua_State *L)
 {
+    struct client *c = lua_touserdata(L, 1);
     int argc = lua_gettop(L) - 1;
-    if (argc < 1)
-        return luaL_error(L, "red:call: no command (e.g. red:call(\"GET\", key))");
-    void *mem = lua_newuserdatauv(L, (size_t)argc * (sizeof **argv + sizeof **lens), 0);
-    *argv = mem;
-    *lens = (size_t *)((char *)mem + (size_t)argc * sizeof **argv);
-    for (int i = 0; i < argc; i++) {
-        int t = lua_type(L, i + 2);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            return luaL_typeerror(L, i + 2, "string or number");
-        (*argv)[i] = lua_tolstring(L, i + 2, &(*lens)[i]);
-    }
-    return argc;
-}
-
-static int l_call(lua_State *L)
-{
-    struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
-    const char **argv = NULL;
-    size_t *lens = NULL;
-    int argc = collect_args(L, &argv, &lens);
+    const char **argv = lua_newuserdatauv(L, (size_t)argc * (sizeof *argv + sizeof(size_t)), 0);
+    size_t *lens = (size_t *)(argv + argc);
+    for (int i = 0; i < argc; i++)
+        argv[i] = lua_tolstring(L, i + 2, &lens[i]);
 
     struct box *box = lua_newuserdatauv(L, sizeof *box, 0);
-    box->op = NULL;
-    box->v = NULL;
+    memset(box, 0, sizeof *box);
     luaL_setmetatable(L, BOX_MT);
     struct op *op = box->op = calloc(1, sizeof *op);
     if (!op)
@@ -189,6 +163,7 @@ static int l_call(lua_State *L)
     box->op = NULL;
     op->w = w;
     op->box = box;
+    op->box_idx = lua_gettop(L);
     op->loop = ctx.net->loop;
     loop_timer_init(&op->timer, on_failed_at_once, op);
 
@@ -216,6 +191,51 @@ static int l_call(lua_State *L)
     snprintf(what, sizeof what, "redis %.*s on %s", lens[0] > 32 ? 32 : (int)lens[0], argv[0],
              c->name);
     return wait_yield(L, w, op, op_cancel, what);
+}
+
+/* The box's outcome as red:call's results, in the resumed coroutine: a
+ * memory error here is the call's, like any other. */
+static int convert(lua_State *L, int status, lua_KContext kctx)
+{
+    (void)status;
+    (void)kctx;
+    struct box *box = lua_touserdata(L, -1);
+    if (box->failed) {
+        lua_pushnil(L);
+        lua_pushstring(L, box->err.msg);
+        lua_pushstring(L, fail_kinds[box->err.kind]);
+        return 3;
+    }
+    const struct redis_value *v = box->v;
+    int n = 1;
+    if (v->type == REDIS_V_ERROR) {
+        lua_pushnil(L);
+        lua_pushlstring(L, v->str, v->len);
+        lua_pushliteral(L, "reply");
+        n = 3;
+    } else {
+        push_value(L, v, false);
+    }
+    free(box->v);
+    box->v = NULL;
+    return n;
+}
+
+static int l_call(lua_State *L)
+{
+    luaL_checkudata(L, 1, CLIENT_MT);
+    int n = lua_gettop(L);
+    if (n < 2)
+        return luaL_error(L, "red:call: no command (e.g. red:call(\"GET\", key))");
+    for (int i = 2; i <= n; i++) {
+        int t = lua_type(L, i);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            return luaL_typeerror(L, i, "string or number");
+    }
+    lua_pushcfunction(L, send_and_wait);
+    lua_insert(L, 1);
+    lua_callk(L, n, 1, 0, convert);
+    return convert(L, LUA_OK, 0);
 }
 
 static int l_tostring(lua_State *L)
