@@ -20,7 +20,8 @@
  *   pool             connections per worker slot, 1 to 64; 2 by default
  *   connect_timeout  milliseconds, 1 to 600000; 2000 by default
  *
- * Not thread-safe: the thread that holds the slot uses it. */
+ * Not thread-safe: the thread that holds the slot uses it. hiredis writes
+ * with write(): the process must ignore SIGPIPE (exhookd does). */
 
 #include <stddef.h>
 #include <stdint.h>
