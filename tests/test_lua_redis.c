@@ -20,6 +20,8 @@
 #include "exhook.pb-c.h"
 #include "fixtures.h"
 #include "log.h"
+#include "loop.h"
+#include "redis.h"
 #include "rpc_client.h"
 #include "redis_server.h"
 #include "server.h"
@@ -33,40 +35,46 @@ struct world {
     char target[64];
 };
 
-/* The password of user U is the value of key user:U; a failed lookup is
- * raised, for the test to see its message. */
-static struct world *start(const char *ini)
+/* A server running `module` (a printf format taking the Redis port) as
+ * module m, with a redis-server that requires a password. */
+static struct world *start_with(const char *ini, const char *module)
 {
     struct world *w = calloc(1, sizeof *w);
     fx_init(&w->fx);
     redis_server_start(&w->redis, "pa:ss");
-    char module[2048];
-    snprintf(module, sizeof module,
-             "local red = exhook.redis.connect('redis://:pa%%3Ass@127.0.0.1:%d/1')\n"
-             "function on_client_authenticate(ci)\n"
-             "  if ci.username == 'admin' then\n"
-             "    local ok, err, kind = red:call('SET', 'user:' .. ci.clientid, ci.password)\n"
-             "    if not ok then error(err .. ' (' .. kind .. ')', 0) end\n"
-             "    return ok == 'OK'\n"
-             "  end\n"
-             "  if ci.username == 'fill' then\n"
-             "    return red:call('EVAL', \"for i = 1, 100000 do redis.call('RPUSH', 'big', \"\n"
-             "                    .. \"i .. string.rep('x', 60)) end return 1\", 0) == 1\n"
-             "  end\n"
-             "  if ci.username == 'big' then\n"
-             "    local all = red:call('LRANGE', 'big', 0, -1)\n"
-             "    return #all > 0\n"
-             "  end\n"
-             "  local password, err, kind = red:call('GET', 'user:' .. ci.username)\n"
-             "  if err then error(err .. ' (' .. kind .. ')', 0) end\n"
-             "  return password ~= nil and password == ci.password\n"
-             "end\n",
-             w->redis.port);
-    fx_write(&w->fx, "m.lua", module);
+    char text[4096];
+    snprintf(text, sizeof text, module, w->redis.port);
+    fx_write(&w->fx, "m.lua", text);
     fx_configure(&w->fx, "m", ini);
     log_set_level(LOG_ERROR);
     w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
     return w;
+}
+
+/* The password of user U is the value of key user:U; a failed lookup is
+ * raised, for the test to see its message. */
+static struct world *start(const char *ini)
+{
+    return start_with(ini,
+                      "local red = exhook.redis.connect('redis://:pa%%3Ass@127.0.0.1:%d/1')\n"
+                      "function on_client_authenticate(ci)\n"
+                      "  if ci.username == 'admin' then\n"
+                      "    local ok, err, kind = red:call('SET', 'user:' .. ci.clientid, ci.password)\n"
+                      "    if not ok then error(err .. ' (' .. kind .. ')', 0) end\n"
+                      "    return ok == 'OK'\n"
+                      "  end\n"
+                      "  if ci.username == 'fill' then\n"
+                      "    return red:call('EVAL', \"for i = 1, 100000 do redis.call('RPUSH', 'big', \"\n"
+                      "                    .. \"i .. string.rep('x', 60)) end return 1\", 0) == 1\n"
+                      "  end\n"
+                      "  if ci.username == 'big' then\n"
+                      "    local all = red:call('LRANGE', 'big', 0, -1)\n"
+                      "    return #all > 0\n"
+                      "  end\n"
+                      "  local password, err, kind = red:call('GET', 'user:' .. ci.username)\n"
+                      "  if err then error(err .. ' (' .. kind .. ')', 0) end\n"
+                      "  return password ~= nil and password == ci.password\n"
+                      "end\n");
 }
 
 static void stop(struct world *w)
@@ -292,6 +300,112 @@ static void test_a_reply_past_memory_limit(void **state)
     stop(w);
 }
 
+/* Runs a command on the test's redis-server, with the C client. */
+static void on_seeded(void *ctx, struct redis_value *v, const struct redis_error *e)
+{
+    int *done = ctx;
+    *done = v && v->type != REDIS_V_ERROR && !e ? 1 : -1;
+    free(v);
+}
+
+static void seed(struct world *w, const char **argv)
+{
+    char err[256], url[128];
+    struct loop *loop = loop_create(err, sizeof err);
+    struct redis_pools *pools = redis_pools_create(loop);
+    snprintf(url, sizeof url, "redis://:pa%%3Ass@127.0.0.1:%d/2", w->redis.port);
+    struct redis_pool *pool = redis_pool_get(pools, url, err, sizeof err);
+    int argc = 0, done = 0;
+    while (argv[argc])
+        argc++;
+    struct redis_error e;
+    assert_non_null(redis_command(pool, argc, argv, NULL, loop_now_ns() + 10000000000LL,
+                                  on_seeded, &done, &e));
+    while (!done)
+        loop_run_once(loop, 100);
+    assert_int_equal(done, 1);
+    redis_pools_destroy(pools);
+    loop_destroy(loop);
+}
+
+static grpc_status_code authorize(struct rpc_client *c, const char *clientid, const char *topic,
+                                  int *allowed)
+{
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.clientid = (char *)clientid;
+    ci.username = (char *)clientid;
+    Emqx__Exhook__V3__ClientAuthorizeRequest req = EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__INIT;
+    req.clientinfo = &ci;
+    req.type = EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__AUTHORIZE_REQ_TYPE__PUBLISH;
+    req.topic = (char *)topic;
+    uint8_t buf[256];
+    size_t n = protobuf_c_message_pack(&req.base, buf);
+    struct rpc_result r;
+    assert_int_equal(rpc_call_raw(c, "/emqx.exhook.v3.HookProvider/OnClientAuthorize", buf, n, &r),
+                     0);
+    grpc_status_code st = r.status;
+    *allowed = -1;
+    if (st == GRPC_STATUS_OK && r.reply) {
+        Emqx__Exhook__V3__ValuedResponse *v =
+            emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
+        assert_non_null(v);
+        if (v->value_case == EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT)
+            *allowed = v->bool_result;
+        emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    }
+    rpc_result_free(&r);
+    return st;
+}
+
+/* The operators' example (NOTES-redis.md), with this test's Redis. */
+static const char readme_example[] =
+    "local M = {}\n"
+    "local users = exhook.redis.connect('redis://:pa%%3Ass@127.0.0.1:%d/2')\n"
+    "function M.on_client_authenticate(clientinfo, result, meta)\n"
+    "  local u, err = users:call('HMGET', 'user:' .. clientinfo.username, 'salt', 'hash')\n"
+    "  if not u then\n"
+    "    exhook.log('warn', err)\n"
+    "    return false\n"
+    "  end\n"
+    "  if not u[1] then\n"
+    "    return false\n"
+    "  end\n"
+    "  return exhook.crypto.check_password(clientinfo.password, u[2],\n"
+    "                                      {name = 'sha256', salt = u[1]})\n"
+    "end\n"
+    "function M.on_client_authorize(clientinfo, action, topic, result, meta)\n"
+    "  if action ~= 'publish' then return nil end\n"
+    "  local allowed, err = users:call('SISMEMBER', 'acl:pub:' .. clientinfo.clientid, topic)\n"
+    "  if allowed == nil then\n"
+    "    exhook.log('warn', err)\n"
+    "    return false\n"
+    "  end\n"
+    "  return allowed == 1\n"
+    "end\n"
+    "return M\n";
+
+static void test_the_operators_example(void **state)
+{
+    (void)state;
+    struct world *w = start_with("[server]\nworkers = 2\n", readme_example);
+    /* sha256("8f3a" .. "secret") */
+    seed(w, (const char *[]){"HSET", "user:alice", "salt", "8f3a", "hash",
+                             "ef44f9568490a9347b55c8f36fef52ec88c507ad1ebc1830a3580f87245b63b1",
+                             NULL});
+    seed(w, (const char *[]){"SADD", "acl:pub:alice", "t/1", NULL});
+    struct rpc_client *c = rpc_client_open(w->target);
+    assert_int_equal(verdict(c, "alice", "secret"), 1);
+    assert_int_equal(verdict(c, "alice", "Secret"), 0);
+    assert_int_equal(verdict(c, "bob", "secret"), 0);
+    int allowed;
+    assert_int_equal(authorize(c, "alice", "t/1", &allowed), GRPC_STATUS_OK);
+    assert_int_equal(allowed, 1);
+    assert_int_equal(authorize(c, "alice", "t/2", &allowed), GRPC_STATUS_OK);
+    assert_int_equal(allowed, 0);
+    rpc_client_close(c);
+    stop(w);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -300,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_survives_a_redis_restart),
         cmocka_unit_test(test_a_hung_redis_is_cut_by_call_timeout),
         cmocka_unit_test(test_a_reply_past_memory_limit),
+        cmocka_unit_test(test_the_operators_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
