@@ -469,10 +469,12 @@ static void schedule_reconnect(struct conn *c, bool failure)
     if (failure) {
         c->failures++;
         c->suspect = true;
-        if (c->failures > 1)
-            delay_ms = c->failures - 2 < 5 ? BACKOFF_FIRST_MS << (c->failures - 2) : BACKOFF_MAX_MS;
-        if (delay_ms > BACKOFF_MAX_MS)
-            delay_ms = BACKOFF_MAX_MS;
+        if (c->failures > 1) {
+            int doublings = c->failures - 2 < 16 ? c->failures - 2 : 16;
+            delay_ms = (int64_t)BACKOFF_FIRST_MS << doublings;
+            if (delay_ms > BACKOFF_MAX_MS)
+                delay_ms = BACKOFF_MAX_MS;
+        }
     }
     loop_timer_start(conn_loop(c), &c->timer, loop_now_ns() + delay_ms * 1000000);
     if (failure) {
