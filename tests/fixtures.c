@@ -79,12 +79,16 @@ struct efx *efx_open(const char *modules, const char *extra, ...)
     char err[512];
     if (script_engine_open(&t->e, &t->fx.cfg, 1, err, sizeof err) != 0)
         fail_msg("engine does not open: %s", err);
+    if (!(t->net = net_open(err, sizeof err)))
+        fail_msg("no event loop: %s", err);
+    script_engine_attach(&t->e, t->net, &t->ready);
     return t;
 }
 
 void efx_close(struct efx *t)
 {
     script_engine_close(&t->e);
+    net_close(t->net);
     dispatch_reply_free(&t->out);
     fx_free(&t->fx);
     free(t);

@@ -7,6 +7,8 @@
 
 #include "config.h"
 #include "dispatch.h"
+#include "net.h"
+#include "task.h"
 #include "script.h"
 #include "server.h"
 
@@ -57,6 +59,10 @@ struct efx {
     struct fixture fx;
     struct script_engine e;
     struct dispatch_reply out;
+    /* An event loop of its own, so that handlers can wait (dispatch_call
+     * runs it until the call is done). */
+    struct net *net;
+    struct task_queue ready;
 };
 
 /* Writes the (file name, text) pairs that follow `extra` (NULL-terminated),

@@ -450,6 +450,41 @@ static void test_publish_chain_passes_changes_on_and_nil_keeps_message(void **st
     efx_close(t);
 }
 
+/* The same chain with every handler waiting first: each module goes on
+ * from where it was suspended, with the message as the ones before left
+ * it, and the verdict chain goes on to the module after a nil. */
+static void test_chains_go_on_across_waits(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open(
+        "a, b, c", NULL, "a.lua",
+        "function on_message_publish(m) exhook.sleep(0); m.topic = 'x/y'; return m end\n"
+        "function on_client_authenticate() exhook.sleep(0) end\n",
+        "b.lua",
+        "function on_message_publish(m) exhook.sleep(0.01); m.payload = 'lost' end\n"
+        "function on_client_authenticate() exhook.sleep(0.01); return true end\n",
+        "c.lua",
+        "function on_message_publish(m)\n"
+        "  exhook.sleep(0)\n"
+        "  assert(m.topic == 'x/y' and m.payload ~= 'lost')\n"
+        "  m.payload = m.topic; return m\n"
+        "end\n"
+        "function on_client_authenticate() error('never reached') end\n",
+        NULL);
+    valued *v = publish(t, "a/b");
+    assert_int_equal(v->type, T_CONTINUE);
+    assert_string_equal(v->message->topic, "x/y");
+    assert_memory_equal(v->message->payload.data, "x/y", 3);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    v = authenticate(t, "anyone");
+    assert_int_equal(v->type, EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN);
+    assert_true(v->bool_result);
+    assert_int_equal(t->out.verdict, DISPATCH_ALLOW);
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    assert_int_equal(lua_gettop(t->e.L), 0);
+    efx_close(t);
+}
+
 static size_t header_count(const Emqx__Exhook__V3__Message *m, const char *key)
 {
     size_t n = 0;
@@ -1168,6 +1203,7 @@ int main(void)
         cmocka_unit_test(test_publish_error_caught_with_pcall_can_drop_the_message),
         cmocka_unit_test(test_publish_stop_word_stops_the_chain),
         cmocka_unit_test(test_publish_chain_passes_changes_on_and_nil_keeps_message),
+        cmocka_unit_test(test_chains_go_on_across_waits),
         cmocka_unit_test(test_publish_in_place_edits_without_a_returned_table_never_reach_the_reply),
         cmocka_unit_test(test_publish_drop_replaces_an_allow_publish_header),
         cmocka_unit_test(test_publish_in_place_edits_are_checked_or_dropped_like_returned_ones),

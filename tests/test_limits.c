@@ -25,10 +25,21 @@
     "  return true\n"                                                                       \
     "end\n"
 
+/* The memory tests' limits: a time limit far beyond what filling 8 MB
+ * takes, also under the sanitizers on a busy machine, so that the memory
+ * limit is always what stops them. */
+#define MEMORY_LIMITS "call_timeout = 1m\nmemory_limit = 8MB\n"
+
 /* Module "m" with `text`, under LIMITS. */
 static struct efx *open_env(const char *text)
 {
     return efx_open("m", LIMITS, "m.lua", text, NULL);
+}
+
+/* Module "m" with `text`, under MEMORY_LIMITS. */
+static struct efx *open_memory_env(const char *text)
+{
+    return efx_open("m", MEMORY_LIMITS, "m.lua", text, NULL);
 }
 
 static void authenticate(struct efx *t, const char *username, int64_t deadline_ns)
@@ -186,10 +197,36 @@ static void test_broker_deadline_earlier_than_call_timeout_stops_the_handler(voi
     efx_close(t);
 }
 
+/* A cjson.decode whose result does not fit in memory_limit is an error that
+ * leaves nothing behind: lua-cjson's own buffer is freed (the sanitizer
+ * build finds the leak otherwise), and the state goes on. */
+static void test_cjson_decode_over_the_memory_limit_fails_and_leaks_nothing(void **state)
+{
+    (void)state;
+    struct efx *t = open_memory_env("local cjson = require 'cjson'\n"
+                             "local big = '[' .. string.rep('[1,2,3],', 200000) .. '0]'\n"
+                             HANDLER("    local ok, err = pcall(cjson.decode, big)\n"
+                                     "    assert(not ok)\n"
+                                     "    assert(err == 'cjson.decode: not enough memory "
+                                     "(memory_limit)', err)\n"
+                                     "    local safe = require 'cjson.safe'\n"
+                                     "    local v, e = pcall(safe.decode, big)\n"
+                                     "    assert(not v and e:find('not enough memory'), e)\n"
+                                     "    return false"));
+    for (int i = 0; i < 5; i++) {
+        authenticate(t, "evil", INT64_MAX);
+        if (t->out.status != GRPC_STATUS_OK)
+            fail_msg("call %d failed: %s", i, t->out.fail.message);
+    }
+    assert_true(t->e.mem_used <= t->e.mem_limit);
+    assert_state_works(t);
+    efx_close(t);
+}
+
 static void test_memory_bomb_gets_resource_exhausted_and_state_recovers(void **state)
 {
     (void)state;
-    struct efx *t = open_env(HANDLER("    local t = {}\n"
+    struct efx *t = open_memory_env(HANDLER("    local t = {}\n"
                                      "    while true do t[#t + 1] = string.rep('x', 1 << 20) .. #t end"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
@@ -207,7 +244,7 @@ static void test_one_huge_allocation_in_c_is_refused(void **state)
     (void)state;
     /* string.rep runs as one C call: the count hook never sees it, the
      * allocator does. */
-    struct efx *t = open_env(HANDLER("    local s = string.rep('x', 1 << 30)"));
+    struct efx *t = open_memory_env(HANDLER("    local s = string.rep('x', 1 << 30)"));
     authenticate(t, "evil", INT64_MAX);
     assert_int_equal(t->out.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
     assert_state_works(t);
@@ -217,7 +254,7 @@ static void test_one_huge_allocation_in_c_is_refused(void **state)
 static void test_memory_error_caught_by_the_script_is_the_scripts_business(void **state)
 {
     (void)state;
-    struct efx *t = open_env("function on_client_authenticate(ci)\n"
+    struct efx *t = open_memory_env("function on_client_authenticate(ci)\n"
                              "  local ok = pcall(string.rep, 'x', 1 << 30)\n"
                              "  return not ok\n"
                              "end\n");
@@ -280,7 +317,7 @@ static void test_endless_loop_in_module_body_or_init_fails_the_load(void **state
 static void test_memory_bomb_in_module_body_fails_the_load(void **state)
 {
     (void)state;
-    assert_open_fails("big = string.rep('x', 1 << 30)\n", LIMITS,
+    assert_open_fails("big = string.rep('x', 1 << 30)\n", MEMORY_LIMITS,
                       "%s/m.lua: out of memory (memory_limit)");
 }
 
@@ -295,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_zero_limits_mean_no_limit),
         cmocka_unit_test(test_sandbox_false_gives_plain_lua),
         cmocka_unit_test(test_memory_bomb_gets_resource_exhausted_and_state_recovers),
+        cmocka_unit_test(test_cjson_decode_over_the_memory_limit_fails_and_leaks_nothing),
         cmocka_unit_test(test_one_huge_allocation_in_c_is_refused),
         cmocka_unit_test(test_memory_error_caught_by_the_script_is_the_scripts_business),
         cmocka_unit_test(test_os_exit_is_not_available_and_the_call_fails_cleanly),

@@ -29,7 +29,7 @@ struct world {
     char target[64];
 };
 
-/* "nap" sleeps 3 s, "long" 10 s, "sorted" waits in a table.sort
+/* "nap" sleeps 3 s, "long" 10 s, "spin" runs for 2 s of CPU, "sorted" waits in a table.sort
  * comparator, "later" sets a timer that writes timer.txt; anyone else gets
  * the value init()'s timer left in `loaded`. */
 static struct world *start(const char *ini)
@@ -44,6 +44,7 @@ static struct world *start(const char *ini)
              "function on_client_authenticate(ci)\n"
              "  if ci.username == 'nap' then exhook.sleep(3)\n"
              "  elseif ci.username == 'long' then exhook.sleep(10)\n"
+             "  elseif ci.username == 'spin' then local t = os.clock() + 2; while os.clock() < t do end\n"
              "  elseif ci.username == 'sorted' then\n"
              "    table.sort({3, 1, 2}, function(a, b) exhook.sleep(0); return a < b end)\n"
              "  elseif ci.username == 'later' then\n"
@@ -107,25 +108,27 @@ struct napper {
     volatile int done;
 };
 
-static void *nap(void *arg)
+static void *run_napper(struct napper *n, const char *username)
 {
-    struct napper *n = arg;
     char details[512];
     int allowed;
-    n->status = authenticate(n->target, "nap", details, sizeof details, &allowed);
+    n->status = authenticate(n->target, username, details, sizeof details, &allowed);
     n->done = 1;
     return NULL;
 }
 
-static void test_a_waiting_call_leaves_its_worker_free(void **state)
+static void *nap(void *arg) { return run_napper(arg, "nap"); }
+static void *spin(void *arg) { return run_napper(arg, "spin"); }
+
+/* While `hold` (a call that takes 2-3 s) runs on a server with `workers`,
+ * 20 other calls are answered, each on a fresh connection. */
+static void assert_served_meanwhile(const char *workers, void *(*hold)(void *))
 {
-    (void)state;
-    struct world *w = start("[server]\nworkers = 1\n");
+    struct world *w = start(workers);
     struct napper n = {w->target, GRPC_STATUS_UNKNOWN, 0};
     pthread_t t;
-    pthread_create(&t, NULL, nap, &n);
-    usleep(200000); /* the nap is under way */
-    /* The only worker serves these while the nap waits its 3 s. */
+    pthread_create(&t, NULL, hold, &n);
+    usleep(200000); /* the long call is under way */
     char details[512];
     int allowed;
     for (int i = 0; i < 20; i++)
@@ -135,6 +138,21 @@ static void test_a_waiting_call_leaves_its_worker_free(void **state)
     pthread_join(t, NULL);
     assert_int_equal(n.status, GRPC_STATUS_OK);
     stop(w);
+}
+
+/* The only worker serves other calls while one waits its 3 s. */
+static void test_a_waiting_call_leaves_its_worker_free(void **state)
+{
+    (void)state;
+    assert_served_meanwhile("[server]\nworkers = 1\n", nap);
+}
+
+/* Two workers, one busy for 2 s in a handler: every other call goes to the
+ * other worker meanwhile, whatever connection it comes on. */
+static void test_a_busy_worker_holds_up_no_other_call(void **state)
+{
+    (void)state;
+    assert_served_meanwhile("[server]\nworkers = 2\n", spin);
 }
 
 static void test_call_timeout_covers_the_wait_and_says_what_it_waited_for(void **state)
@@ -249,15 +267,64 @@ static void test_timers_run_after_the_reply_and_from_init(void **state)
     stop(w);
 }
 
+static size_t count_lines(struct world *w, const char *name, const char *want)
+{
+    char path[512], line[64];
+    snprintf(path, sizeof path, "%s/%s", w->fx.dir, name);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strcmp(line, want) == 0;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A timer that sets itself again every 50 ms, from init(): after a reload
+ * the old state's timer stops, the new state's runs. */
+static void test_a_reload_stops_the_old_states_timers(void **state)
+{
+    (void)state;
+    struct world *w = calloc(1, sizeof *w);
+    fx_init(&w->fx);
+    const char *fmt = "local function tick()\n"
+                      "  local f = io.open('%s/ticks.txt', 'a'); f:write('%s\\n'); f:close()\n"
+                      "  exhook.timer(0.05, tick)\n"
+                      "end\n"
+                      "function init() exhook.timer(0, tick) end\n"
+                      "function on_client_connected() end\n";
+    char module[1024];
+    snprintf(module, sizeof module, fmt, w->fx.dir, "v1");
+    fx_write(&w->fx, "m.lua", module);
+    fx_configure(&w->fx, "m", "[server]\nworkers = 1\n");
+    log_set_level(LOG_ERROR);
+    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
+    for (int i = 0; i < 100 && count_lines(w, "ticks.txt", "v1\n") < 3; i++)
+        usleep(50000);
+    assert_true(count_lines(w, "ticks.txt", "v1\n") >= 3);
+    snprintf(module, sizeof module, fmt, w->fx.dir, "v2");
+    fx_write(&w->fx, "m.lua", module);
+    assert_int_equal(srv_reload(w->srv), 0);
+    for (int i = 0; i < 100 && count_lines(w, "ticks.txt", "v2\n") < 3; i++)
+        usleep(50000);
+    assert_true(count_lines(w, "ticks.txt", "v2\n") >= 3);
+    size_t v1 = count_lines(w, "ticks.txt", "v1\n");
+    usleep(500000); /* ten ticks of the new state */
+    assert_int_equal(count_lines(w, "ticks.txt", "v1\n"), v1);
+    stop(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_waiting_call_leaves_its_worker_free),
+        cmocka_unit_test(test_a_busy_worker_holds_up_no_other_call),
         cmocka_unit_test(test_call_timeout_covers_the_wait_and_says_what_it_waited_for),
         cmocka_unit_test(test_a_call_the_broker_gives_up_on_is_stopped),
         cmocka_unit_test(test_waiting_where_lua_cannot_suspend_is_a_clear_error),
         cmocka_unit_test(test_waiting_in_a_module_body_fails_the_load),
         cmocka_unit_test(test_timers_run_after_the_reply_and_from_init),
+        cmocka_unit_test(test_a_reload_stops_the_old_states_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,8 @@
 --   byte 2    what it returns second (an entry of `second`)
 --   bytes 3-4 a number n (0..65535) the recipes use as a size, a choice
 --             or a bit mask.
+--             Bit 15 of n makes the handler wait (exhook.sleep(0)) first,
+--             so that the chain also goes on from where it was suspended.
 -- One function answers every handler, so this file covers every rpc.
 --
 -- A __gc that never ends and a backtracking pattern are beyond the time
@@ -261,6 +263,7 @@ local function handler(...)
   local r = fuzz_recipe or ""
   local b1, b2, b3, b4 = r:byte(1, 4)
   local n = (b3 or 0) * 256 + (b4 or 0)
+  if n >= 32768 then exhook.sleep(0) end
   return pick(first, b1 or 0)(args, n), pick(second, b2 or 0)(args, n)
 end
 

@@ -25,5 +25,9 @@ void failure_set(struct failure *f, enum failure_kind kind, const char *module, 
 void failure_log(const struct failure *f, const char *hook)
 {
     struct log_fields fields = {f->module, hook, f->traceback};
-    log_fields_msg(LOG_ERROR, &fields, "%s (%s)", f->message, failure_defs[f->kind].text);
+    const char *text = failure_defs[f->kind].text;
+    if (*text)
+        log_fields_msg(LOG_ERROR, &fields, "%s (%s)", f->message, text);
+    else
+        log_fields_msg(LOG_ERROR, &fields, "%s", f->message);
 }

@@ -12,13 +12,14 @@
 #include <stddef.h>
 
 /* kind, gRPC status, metric reason (NULL: not a script's failure), the
- * words in parentheses after the message in the log */
+ * words in parentheses after the message in the log ("": none, the message
+ * says it) */
 #define FAILURE_KINDS(X)                                                                     \
     X(FAIL_NONE, GRPC_STATUS_OK, NULL, "")                                                   \
     X(FAIL_RUNTIME, GRPC_STATUS_UNKNOWN, "error", "script error")                            \
     X(FAIL_BAD_RETURN, GRPC_STATUS_UNKNOWN, "bad_return", "bad return value")                \
     X(FAIL_TIME_LIMIT, GRPC_STATUS_DEADLINE_EXCEEDED, "timeout", "time limit")               \
-    X(FAIL_MEMORY, GRPC_STATUS_RESOURCE_EXHAUSTED, "memory", "memory limit")                 \
+    X(FAIL_MEMORY, GRPC_STATUS_RESOURCE_EXHAUSTED, "memory", "")                             \
     X(FAIL_WAIT_TIMEOUT, GRPC_STATUS_DEADLINE_EXCEEDED, "wait_timeout", "time limit while waiting") \
     X(FAIL_CANCELLED, GRPC_STATUS_CANCELLED, "cancelled", "cancelled by the broker")         \
     X(FAIL_LATE, GRPC_STATUS_DEADLINE_EXCEEDED, NULL, "late")                                \

@@ -170,6 +170,12 @@ static int api_timer(lua_State *L)
     struct script_engine *e = *(struct script_engine **)lua_getextraspace(L);
     lua_Number s = check_delay(L, "exhook.timer");
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    /* A reload replaced this state: what it would start, it could not
+     * finish. */
+    if (e->retired) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
     if (e->timer_count >= e->max_timers)
         return luaL_error(L, "exhook.timer: %u timers are pending on this worker (max_timers)",
                           e->max_timers);
@@ -206,6 +212,19 @@ void lua_timer_attach(struct script_engine *e)
     for (struct timer_job *j = e->timers; j; j = j->next)
         if (!j->task.e)
             loop_timer_start(e->net->loop, &j->timer, j->at_ns);
+}
+
+void lua_timer_retire(struct script_engine *e)
+{
+    e->retired = true;
+    for (struct timer_job *j = e->timers, *next; j; j = next) {
+        next = j->next;
+        if (!j->task.e) {
+            if (e->net)
+                loop_timer_stop(e->net->loop, &j->timer);
+            job_free(j);
+        }
+    }
 }
 
 void lua_timer_close_all(struct script_engine *e)

@@ -11,6 +11,7 @@
 #include "errbuf.h"
 #include "log.h"
 #include "lua_api.h"
+#include "lua_cjson.h"
 #include "lua_timer.h"
 #include "sandbox.h"
 #include "task.h"
@@ -523,6 +524,7 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
     luaL_openlibs(L);
     if (cfg->sandbox)
         sandbox_apply(L);
+    lua_cjson_guard(L);
     lua_gc(L, LUA_GCGEN, 0, 0);
     /* Installed on the main thread before any user code, so that every
      * coroutine a script creates inherits it. */

@@ -64,6 +64,7 @@ struct script_engine {
     size_t pool_len;
     struct timer_job *timers;   /* exhook.timer jobs pending or running */
     unsigned timer_count, max_timers;
+    bool retired;               /* a reload replaced it (lua_timer_retire) */
     const char *current_module; /* module whose code runs now, tags exhook.log */
     const char *current_hook;   /* hook it runs for (EMQX's name), or NULL */
     /* exhook.health.set (health.h): the generation this state serves in, 0

@@ -93,6 +93,7 @@ int task_resume(struct task *t, int nargs, int *nres)
     e->deadline_ns = t->deadline_ns;
     int st = lua_resume(t->co, e->L, nargs, nres);
     e->running = outer;
+    e->deadline_ns = outer ? outer->deadline_ns : INT64_MAX;
     e->current_module = outer ? outer->module : NULL;
     e->current_hook = outer ? outer->hook : NULL;
     if (st == LUA_YIELD && !t->waiting) {
@@ -155,6 +156,8 @@ struct wait *wait_begin(lua_State *L, const char *fname, struct wait_ctx *ctx)
         luaL_error(L, "%s: cannot wait here: Lua cannot suspend inside a table.sort "
                       "comparator, a string.gsub callback or a metamethod called from C; "
                       "call it from the handler itself", fname);
+    if (!e->net)
+        luaL_error(L, "%s: cannot wait: this Lua state has no event loop", fname);
     ctx->net = e->net;
     ctx->deadline_ns = t->deadline_ns;
     return &t->wait;

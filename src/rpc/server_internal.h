@@ -219,8 +219,9 @@ int64_t srvm_call_start(struct worker *w, int method, bool counts_in_flight);
 void srvm_answered(struct server *s, int shard, int method, grpc_status_code status,
                    int64_t start_ns);
 /* The worker is done with a hook call whose scripts replied `r`: no longer
- * in flight; its verdict, the script's failure and the Lua memory. */
-void srvm_call_end(struct worker *w, int method, const struct dispatch_reply *r);
+ * in flight; its verdict, the script's failure and, when this thread holds
+ * slot `w` (`held`), its Lua memory. */
+void srvm_call_end(struct worker *w, int method, const struct dispatch_reply *r, bool held);
 void srvm_lua_memory(struct worker *w);
 void srvm_unhandled(struct worker *w, enum hook_id hook);
 void srvm_stuck(struct server *s);

@@ -241,7 +241,7 @@ void srvm_answered(struct server *s, int shard, int method, grpc_status_code sta
         mx_observe(m->seconds, shard, (size_t)method, script_now_ns() - start_ns);
 }
 
-void srvm_call_end(struct worker *w, int method, const struct dispatch_reply *r)
+void srvm_call_end(struct worker *w, int method, const struct dispatch_reply *r, bool held)
 {
     struct server_metrics *m = &w->srv->mx;
     enum hook_id hook = w->srv->methods[method].hook;
@@ -256,7 +256,8 @@ void srvm_call_end(struct worker *w, int method, const struct dispatch_reply *r)
                (module_index(m, r->fail.module) * HOOK_COUNT + hook) * REASON_COUNT +
                    (size_t)(kind - FAIL_RUNTIME),
                1);
-    srvm_lua_memory(w);
+    if (held)
+        srvm_lua_memory(w);
 }
 
 void srvm_lua_memory(struct worker *w)

@@ -14,6 +14,7 @@
 #include "dispatch.h"
 #include "health.h"
 #include "log.h"
+#include "lua_timer.h"
 #include "reload.h"
 #include "script.h"
 #include "stale.h"
@@ -51,6 +52,7 @@ void worker_adopt(struct worker *w, struct script_engine *e)
     w->engine = e;
     if (!old)
         return;
+    lua_timer_retire(old);
     if (old->live_tasks == 0 || w->retired_count == sizeof w->retired / sizeof w->retired[0])
         close_engine(w, old);
     else
@@ -108,7 +110,7 @@ static void answer(struct call *c)
     struct worker *w = c->w;
     struct server *s = c->srv;
     const struct dispatch_reply *r = &c->out;
-    srvm_call_end(w, c->method, r);
+    srvm_call_end(w, c->method, r, true);
     grpc_slice_unref(c->req);
     c->req = grpc_empty_slice();
     w->live_calls--;
@@ -287,7 +289,7 @@ static struct worker *hold_slot(struct server *s, struct worker *home, bool *ful
 /* A hook call answered before any slot takes it (counted on `home`). */
 static void refuse(struct worker *home, struct call *c)
 {
-    srvm_call_end(home, c->method, &c->out);
+    srvm_call_end(home, c->method, &c->out, false);
     srvm_answered(c->srv, home->id, c->method, c->out.status, c->start_ns);
     call_reply(c, c->out.status, c->out.fail.message, NULL, 0);
     call_unref(c);
