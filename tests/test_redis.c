@@ -469,6 +469,12 @@ static void test_a_command_past_its_deadline_times_out(void **state)
     assert_true(r.at_once);
     snprintf(want, sizeof want, "redis 127.0.0.1:%d: GET: no time left", plain.port);
     assert_failure(&r, REDIS_FAIL_TIMEOUT, want);
+    /* A name is shown printable and short, whatever a script sends. */
+    call(s, p, &r, loop_now_ns() - 1,
+         (const char *[]){"GET\r\nFLUSHALL 0123456789012345678901234567890123456789", NULL});
+    snprintf(want, sizeof want, "redis 127.0.0.1:%d: GET??FLUSHALL 01234567890123456: no time left",
+             plain.port);
+    assert_failure(&r, REDIS_FAIL_TIMEOUT, want);
 }
 
 /* A command that timed out gets its reply later, behind which another one

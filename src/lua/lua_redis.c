@@ -187,9 +187,9 @@ static int send_and_wait(lua_State *L)
     if (op->failed)
         loop_timer_start(op->loop, &op->timer, loop_now_ns());
 
-    char what[400];
-    snprintf(what, sizeof what, "redis %.*s on %s", lens[0] > 32 ? 32 : (int)lens[0], argv[0],
-             c->name);
+    char name[REDIS_NAME_MAX], what[400];
+    redis_cmd_name(name, argv[0], lens[0]);
+    snprintf(what, sizeof what, "redis %s on %s", name, c->name);
     return wait_yield(L, w, op, op_cancel, what);
 }
 

@@ -92,7 +92,7 @@ struct redis_cmd {
     void *ctx;
     struct loop_timer timer;
     int64_t start_ns;
-    char name[32];
+    char name[REDIS_NAME_MAX];
 };
 
 /* ---- URL ---- */
@@ -774,6 +774,14 @@ struct redis_pool *redis_pool_get(struct redis_pools *p, const char *url, char *
 
 const char *redis_pool_name(const struct redis_pool *pool) { return pool->name; }
 
+void redis_cmd_name(char out[REDIS_NAME_MAX], const char *name, size_t len)
+{
+    size_t n = len < REDIS_NAME_MAX - 1 ? len : REDIS_NAME_MAX - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+    out[n] = '\0';
+}
+
 /* ---- commands ---- */
 
 /* Commands that change a connection's state would leak into the commands
@@ -910,11 +918,13 @@ struct redis_cmd *redis_command(struct redis_pool *pool, int argc, const char **
         return NULL;
     }
     size_t nlen = lens ? lens[0] : strlen(argv[0]);
+    char name[REDIS_NAME_MAX];
+    redis_cmd_name(name, argv[0], nlen);
     if (changes_shared_state(argv[0], nlen)) {
         set_error(err, pool, REDIS_FAIL_OTHER,
-                  "%.*s is not allowed: callers share the pool's connections "
+                  "%s is not allowed: callers share the pool's connections "
                   "(EVAL runs several commands at once)",
-                  (int)nlen, argv[0]);
+                  name);
         return NULL;
     }
     if (pool->pools->closing) {
@@ -923,7 +933,7 @@ struct redis_cmd *redis_command(struct redis_pool *pool, int argc, const char **
     }
     int64_t now = loop_now_ns();
     if (deadline_ns <= now) {
-        set_error(err, pool, REDIS_FAIL_TIMEOUT, "%.*s: no time left", (int)nlen, argv[0]);
+        set_error(err, pool, REDIS_FAIL_TIMEOUT, "%s: no time left", name);
         return NULL;
     }
     if (!pool->started)
@@ -945,7 +955,7 @@ struct redis_cmd *redis_command(struct redis_pool *pool, int argc, const char **
     cmd->done = done;
     cmd->ctx = ctx;
     cmd->start_ns = now;
-    snprintf(cmd->name, sizeof cmd->name, "%.*s", (int)nlen, argv[0]);
+    memcpy(cmd->name, name, sizeof name);
     loop_timer_init(&cmd->timer, on_cmd_timer, cmd);
     if (!c) {
         /* Every connection is on its way back into service. */

@@ -85,6 +85,11 @@ struct redis_pool *redis_pool_get(struct redis_pools *p, const char *url, char *
 /* "host:port", for messages (no password). */
 const char *redis_pool_name(const struct redis_pool *pool);
 
+/* A command's name as messages show it: at most 31 bytes of it, anything
+ * unprintable (a script's text may hold a newline) as '?'. */
+enum { REDIS_NAME_MAX = 32 };
+void redis_cmd_name(char out[REDIS_NAME_MAX], const char *name, size_t len);
+
 /* Sends a command (argv[0] is its name; `lens` may be NULL for C strings)
  * and returns a handle, `done` running later with its outcome, from a loop
  * callback. Past `deadline_ns` (loop_now_ns clock; INT64_MAX: none) it
