@@ -205,12 +205,17 @@ static void test_good_urls_name_their_pool(void **state)
                         "[::1]:7000");
     assert_string_equal(redis_pool_name(pool_of(s, "redis://alice:s3cret@cache.local:6380/")),
                         "cache.local:6380");
-    char name[64], err[64];
+    char name[64], err[128];
     assert_int_equal(redis_url_check("redis://u:p@[::1]:1/2", name, sizeof name, err, sizeof err), 0);
     assert_string_equal(name, "[::1]:1");
     /* The same URL is the same pool. */
     assert_ptr_equal(pool_of(s, "redis://10.0.0.1"), pool_of(s, "redis://10.0.0.1"));
     assert_ptr_not_equal(pool_of(s, "redis://10.0.0.1"), pool_of(s, "redis://10.0.0.1/0"));
+    /* At most 64 URLs per slot (4 above, 60 more). */
+    for (int i = 0; i < 60; i++)
+        pool_of(s, "redis://10.0.0.2/%d", i);
+    assert_null(redis_pool_get(s->pools, "redis://10.0.0.2/99", err, sizeof err));
+    assert_string_equal(err, "too many Redis URLs: at most 64 per worker");
 }
 
 /* ---- replies ---- */

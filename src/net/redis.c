@@ -18,6 +18,9 @@ enum {
     DEFAULT_PORT = 6379,
     DEFAULT_POOL = 2,
     MAX_POOL = 64,
+    /* Pools per slot: URLs made from what clients send must not open
+     * connections without end. */
+    MAX_POOLS = 64,
     DEFAULT_CONNECT_TIMEOUT_MS = 2000,
     MAX_CONNECT_TIMEOUT_MS = 600000,
     /* Reconnect delays: the first retry after a failure at once, then
@@ -79,6 +82,7 @@ struct redis_pool {
 struct redis_pools {
     struct loop *loop;
     struct redis_pool *pools;
+    int count;
     bool closing;
 };
 
@@ -748,6 +752,10 @@ struct redis_pool *redis_pool_get(struct redis_pools *p, const char *url, char *
     struct redis_url u;
     if (parse_url(url, &u, err, errlen) != 0)
         return NULL;
+    if (p->count == MAX_POOLS) {
+        errbuf_set(err, errlen, "too many Redis URLs: at most %d per worker", MAX_POOLS);
+        return NULL;
+    }
     struct redis_pool *pool = calloc(1, sizeof *pool + (size_t)u.pool_size * sizeof pool->conns[0]);
     char *key = strdup(url);
     if (!pool || !key) {
@@ -769,6 +777,7 @@ struct redis_pool *redis_pool_get(struct redis_pools *p, const char *url, char *
     }
     pool->next = p->pools;
     p->pools = pool;
+    p->count++;
     return pool;
 }
 

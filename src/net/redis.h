@@ -78,8 +78,8 @@ void redis_pools_destroy(struct redis_pools *p);
 int redis_url_check(const char *url, char *name, size_t namelen, char *err, size_t errlen);
 
 /* The pool of `url` on this slot, created (without I/O) at the first ask;
- * NULL with the reason in `err` for a bad URL. Pools live as long as the
- * slot. */
+ * NULL with the reason in `err` for a bad URL or past 64 URLs. Pools live
+ * as long as the slot. */
 struct redis_pool *redis_pool_get(struct redis_pools *p, const char *url, char *err, size_t errlen);
 
 /* "host:port", for messages (no password). */
