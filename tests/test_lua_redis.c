@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "redis.h"
 #include "rpc_client.h"
+#include "script.h"
 #include "redis_server.h"
 #include "server.h"
 
@@ -406,6 +407,42 @@ static void test_the_operators_example(void **state)
     stop(w);
 }
 
+/* What a module's body gets wrong is a load error that says so. */
+static void assert_load_error(const char *module, const char *want)
+{
+    struct fixture fx;
+    fx_init(&fx);
+    fx_write(&fx, "m.lua", module);
+    fx_configure(&fx, "m", NULL);
+    struct script_engine e;
+    char err[512];
+    assert_int_equal(script_engine_open(&e, &fx.cfg, 1, err, sizeof err), -1);
+    if (!strstr(err, want))
+        fail_msg("'%s' does not say '%s'", err, want);
+    assert_null(strstr(err, "s3cret"));
+    fx_free(&fx);
+}
+
+static void test_load_time_mistakes(void **state)
+{
+    (void)state;
+    assert_load_error("exhook.redis.connect('redis://:s3cret@h:0')",
+                      "exhook.redis.connect: bad port '0' (1 to 65535)");
+    assert_load_error("exhook.redis.connect('mysql://u:s3cret@h')",
+                      "exhook.redis.connect: a Redis URL starts with redis:// (TLS is not supported)");
+    assert_load_error("exhook.redis.connect('redis://h', {timeout = 0})",
+                      "exhook.redis.connect: timeout must be seconds, more than 0 and at most 86400");
+    assert_load_error("exhook.redis.connect('redis://h'):call('GET', 'k')",
+                      "red:call: cannot wait here: a module's body and init() run at load time");
+    assert_load_error("exhook.redis.connect('redis://h'):call('GET', {})",
+                      "bad argument #2 to 'call' (string or number expected, got table)");
+    assert_load_error("exhook.redis.connect('redis://h'):call()",
+                      "red:call: no command (e.g. red:call(\"GET\", key))");
+    assert_load_error("local r = exhook.redis.connect('redis://:s3cret@h/3')\n"
+                      "error(tostring(r) .. ' ' .. tostring(getmetatable(r)))",
+                      "exhook.redis(h:6379) exhook.redis");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -415,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_a_hung_redis_is_cut_by_call_timeout),
         cmocka_unit_test(test_a_reply_past_memory_limit),
         cmocka_unit_test(test_the_operators_example),
+        cmocka_unit_test(test_load_time_mistakes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
