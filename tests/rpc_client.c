@@ -4,9 +4,11 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "exhook.pb-c.h"
 #include "health.pb-c.h"
 
 struct rpc_client {
@@ -173,4 +175,34 @@ int rpc_health_check(struct rpc_client *c, const char *service, int *serving)
     }
     rpc_result_free(&r);
     return status;
+}
+
+int rpc_authenticate(const char *target, const char *username, char *details, size_t len,
+                     int *allowed)
+{
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = (char *)username;
+    ci.clientid = "c1";
+    Emqx__Exhook__V3__ClientAuthenticateRequest req =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    req.clientinfo = &ci;
+    struct rpc_client *c = rpc_client_open(target);
+    struct rpc_result r;
+    int st = -1;
+    *allowed = -1;
+    if (rpc_call(c, "/emqx.exhook.v3.HookProvider/OnClientAuthenticate", &req.base, &r) == 0) {
+        st = r.status;
+        snprintf(details, len, "%s", r.details);
+        Emqx__Exhook__V3__ValuedResponse *v =
+            st == GRPC_STATUS_OK && r.reply
+                ? emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply)
+                : NULL;
+        if (v && v->value_case == EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT)
+            *allowed = v->bool_result;
+        if (v)
+            emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+        rpc_result_free(&r);
+    }
+    rpc_client_close(c);
+    return st;
 }

@@ -50,4 +50,10 @@ void rpc_result_free(struct rpc_result *r);
  * (-1 if the reply did not decode). */
 int rpc_health_check(struct rpc_client *c, const char *service, int *serving);
 
+/* One OnClientAuthenticate call as `username` (clientid "c1") on a client
+ * of its own: its status, its grpc-message in `details`, and its verdict in
+ * *allowed (1 or 0; -1 when none came). -1 if the call did not complete. */
+int rpc_authenticate(const char *target, const char *username, char *details, size_t len,
+                     int *allowed);
+
 #endif

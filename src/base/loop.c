@@ -14,13 +14,20 @@
 struct watch {
     loop_io_fn *fn;
     void *ctx;
-    int events; /* 0: not watched */
+    int events;   /* 0: not watched */
+    uint32_t gen; /* counts unwatches: tells an event of an earlier watch of the number */
 };
+
+/* What epoll hands back with an event: the descriptor and the generation
+ * of its watch, or this for the timerfd. */
+#define TIMERFD_TAG UINT64_MAX
+static uint64_t watch_tag(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32_t)fd; }
 
 struct loop {
     int epfd;
     int tfd;             /* a timerfd set to the earliest timer */
     int64_t tfd_at;      /* what it is set to; INT64_MAX = disarmed */
+    uint64_t timer_runs; /* how many times due timers were run */
     struct watch *watches; /* indexed by descriptor */
     size_t watch_cap;
     struct loop_timer **heap; /* min-heap on at_ns */
@@ -44,7 +51,7 @@ struct loop *loop_create(char *err, size_t errlen)
     l->tfd_at = INT64_MAX;
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = -1};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TIMERFD_TAG};
     if (l->epfd < 0 || l->tfd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->tfd, &ev) != 0) {
         errbuf_set(err, errlen, "cannot create an event loop: %s", strerror(errno));
         loop_destroy(l);
@@ -93,10 +100,14 @@ int loop_watch(struct loop *l, int fd, int events, loop_io_fn *fn, void *ctx)
         l->watch_cap = cap;
     }
     struct watch *w = &l->watches[fd];
-    struct epoll_event ev = {.events = epoll_events(events), .data.fd = fd};
+    struct epoll_event ev = {.events = epoll_events(events), .data.u64 = watch_tag(fd, w->gen)};
     if (events == 0) {
-        if (w->events)
+        if (w->events) {
             epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, &ev); /* fails if already closed: fine */
+            /* Events of this watch already gathered in a dispatch must not
+             * reach a later watch of the same number (a new socket). */
+            w->gen++;
+        }
         w->events = 0;
         return 0;
     }
@@ -205,20 +216,26 @@ void loop_timer_start(struct loop *l, struct loop_timer *t, int64_t at_ns)
         l->heap_cap = cap;
     }
     t->at_ns = at_ns;
+    t->started_run = l->timer_runs;
     heap_set(l, l->heap_len++, t);
     sift_up(l, l->heap_len - 1);
     arm_timerfd(l);
 }
 
+/* Runs the timers that are due, except those started by these very
+ * callbacks: a timer started again for a time already past runs once per
+ * dispatch instead of forever (the timerfd, set to that time, makes the
+ * next dispatch come at once). */
 static int run_timers(struct loop *l)
 {
     uint64_t expirations;
     while (read(l->tfd, &expirations, sizeof expirations) > 0)
         ;
     l->tfd_at = INT64_MIN; /* whatever it was set to has passed: set it again */
+    uint64_t run = ++l->timer_runs;
     int n = 0;
     int64_t now = loop_now_ns();
-    while (l->heap_len && l->heap[0]->at_ns <= now) {
+    while (l->heap_len && l->heap[0]->at_ns <= now && l->heap[0]->started_run < run) {
         struct loop_timer *t = l->heap[0];
         loop_timer_stop(l, t);
         t->fn(t);
@@ -235,18 +252,23 @@ int loop_dispatch(struct loop *l)
     int ran = 0;
     bool timers = false;
     for (int i = 0; i < n; i++) {
-        int fd = evs[i].data.fd;
-        if (fd < 0) {
+        if (evs[i].data.u64 == TIMERFD_TAG) {
             timers = true;
             continue;
         }
-        /* Looked up now: an earlier callback may have stopped this watch. */
-        if ((size_t)fd >= l->watch_cap || !l->watches[fd].events)
-            continue;
+        int fd = (int)(uint32_t)evs[i].data.u64;
+        /* Looked up now: an earlier callback may have stopped or changed
+         * this watch, or closed the descriptor and watched a new one. */
         struct watch *w = &l->watches[fd];
+        if (!w->events || w->gen != (uint32_t)(evs[i].data.u64 >> 32))
+            continue;
         uint32_t e = evs[i].events;
-        int events = (e & EPOLLIN ? LOOP_READ : 0) | (e & EPOLLOUT ? LOOP_WRITE : 0) |
-                     (e & (EPOLLERR | EPOLLHUP) ? LOOP_ERROR : 0);
+        int events = (e & EPOLLIN ? LOOP_READ : 0) | (e & EPOLLOUT ? LOOP_WRITE : 0);
+        events &= w->events;
+        if (e & (EPOLLERR | EPOLLHUP))
+            events |= LOOP_ERROR;
+        if (!events)
+            continue;
         w->fn(w->ctx, fd, events);
         ran++;
     }

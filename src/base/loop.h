@@ -32,6 +32,7 @@ typedef void loop_timer_fn(struct loop_timer *t);
 struct loop_timer {
     int64_t at_ns;   /* when it fires, on loop_now_ns()'s clock */
     size_t heap_pos; /* its place in the loop's heap, plus 1; 0 = not started */
+    uint64_t started_run; /* the loop's count of timer runs when it was started */
     loop_timer_fn *fn;
     void *ctx;
 };

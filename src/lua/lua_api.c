@@ -4,6 +4,7 @@
 
 #include "lua_crypto.h"
 #include "lua_health.h"
+#include "lua_http.h"
 #include "lua_log.h"
 #include "lua_redis.h"
 #include "lua_timer.h"
@@ -17,12 +18,13 @@ static void (*const families[])(lua_State *L, struct script_engine *e) = {
     lua_topic_open,
     lua_crypto_open,
     lua_timer_open,
+    lua_http_open,
     lua_redis_open,
 };
 
 void lua_api_open(lua_State *L, struct script_engine *e)
 {
-    lua_createtable(L, 0, 11);
+    lua_createtable(L, 0, 12);
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         families[i](L, e);
     lua_pushinteger(L, e->worker_id);

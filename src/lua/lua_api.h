@@ -4,7 +4,8 @@
 /* The `exhook` module that scripts see: exhook.worker_id, exhook.version,
  * and one family of functions per file: exhook.log (lua_log.h),
  * exhook.health (lua_health.h), exhook.topic_match, topic_overlaps and
- * topic_filter (lua_topic.h), exhook.crypto (lua_crypto.h). */
+ * topic_filter (lua_topic.h), exhook.crypto (lua_crypto.h),
+ * exhook.sleep and exhook.timer (lua_timer.h), exhook.http (lua_http.h). */
 
 #include <lua.h>
 

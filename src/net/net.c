@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "errbuf.h"
+#include "http.h"
 #include "redis.h"
 
 struct net *net_open(char *err, size_t errlen)
@@ -13,8 +14,9 @@ struct net *net_open(char *err, size_t errlen)
         return NULL;
     }
     n->loop = loop_create(err, errlen);
-    if (!n->loop) {
-        free(n);
+    n->http = n->loop ? http_client_create(n->loop, err, errlen) : NULL;
+    if (!n->http) {
+        net_close(n);
         return NULL;
     }
     n->redis = redis_pools_create(n->loop);
@@ -30,6 +32,7 @@ void net_close(struct net *n)
 {
     if (!n)
         return;
+    http_client_destroy(n->http); /* before the loop its sockets are watched on */
     redis_pools_destroy(n->redis);
     loop_destroy(n->loop);
     free(n);
