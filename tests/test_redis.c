@@ -546,6 +546,35 @@ static void test_cancel_in_flight(void **state)
     res_clear(&r);
 }
 
+/* A server closes connections idle for its `timeout`: no failure, the
+ * connection is reopened and the next command served. (Whether that
+ * command comes before the reopen, and waits for it, is up to the timing:
+ * the loss and the reopen may both come while the killer's reply comes.) */
+static void test_an_idle_connection_closed_by_the_server(void **state)
+{
+    struct slot *s = *state;
+    struct redis_pool *p = pool_of(s, "redis://127.0.0.1:%d?pool=1", plain.port);
+    struct redis_pool *killer = pool_of(s, "redis://127.0.0.1:%d/1", plain.port);
+    struct res r;
+    CALL(s, p, &r, "CLIENT", "ID");
+    char id[32];
+    snprintf(id, sizeof id, "%lld", r.v->integer);
+    res_clear(&r);
+    CALL(s, killer, &r, "PING");
+    res_clear(&r);
+    run_for(s, 1200);
+
+    CALL(s, killer, &r, "CLIENT", "KILL", "ID", id);
+    assert_int_equal(r.v->integer, 1);
+    res_clear(&r);
+    loop_run_once(s->loop, 0);
+    CALL(s, p, &r, "PING");
+    assert_ok_reply(&r, REDIS_V_STATUS, "PONG");
+    CALL(s, p, &r, "CLIENT", "ID");
+    assert_true(r.v->integer > atoll(id)); /* a new connection */
+    res_clear(&r);
+}
+
 /* ---- restarts ---- */
 
 struct load {
@@ -721,6 +750,7 @@ int main(void)
         T(test_a_command_past_its_deadline_times_out),
         T(test_a_late_reply_is_dropped),
         T(test_cancel_in_flight),
+        T(test_an_idle_connection_closed_by_the_server),
         T(test_redis_restarted_under_load),
         T(test_closing_ends_what_is_in_progress),
     };

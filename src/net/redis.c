@@ -29,6 +29,11 @@ enum {
     BACKOFF_MAX_MS = 1000,
 };
 
+/* A connection closed while idle, after this long up, is an idle timeout,
+ * not a failure (a server that closes every new connection must not be
+ * reconnected to without a delay). */
+#define IDLE_CLOSE_MIN_NS 1000000000LL
+
 struct redis_url {
     char host[256];
     int port;
@@ -57,6 +62,7 @@ struct conn {
     bool draining;         /* a command was dropped: takes no new ones */
     bool suspect;          /* failed since it was last ready */
     int failures;          /* in a row, for the reconnect delay */
+    int64_t ready_ns;      /* when its context was ready; 0: not yet */
     struct loop_timer timer; /* the connect timeout, or the reconnect delay */
     struct redis_error reason; /* why it closed: the error of its commands */
 };
@@ -503,15 +509,19 @@ static void conn_close(struct conn *c, bool failure)
 }
 
 /* hiredis closed the context on its own (the server went away, a read
- * failed): note why; hiredis frees it. */
+ * failed): note why; hiredis frees it. A server that closes a connection
+ * idle for long (its `timeout` setting) has failed no one: the connection
+ * is reopened at once and commands wait for it. */
 static void conn_lost(struct conn *c, const redisAsyncContext *ac)
 {
     const char *why = ac->err ? ac->errstr : "connection closed";
     set_error(&c->reason, c->pool, REDIS_FAIL_OTHER, "connection lost: %s", why);
+    bool idle_close = ac->err == REDIS_ERR_EOF && c->inflight == 0 && c->ready_ns &&
+                      loop_now_ns() - c->ready_ns >= IDLE_CLOSE_MIN_NS;
     c->ac = NULL;
     c->state = CONN_DOWN;
     c->draining = false;
-    schedule_reconnect(c, true);
+    schedule_reconnect(c, !idle_close);
 }
 
 /* A draining connection returns to service when all its replies are in,
@@ -532,6 +542,7 @@ static void conn_drain_check(struct conn *c)
 
 static void conn_ready(struct conn *c)
 {
+    c->ready_ns = loop_now_ns();
     c->failures = 0;
     c->suspect = false;
     c->pool->has_err = false;
@@ -671,6 +682,7 @@ static void conn_open(struct conn *c)
         return;
     }
     c->ac = ac;
+    c->ready_ns = 0;
     c->fd = ac->c.fd;
     c->events = 0;
     c->inflight = c->live = 0;
@@ -845,9 +857,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct redis_cmd *cmd = privdata;
     struct conn *c = cmd->conn;
-    c->inflight--;
     if (!r && c->ac == ac)
-        conn_lost(c, ac);
+        conn_lost(c, ac); /* with this command still counted: it was not idle */
+    c->inflight--;
     if (!cmd->done) {
         cmd_free(cmd);
     } else {
