@@ -249,17 +249,20 @@ static void test_replies_of_each_type(void **state)
     CALL(s, p, &r, "INCR", "replies:k");
     assert_ok_reply(&r, REDIS_V_ERROR, "ERR value is not an integer or out of range");
 
-    /* Binary-safe both ways. */
-    const char *argv[] = {"SET", "replies:bin", "a\0b\r\nc"};
-    size_t lens[] = {3, 11, 7};
+    /* Binary-safe both ways. (An array: the linker may share the bytes
+     * of a string literal after a '\0' with other literals.) */
+    static const char bin[7] = {'a', '\0', 'b', '\r', '\n', 'c', 'd'};
+    const char *argv[] = {"SET", "replies:bin", bin};
+    size_t lens[] = {3, 11, sizeof bin};
     memset(&r, 0, sizeof r);
     assert_non_null(redis_command(p, 3, argv, lens, ms_from_now(10000), on_done, &r, &r.err));
     run_until(s, &r.done, 30);
     res_clear(&r);
     CALL(s, p, &r, "GET", "replies:bin");
     assert_int_equal(r.v->type, REDIS_V_STRING);
-    assert_int_equal(r.v->len, 7);
-    assert_memory_equal(r.v->str, "a\0b\r\nc", 8);
+    assert_int_equal(r.v->len, sizeof bin);
+    assert_memory_equal(r.v->str, bin, sizeof bin);
+    assert_int_equal(r.v->str[sizeof bin], '\0');
     res_clear(&r);
 }
 
@@ -694,23 +697,23 @@ static void test_redis_restarted_under_load(void **state)
 
 /* ---- closing ---- */
 
-static void test_closing_ends_what_is_in_progress(void **state)
+static void test_closing_cancels_what_is_in_progress(void **state)
 {
     struct slot *s = *state;
     struct redis_pool *p = pool_of(s, "redis://127.0.0.1:%d?pool=2", plain.port);
-    struct res blocked, plain_get, r;
-    char want[128];
+    struct res blocked, get, timed, r;
     CALL(s, p, &r, "PING");
     res_clear(&r);
-    start(p, &blocked, INT64_MAX, (const char *[]){"BLPOP", "closing:q", "0", NULL});
-    start(p, &plain_get, INT64_MAX, (const char *[]){"GET", "closing:k", NULL});
+    assert_non_null(start(p, &blocked, INT64_MAX, (const char *[]){"BLPOP", "closing:q", "0", NULL}));
+    assert_non_null(start(p, &get, INT64_MAX, (const char *[]){"GET", "closing:k", NULL}));
+    assert_non_null(start(p, &timed, ms_from_now(60000), (const char *[]){"GET", "closing:k", NULL}));
+    /* Nothing runs; ASan checks that nothing is left. */
     redis_pools_destroy(s->pools);
     s->pools = redis_pools_create(s->loop);
-    snprintf(want, sizeof want, "redis 127.0.0.1:%d: closed", plain.port);
-    assert_int_equal(blocked.done, 1);
-    assert_failure(&blocked, REDIS_FAIL_OTHER, want);
-    assert_int_equal(plain_get.done, 1);
-    assert_failure(&plain_get, REDIS_FAIL_OTHER, want);
+    run_for(s, 100);
+    assert_int_equal(blocked.done, 0);
+    assert_int_equal(get.done, 0);
+    assert_int_equal(timed.done, 0);
 }
 
 static int start_servers(void **state)
@@ -752,7 +755,7 @@ int main(void)
         T(test_cancel_in_flight),
         T(test_an_idle_connection_closed_by_the_server),
         T(test_redis_restarted_under_load),
-        T(test_closing_ends_what_is_in_progress),
+        T(test_closing_cancels_what_is_in_progress),
     };
     return cmocka_run_group_tests(tests, start_servers, stop_servers);
 }

@@ -430,13 +430,15 @@ static void queue_unlink(struct redis_pool *pool, struct redis_cmd *cmd)
         pool->queue_tail = cmd->prev;
 }
 
-/* Ends a command that got no reply, its caller learning why. */
+/* Ends a command that got no reply, its caller learning why (unless the
+ * pools are closing: callers are gone then). */
 static void cmd_fail(struct redis_cmd *cmd, const struct redis_error *err)
 {
-    redis_done_fn *done = cmd->done;
+    redis_done_fn *done = cmd->pool->pools->closing ? NULL : cmd->done;
     void *ctx = cmd->ctx;
     cmd_free(cmd);
-    done(ctx, NULL, err);
+    if (done)
+        done(ctx, NULL, err);
 }
 
 /* Sends what waits in the queue, while a connection takes it. */
@@ -746,7 +748,7 @@ void redis_pools_destroy(struct redis_pools *p)
             loop_timer_stop(p->loop, &c->timer);
             if (c->ac) {
                 c->reason = closed;
-                conn_close(c, false);
+                conn_close(c, false); /* frees the commands in flight */
             }
         }
         p->pools = pool->next;
@@ -860,7 +862,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (!r && c->ac == ac)
         conn_lost(c, ac); /* with this command still counted: it was not idle */
     c->inflight--;
-    if (!cmd->done) {
+    if (!cmd->done || c->pool->pools->closing) {
         cmd_free(cmd);
     } else {
         c->live--;

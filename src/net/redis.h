@@ -69,8 +69,8 @@ struct redis_value {
 typedef void redis_done_fn(void *ctx, struct redis_value *reply, const struct redis_error *err);
 
 struct redis_pools *redis_pools_create(struct loop *loop);
-/* Closes every connection. Commands still in progress finish first, with
- * an error of kind REDIS_FAIL_OTHER ("... closed"). */
+/* Cancels what is in progress (no `done` runs) and closes every
+ * connection. */
 void redis_pools_destroy(struct redis_pools *p);
 
 /* Checks a URL without opening anything: 0 with "host:port" (no
@@ -98,7 +98,7 @@ void redis_cmd_name(char out[REDIS_NAME_MAX], const char *name, size_t len);
  * Returns NULL, with `err` filled and `done` never run, when it fails at
  * once: no connection up (the last connection error), a deadline already
  * past, a command that would change a shared connection's state
- * (SUBSCRIBE, MULTI, SELECT, ...). */
+ * (SUBSCRIBE, MULTI, SELECT, ...), the pools closing. */
 struct redis_cmd *redis_command(struct redis_pool *pool, int argc, const char **argv,
                                 const size_t *lens, int64_t deadline_ns, redis_done_fn *done,
                                 void *ctx, struct redis_error *err);
