@@ -174,7 +174,7 @@ static void test_faults_reach_the_script_as_nil_and_an_error(void **state)
     expect("big", GRPC_STATUS_UNKNOWN, ": R nil response too large: the body exceeds 99 bytes");
     /* 10 MB against memory_limit = 8MB. */
     expect("huge", GRPC_STATUS_UNKNOWN,
-           ": R nil out of memory (memory_limit) reading the response");
+           ": R nil out of memory (memory_limit) reading the result");
     expect("get", GRPC_STATUS_UNKNOWN, ": R 200 - status 200");
 }
 

@@ -66,52 +66,26 @@ static void push_headers(lua_State *L, const struct http_response *res)
     }
 }
 
-/* Builds the script's results on the helper thread, protected. */
-static int build_results(lua_State *h)
-{
-    const struct http_response *res = lua_touserdata(h, 1);
-    lua_settop(h, 0);
-    if (res->err != HTTP_OK) {
-        lua_pushnil(h);
-        lua_pushstring(h, res->error ? res->error : http_err_name(res->err));
-        return 2;
-    }
-    lua_createtable(h, 0, 3);
-    lua_pushinteger(h, res->status);
-    lua_setfield(h, -2, "status");
-    push_headers(h, res);
-    lua_setfield(h, -2, "headers");
-    lua_pushlstring(h, res->body ? res->body : "", res->body_len);
-    lua_setfield(h, -2, "body");
-    return 1;
-}
-
-/* Registry keys: a thread of the state's own, and a ready-made message. */
-static const char helper_key, oom_key;
-
-/* `co` is suspended, where a memory error (a large body against
- * memory_limit) would have nothing to catch it: the results are built in a
- * protected call on a helper thread and moved over, and a failure becomes
- * nil and a message made in advance. Pushing onto `co` allocates nothing:
- * it has room for them. */
-static int op_push(lua_State *co, void *p)
+/* The script's results: the response table, or nil and the error. Runs in
+ * a protected call (task.c): a body past memory_limit gives nil and a
+ * message there, and op_cancel then frees what is left. */
+static int op_push(lua_State *L, void *p)
 {
     struct http_op *op = p;
-    lua_rawgetp(co, LUA_REGISTRYINDEX, &helper_key);
-    lua_State *h = lua_tothread(co, -1);
-    lua_pop(co, 1);
-    lua_settop(h, 0);
-    lua_pushcfunction(h, build_results);
-    lua_pushlightuserdata(h, op->res);
-    int n;
-    if (lua_pcall(h, 1, LUA_MULTRET, 0) == LUA_OK) {
-        n = lua_gettop(h);
-        lua_xmove(h, co, n);
-    } else {
-        lua_settop(h, 0);
-        lua_pushnil(co);
-        lua_rawgetp(co, LUA_REGISTRYINDEX, &oom_key);
+    const struct http_response *res = op->res;
+    int n = 1;
+    if (res->err != HTTP_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, res->error ? res->error : http_err_name(res->err));
         n = 2;
+    } else {
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, res->status);
+        lua_setfield(L, -2, "status");
+        push_headers(L, res);
+        lua_setfield(L, -2, "headers");
+        lua_pushlstring(L, res->body ? res->body : "", res->body_len);
+        lua_setfield(L, -2, "body");
     }
     op_release(op);
     return n;
@@ -324,10 +298,6 @@ void lua_http_open(lua_State *L, struct script_engine *e)
     lua_pushcfunction(L, op_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
-    lua_newthread(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &helper_key);
-    lua_pushliteral(L, "out of memory (memory_limit) reading the response");
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &oom_key);
     static const luaL_Reg fns[] = {
         {"request", api_request}, {"get", api_get}, {"post", api_post}, {NULL, NULL}};
     luaL_newlib(L, fns);

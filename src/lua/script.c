@@ -582,6 +582,10 @@ void script_engine_close(struct script_engine *e)
     if (!e->L)
         return;
     lua_State *L = e->L;
+    /* Timers first, while the module names their messages use are there;
+     * deinit() cannot start new ones. */
+    lua_timer_retire(e);
+    lua_timer_close_all(e);
     for (size_t i = e->module_count; i-- > 0;) {
         struct script_module *m = &e->modules[i];
         if (m->deinit_ref != LUA_NOREF) {
@@ -600,7 +604,6 @@ void script_engine_close(struct script_engine *e)
         free(m->name);
         free(m->file);
     }
-    lua_timer_close_all(e);
     for (int hk = 0; hk < HOOK_COUNT; hk++)
         cfg_filters_free(&e->specs[hk].topics);
     free(e->modules);

@@ -77,14 +77,44 @@ static void deadline_passed(struct loop_timer *timer)
     task_wake(timer->ctx);
 }
 
+static int run_push(lua_State *L)
+{
+    struct wait *w = lua_touserdata(L, 1);
+    lua_pop(L, 1);
+    return w->push(L, w->op);
+}
+
+/* The wait's results, onto `t`'s coroutine: built in a protected call on
+ * the state's main thread (not running now), so that running out of memory
+ * there is the waiting function's `nil, err`, not an error nothing
+ * catches. Returns how many. */
+static int push_results(struct task *t)
+{
+    lua_State *L = t->e->L;
+    int base = lua_gettop(L);
+    lua_pushcfunction(L, run_push);
+    lua_pushlightuserdata(L, &t->wait);
+    int st = lua_pcall(L, 1, LUA_MULTRET, 0);
+    int n = lua_gettop(L) - base;
+    if (st != LUA_OK || !lua_checkstack(t->co, n + 2)) {
+        if (st != LUA_OK)
+            t->wait.cancel(t->wait.op); /* frees what push left */
+        lua_settop(L, base);
+        lua_pushnil(t->co);
+        lua_pushliteral(t->co, "out of memory (memory_limit) reading the result");
+        return 2;
+    }
+    lua_xmove(L, t->co, n);
+    return n;
+}
+
 int task_resume(struct task *t, int nargs, int *nres)
 {
     struct script_engine *e = t->e;
     if (t->waiting) {
-        struct wait *w = &t->wait;
         t->waiting = false;
         loop_timer_stop(e->net->loop, &t->timer);
-        nargs = w->push(t->co, w->op);
+        nargs = push_results(t);
     }
     struct task *outer = e->running;
     e->running = t;

@@ -25,8 +25,9 @@
  *
  * If the call ends first (its deadline, the broker cancelling it, shutdown),
  * `cancel(op)` runs instead, once, and wait_complete must then never be
- * called with that wait. Either `push` or `cancel` runs, never both, and
- * each owns `op` from then on (frees it). */
+ * called with that wait. Either `push` or `cancel` runs (both only when
+ * `push` raised before its end), and each owns `op` from then on (frees
+ * it). */
 
 #include <lua.h>
 #include <stdint.h>
@@ -36,9 +37,11 @@ struct wait;
 
 /* Stops the operation for good and frees it. */
 typedef void wait_cancel_fn(void *op);
-/* Pushes the operation's results onto `co` (the resumed coroutine; room
- * for LUA_MINSTACK values is there) and frees `op`. Returns how many it
- * pushed. May raise a Lua memory error. */
+/* Pushes the operation's results onto `L` (room for LUA_MINSTACK values is
+ * there; they are moved to the resumed coroutine) and, as its last step,
+ * frees `op`. Returns how many it pushed. Runs in a protected call: should
+ * it raise (memory), `cancel(op)` frees the operation and the waiting
+ * function returns nil and a message instead. */
 typedef int wait_push_fn(lua_State *co, void *op);
 
 struct wait_ctx {
