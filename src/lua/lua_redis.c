@@ -14,7 +14,6 @@
 #include "wait.h"
 
 #define CLIENT_MT "exhook.redis.client"
-#define BOX_MT "exhook.redis.reply"
 
 /* The userdata behind `red`. */
 struct client {
@@ -23,25 +22,12 @@ struct client {
     char url[];
 };
 
-/* What a command's outcome travels in, on the waiting coroutine's stack:
- * the garbage collector frees what it holds if an error cuts the way
- * short (the operation until the wait owns it; the reply until its Lua
- * values are made, which may run out of memory). */
-struct box {
-    struct op *op;
-    struct redis_value *v;
-    bool failed;
-    struct redis_error err;
-};
-
 /* One red:call in progress. */
 struct op {
     struct wait *w;
     struct redis_cmd *cmd;   /* until it finishes */
     struct loop *loop;
     struct loop_timer timer; /* to report a failure that came at once */
-    int box_idx;             /* the box, in the waiting function's frame */
-    struct box *box;
     struct redis_value *v;
     struct redis_error err;
     bool failed;
@@ -52,16 +38,6 @@ static const char *const fail_kinds[] = {
     [REDIS_FAIL_REFUSED] = "refused",
     [REDIS_FAIL_OTHER] = "failed",
 };
-
-static int box_gc(lua_State *L)
-{
-    struct box *b = lua_touserdata(L, 1);
-    free(b->op);
-    free(b->v);
-    b->op = NULL;
-    b->v = NULL;
-    return 0;
-}
 
 /* Redis' own scripting converts replies the same way inside arrays: nil
  * as false, error replies as {err = text}. */
@@ -97,21 +73,6 @@ static void push_value(lua_State *L, const struct redis_value *v, bool nested)
     }
 }
 
-/* The outcome moves into the box, which is the waiting function's one
- * result: nothing here allocates, so nothing raises where no error can be
- * caught. The Lua values are made after the resume (convert). */
-static int op_push(lua_State *co, void *p)
-{
-    struct op *op = p;
-    struct box *box = op->box;
-    box->v = op->v;
-    box->failed = op->failed;
-    box->err = op->err;
-    lua_pushvalue(co, op->box_idx);
-    free(op);
-    return 1;
-}
-
 static void op_cancel(void *p)
 {
     struct op *op = p;
@@ -120,6 +81,30 @@ static void op_cancel(void *p)
     loop_timer_stop(op->loop, &op->timer);
     free(op->v);
     free(op);
+}
+
+/* In a protected call (wait.h): if making the values runs out of memory,
+ * `op` is still whole for op_cancel to free. */
+static int op_push(lua_State *L, void *p)
+{
+    struct op *op = p;
+    const struct redis_value *v = op->v;
+    int n = 3;
+    if (op->failed) {
+        lua_pushnil(L);
+        lua_pushstring(L, op->err.msg);
+        lua_pushstring(L, fail_kinds[op->err.kind]);
+    } else if (v->type == REDIS_V_ERROR) {
+        lua_pushnil(L);
+        lua_pushlstring(L, v->str, v->len);
+        lua_pushliteral(L, "reply");
+    } else {
+        push_value(L, v, false);
+        n = 1;
+    }
+    free(op->v);
+    free(op);
+    return n;
 }
 
 static void on_done(void *ctx, struct redis_value *v, const struct redis_error *err)
@@ -140,30 +125,37 @@ static void on_failed_at_once(struct loop_timer *t)
     wait_complete(op->w, op_push);
 }
 
-/* Sends the command and waits; returns the box. Called by l_call with
- * arguments it has checked. */
-static int send_and_wait(lua_State *L)
+/* The command's words: strings as they are, numbers as tostring makes
+ * them, in a userdata (nothing to free if an error comes first). */
+static int collect_args(lua_State *L, const char ***argv, size_t **lens)
 {
-    struct client *c = lua_touserdata(L, 1);
     int argc = lua_gettop(L) - 1;
-    const char **argv = lua_newuserdatauv(L, (size_t)argc * (sizeof *argv + sizeof(size_t)), 0);
-    size_t *lens = (size_t *)(argv + argc);
+    if (argc < 1)
+        return luaL_error(L, "red:call: no command (e.g. red:call(\"GET\", key))");
+    for (int i = 2; i <= argc + 1; i++) {
+        int t = lua_type(L, i);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            return luaL_typeerror(L, i, "string or number");
+    }
+    *argv = lua_newuserdatauv(L, (size_t)argc * (sizeof **argv + sizeof **lens), 0);
+    *lens = (size_t *)(*argv + argc);
     for (int i = 0; i < argc; i++)
-        argv[i] = lua_tolstring(L, i + 2, &lens[i]);
+        (*argv)[i] = lua_tolstring(L, i + 2, &(*lens)[i]);
+    return argc;
+}
 
-    struct box *box = lua_newuserdatauv(L, sizeof *box, 0);
-    memset(box, 0, sizeof *box);
-    luaL_setmetatable(L, BOX_MT);
-    struct op *op = box->op = calloc(1, sizeof *op);
-    if (!op)
-        return luaL_error(L, "red:call: out of memory");
+static int l_call(lua_State *L)
+{
+    struct client *c = luaL_checkudata(L, 1, CLIENT_MT);
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    int argc = collect_args(L, &argv, &lens);
     struct wait_ctx ctx;
     struct wait *w = wait_begin(L, "red:call", &ctx);
-    /* Nothing raises from here to the yield, which hands `op` over. */
-    box->op = NULL;
+    struct op *op = calloc(1, sizeof *op);
+    if (!op)
+        return luaL_error(L, "red:call: out of memory");
     op->w = w;
-    op->box = box;
-    op->box_idx = lua_gettop(L);
     op->loop = ctx.net->loop;
     loop_timer_init(&op->timer, on_failed_at_once, op);
 
@@ -191,51 +183,6 @@ static int send_and_wait(lua_State *L)
     redis_cmd_name(name, argv[0], lens[0]);
     snprintf(what, sizeof what, "redis %s on %s", name, c->name);
     return wait_yield(L, w, op, op_cancel, what);
-}
-
-/* The box's outcome as red:call's results, in the resumed coroutine: a
- * memory error here is the call's, like any other. */
-static int convert(lua_State *L, int status, lua_KContext kctx)
-{
-    (void)status;
-    (void)kctx;
-    struct box *box = lua_touserdata(L, -1);
-    if (box->failed) {
-        lua_pushnil(L);
-        lua_pushstring(L, box->err.msg);
-        lua_pushstring(L, fail_kinds[box->err.kind]);
-        return 3;
-    }
-    const struct redis_value *v = box->v;
-    int n = 1;
-    if (v->type == REDIS_V_ERROR) {
-        lua_pushnil(L);
-        lua_pushlstring(L, v->str, v->len);
-        lua_pushliteral(L, "reply");
-        n = 3;
-    } else {
-        push_value(L, v, false);
-    }
-    free(box->v);
-    box->v = NULL;
-    return n;
-}
-
-static int l_call(lua_State *L)
-{
-    luaL_checkudata(L, 1, CLIENT_MT);
-    int n = lua_gettop(L);
-    if (n < 2)
-        return luaL_error(L, "red:call: no command (e.g. red:call(\"GET\", key))");
-    for (int i = 2; i <= n; i++) {
-        int t = lua_type(L, i);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            return luaL_typeerror(L, i, "string or number");
-    }
-    lua_pushcfunction(L, send_and_wait);
-    lua_insert(L, 1);
-    lua_callk(L, n, 1, 0, convert);
-    return convert(L, LUA_OK, 0);
 }
 
 static int l_tostring(lua_State *L)
@@ -294,11 +241,6 @@ void lua_redis_open(lua_State *L, struct script_engine *e)
         lua_setfield(L, -2, "__tostring");
         lua_pushliteral(L, "exhook.redis");
         lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, BOX_MT)) {
-        lua_pushcfunction(L, box_gc);
-        lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
     lua_createtable(L, 0, 1);
