@@ -48,8 +48,9 @@ struct redis_url {
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 
 /* One connection of a pool. hiredis owns its context; a new context is
- * only made from the connection's timer, so while one exists it is the
- * only one, and the event hooks (which get this struct) always mean it. */
+ * only made at the pool's first command or from the connection's timer
+ * (never while hiredis still frees the last one), so while one exists it
+ * is the only one, and the event hooks (which get this struct) mean it. */
 struct conn {
     struct redis_pool *pool;
     redisAsyncContext *ac; /* NULL once closing or closed */
