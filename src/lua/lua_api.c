@@ -6,6 +6,7 @@
 #include "lua_health.h"
 #include "lua_http.h"
 #include "lua_log.h"
+#include "lua_redis.h"
 #include "lua_timer.h"
 #include "lua_topic.h"
 #include "script.h"
@@ -18,11 +19,12 @@ static void (*const families[])(lua_State *L, struct script_engine *e) = {
     lua_crypto_open,
     lua_timer_open,
     lua_http_open,
+    lua_redis_open,
 };
 
 void lua_api_open(lua_State *L, struct script_engine *e)
 {
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 12);
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         families[i](L, e);
     lua_pushinteger(L, e->worker_id);

@@ -4,6 +4,7 @@
 
 #include "errbuf.h"
 #include "http.h"
+#include "redis.h"
 
 struct net *net_open(char *err, size_t errlen)
 {
@@ -18,6 +19,12 @@ struct net *net_open(char *err, size_t errlen)
         net_close(n);
         return NULL;
     }
+    n->redis = redis_pools_create(n->loop);
+    if (!n->redis) {
+        errbuf_set(err, errlen, "out of memory");
+        net_close(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -26,6 +33,7 @@ void net_close(struct net *n)
     if (!n)
         return;
     http_client_destroy(n->http); /* before the loop its sockets are watched on */
+    redis_pools_destroy(n->redis);
     loop_destroy(n->loop);
     free(n);
 }
