@@ -69,6 +69,9 @@ IO_USERS=(--username 'user%d' --ids 0-63)
 IO_ALLOWED=(--username 'user%d' --ids 0-31)
 IO_UNKNOWN=(--username 'user%d' --ids 32-63)
 
+# The suspend scenario opens over 10,000 sockets in one process.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 say() { echo "compare: $*" >&2; }
 die() { say "$*"; exit 1; }
 
