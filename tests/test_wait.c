@@ -155,6 +155,46 @@ static void test_a_busy_worker_holds_up_no_other_call(void **state)
     assert_served_meanwhile("[server]\nworkers = 2\n[lua]\ncall_timeout = 1m\n", spin);
 }
 
+/* The only worker is busy for 2-3 s; a call whose deadline passes while it
+ * queues is answered without running any script, and the log says so. */
+static void test_a_call_late_when_taken_up_is_not_run(void **state)
+{
+    (void)state;
+    struct world *w = start("[server]\nworkers = 1\n[lua]\ncall_timeout = 1m\n");
+    struct capture cap;
+    capture_begin(&cap, w->fx.dir);
+    log_set_level(LOG_WARN);
+    struct napper n = {w->target, GRPC_STATUS_UNKNOWN, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, spin, &n);
+    usleep(200000);
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.username = "later"; /* would set a timer, were it run */
+    ci.clientid = "c1";
+    Emqx__Exhook__V3__ClientAuthenticateRequest req =
+        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
+    req.clientinfo = &ci;
+    struct rpc_client *c = rpc_client_open(w->target);
+    rpc_client_set_timeout(c, 300);
+    struct rpc_result r;
+    assert_int_equal(rpc_call(c, AUTH_PATH, &req.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_DEADLINE_EXCEEDED);
+    rpc_result_free(&r);
+    rpc_client_close(c);
+    int seen = capture_wait(&cap, "OnClientAuthenticate: past its deadline when a worker took it "
+                                  "up; not run", 10);
+    char *log = capture_end(&cap);
+    log_set_level(LOG_ERROR);
+    free(log);
+    assert_true(seen);
+    pthread_join(t, NULL);
+    char path[512];
+    snprintf(path, sizeof path, "%s/timer.txt", w->fx.dir);
+    usleep(200000);
+    assert_int_equal(access(path, F_OK), -1);
+    stop(w);
+}
+
 static void test_call_timeout_covers_the_wait_and_says_what_it_waited_for(void **state)
 {
     (void)state;
@@ -319,6 +359,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_waiting_call_leaves_its_worker_free),
         cmocka_unit_test(test_a_busy_worker_holds_up_no_other_call),
+        cmocka_unit_test(test_a_call_late_when_taken_up_is_not_run),
         cmocka_unit_test(test_call_timeout_covers_the_wait_and_says_what_it_waited_for),
         cmocka_unit_test(test_a_call_the_broker_gives_up_on_is_stopped),
         cmocka_unit_test(test_waiting_where_lua_cannot_suspend_is_a_clear_error),
