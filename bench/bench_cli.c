@@ -34,6 +34,8 @@ static void usage(FILE *f)
                "  -S, --split-frames         send each call's headers and message in separate\n"
                "                             TCP writes, the way EMQX does (default: one write)\n"
                "  -q, --quiet                print only the result line\n"
+               "      --deadline MS          each call's deadline, sent as grpc-timeout like\n"
+               "                             the broker's request_timeout (default 10000)\n"
                "checking the replies (default: as scripts/example.lua answers):\n"
                "      --check example|none   none: count the replies by status and verdict\n"
                "      --expect HOOK=VERDICT  count, and fail a call whose HOOK (authenticate,\n"
@@ -255,6 +257,7 @@ enum {
     OPT_TOPIC,
     OPT_IDS,
     OPT_PAYLOAD_SIZE,
+    OPT_DEADLINE,
 };
 
 void bcli_parse(int argc, char **argv, struct bcli_opts *o)
@@ -267,6 +270,7 @@ void bcli_parse(int argc, char **argv, struct bcli_opts *o)
                             .threads = 1,
                             .duration = 10,
                             .warmup = 1,
+                            .deadline_ms = 10000,
                             .expect.status = GRPC_STATUS_OK,
                             .content.payload_len = BREQ_PAYLOAD_LEN};
     /* The request values are expanded once every option is read: --ids may
@@ -298,6 +302,7 @@ void bcli_parse(int argc, char **argv, struct bcli_opts *o)
         {"topic", required_argument, NULL, OPT_TOPIC},
         {"ids", required_argument, NULL, OPT_IDS},
         {"payload-size", required_argument, NULL, OPT_PAYLOAD_SIZE},
+        {"deadline", required_argument, NULL, OPT_DEADLINE},
         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "t:i:r:c:m:d:n:w:R:T:Sqh", longopts, NULL)) != -1) {
@@ -391,6 +396,9 @@ void bcli_parse(int argc, char **argv, struct bcli_opts *o)
             break;
         case OPT_PAYLOAD_SIZE:
             o->content.payload_len = (size_t)parse_int(optarg, "payload-size", 0, 1048576);
+            break;
+        case OPT_DEADLINE:
+            o->deadline_ms = parse_int(optarg, "deadline", 1, 3600000);
             break;
         case 'h':
             usage(stdout);

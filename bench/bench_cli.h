@@ -24,6 +24,7 @@ struct bcli_opts {
     struct breq_expectation expect; /* BCLI_CHECK_COUNT */
     struct breq_content content;
     long long max_errors; /* failed calls tolerated before exit status 1 */
+    long long deadline_ms; /* each call's deadline, sent as grpc-timeout */
 };
 
 /* Fills `o` from the command line. Prints the usage and exits 0 on --help;

@@ -31,7 +31,6 @@
 #include "bench_stats.h"
 #include "hooks.h"
 
-#define CALL_TIMEOUT_MS 10000   /* sent as grpc-timeout, like request_timeout */
 #define CONNECT_TIMEOUT_MS 5000 /* all connections must be up by then */
 #define SHOWN_ERRORS 5
 
@@ -158,7 +157,7 @@ static void start_call(struct worker *w, struct slot *s, int64_t t0, bool measur
     s->measured = measured;
     s->call = grpc_channel_create_registered_call(s->conn->ch, NULL, GRPC_PROPAGATE_DEFAULTS, w->cq,
                                                   s->conn->method[s->step->hook],
-                                                  after_ms(CALL_TIMEOUT_MS), NULL);
+                                                  after_ms(opt.deadline_ms), NULL);
     s->send = grpc_raw_byte_buffer_create(breq_body(s->step - opt.sc->steps, s->ident), 1);
     s->recv = NULL;
     grpc_op ops[OPS_ALL];

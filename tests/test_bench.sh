@@ -4,7 +4,7 @@
 # right answers, open loop and --split-frames work, and wrong answers, an unknown package, a
 # missing server and a bad option each make it fail with the right exit code.
 # For other scripts: the replies counted by status and verdict, --expect,
-# and request values from patterns and files reaching the script.
+# request values from patterns and files reaching the script, --deadline.
 # Usage: test_bench.sh <exhookd binary> <exhook-bench binary> <source dir>
 set -u
 BIN=$1
@@ -160,6 +160,20 @@ run -t "127.0.0.1:$OWN" -r publish -c 2 -m 4 -n 300 -w 0 -q --topic 'sensors/%d/
     grep -q "topic sensors/2/temp: expected unchanged, got dropped" <<<"$ERR"
 check "--expect publish=unchanged fails on the dropped messages, exit 1" $? "rc=$RC out=$OUT err=$ERR"
 
+# --deadline: each call's grpc-timeout. A handler that waits 2 s misses a
+# 300 ms deadline and makes a 20 s one.
+mkdir -p "$WORK/slow"
+printf 'local M = {}\nfunction M.on_client_authenticate()\n  exhook.sleep(2)\n  return true\nend\nreturn M\n' \
+    >"$WORK/slow/slow.lua"
+start_exhookd slow "$WORK/slow" slow error
+check "exhookd with a handler that waits 2 s starts and listens" $? "$(cat "$WORK/slow.log")"
+run -t "127.0.0.1:$PORT" -c 1 -m 4 -n 4 -w 0 -q --deadline 300 --expect-status DEADLINE_EXCEEDED
+[ $RC -eq 0 ] && counts status_DEADLINE_EXCEEDED=4
+check "--deadline 300: 2 s handlers answer DEADLINE_EXCEEDED" $? "rc=$RC out=$OUT err=$ERR"
+run -t "127.0.0.1:$PORT" -c 1 -m 4 -n 4 -w 0 -q --deadline 20000 --check none
+[ $RC -eq 0 ] && counts status_OK=4 stop_true=4
+check "--deadline 20000: 2 s handlers answer in time" $? "rc=$RC out=$OUT err=$ERR"
+
 free_port
 NOBODY=$PORT
 start=$(date +%s%N)
@@ -199,5 +213,6 @@ bad "clientid file '$WORK/empty' has no values" --clientid "@$WORK/empty"
 bad "invalid ids: '5-1'" --check none --username 'u%d' --ids 5-1
 bad "invalid ids: '0-100000' (FIRST-LAST, 0 <= FIRST <= LAST, at most 100000)" --ids 0-100000
 bad "invalid payload-size: '-1'" --payload-size -1
+bad "invalid deadline: '0' (an integer from 1 to 3600000)" --deadline 0
 
 finish

@@ -14,38 +14,25 @@ whole list if one name is unknown to it.
 usage: /usr/bin/python3 bench/peer-python/server.py HOST:PORT
 
 Needs Debian's python3-grpcio, python3-protobuf and protoc (protobuf-compiler):
-the message classes are generated at start with `protoc --python_out` into a
-temporary folder. There is no grpc python plugin here, so the service is
-registered by hand with a generic handler. Stops on SIGTERM or SIGINT.
+the message classes are generated at start into a temporary folder, and the
+service is registered with a generic handler (exhook_service.py, shared with
+bench/peer-aio). Stops on SIGTERM or SIGINT.
 """
 
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 from concurrent import futures
 
 import grpc
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROTO_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
-# v1's names for two rpcs of v2/v3; their requests are the same.
-V1_NAMES = {"OnClientAuthorize": "OnClientCheckAcl", "OnSessionTakenover": "OnSessionTakeovered"}
+from exhook_service import authorize_hook_name, generic_handler, load_pb2
 
 
-def load_pb2(tmp):
-    subprocess.run(["protoc", "-I" + PROTO_DIR, "--python_out=" + tmp,
-                    os.path.join(PROTO_DIR, "exhook.proto")], check=True)
-    sys.path.insert(0, tmp)
-    import exhook_pb2
-    return exhook_pb2
-
-
-def make_handlers(pb, generation):
-    """The rpc handlers of emqx.exhook.v<generation>, by method name."""
+def make_handler(pb, generation):
+    """The generic handler of emqx.exhook.v<generation>.HookProvider."""
     VR = pb.ValuedResponse
-    authz = "client.check_acl" if generation == 1 else "client.authorize"
+    authz = authorize_hook_name(generation)
 
     def provider_loaded(req, ctx):
         hooks = [pb.HookSpec(name=n) for n in ("client.connected", "client.disconnected",
@@ -89,16 +76,7 @@ def make_handlers(pb, generation):
 
     special = {"OnProviderLoaded": provider_loaded, "OnClientAuthenticate": authenticate,
                "OnClientAuthorize": authorize, "OnMessagePublish": publish}
-    handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["HookProvider"].methods:
-        req_cls = getattr(pb, method.input_type.name)
-        resp_cls = getattr(pb, method.output_type.name)
-        name = V1_NAMES.get(method.name, method.name) if generation == 1 else method.name
-        handlers[name] = grpc.unary_unary_rpc_method_handler(
-            special.get(method.name, empty),
-            request_deserializer=req_cls.FromString,
-            response_serializer=resp_cls.SerializeToString)
-    return handlers
+    return generic_handler(pb, generation, special, empty)
 
 
 def main():
@@ -113,10 +91,7 @@ def main():
         # so_reuseport off: a busy port must be an error, not a shared port.
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=10),
                              options=[("grpc.so_reuseport", 0)])
-        server.add_generic_rpc_handlers(tuple(
-            grpc.method_handlers_generic_handler("emqx.exhook.v%d.HookProvider" % g,
-                                                 make_handlers(pb, g))
-            for g in (1, 2, 3)))
+        server.add_generic_rpc_handlers(tuple(make_handler(pb, g) for g in (1, 2, 3)))
         try:
             server.add_insecure_port(sys.argv[1])
         except RuntimeError as e:
