@@ -685,6 +685,10 @@ static void test_urls_for_logs_carry_no_secrets(void **state)
     assert_string_equal(out, "https://auth/a/b");
     http_url_for_log("not a url", out, sizeof out);
     assert_string_equal(out, "not a url");
+    http_url_for_log("http://a@b:p@w@auth/x#f?g", out, sizeof out);
+    assert_string_equal(out, "http://auth/x");
+    http_url_for_log("http://auth?q=a@b", out, sizeof out);
+    assert_string_equal(out, "http://auth");
 }
 
 int main(void)

@@ -96,7 +96,7 @@ void http_response_free(struct http_response *res);
 
 /* `url` as logs may show it: without a user name, password, query or
  * fragment, which may carry secrets ("http://auth:8080/u" for
- * "http://svc:pw@auth:8080/u?token=t"); `url` itself if it does not parse. */
+ * "http://svc:pw@auth:8080/u?token=t"). */
 void http_url_for_log(const char *url, char *out, size_t outlen);
 
 /* A word for each kind: "timeout", "connection refused", ... */
