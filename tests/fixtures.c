@@ -79,7 +79,7 @@ struct efx *efx_open(const char *modules, const char *extra, ...)
     char err[512];
     if (script_engine_open(&t->e, &t->fx.cfg, 1, err, sizeof err) != 0)
         fail_msg("engine does not open: %s", err);
-    if (!(t->net = net_open(err, sizeof err)))
+    if (!(t->net = net_open(t->fx.cfg.http_max_connections, err, sizeof err)))
         fail_msg("no event loop: %s", err);
     script_engine_attach(&t->e, t->net, &t->ready);
     return t;

@@ -937,6 +937,39 @@ static void test_workers_out_of_range_or_not_integer_is_an_error(void **state)
     }
 }
 
+/* The counts of waiting: defaults, bounds, and a clear error past them. */
+static void test_waiting_counts_default_bound_and_refuse(void **state)
+{
+    static const struct {
+        const char *section, *key;
+        unsigned max;
+    } counts[] = {{"server", "max_waiting_calls", 1000000},
+                  {"lua", "max_timers", 1000000},
+                  {"http", "max_connections", 100000}};
+    (void)state;
+    struct config cfg;
+    load_ok(&cfg, "");
+    assert_int_equal(cfg.max_waiting_calls, 10000);
+    assert_int_equal(cfg.max_timers, 1000);
+    assert_int_equal(cfg.http_max_connections, 256);
+    cfg_free(&cfg);
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        char text[128], expected[256];
+        snprintf(text, sizeof text, "[%s]\n%s = %u\n", counts[i].section, counts[i].key,
+                 counts[i].max);
+        load_ok(&cfg, text);
+        cfg_free(&cfg);
+        static const char *bad[] = {"0", "-1", "many", "1.5", "2000000"};
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+            snprintf(text, sizeof text, "[%s]\n%s = %s\n", counts[i].section, counts[i].key,
+                     bad[b]);
+            snprintf(expected, sizeof expected, "t.ini:2: %s: expected an integer 1..%u, got '%s'",
+                     counts[i].key, counts[i].max, bad[b]);
+            assert_load_error(text, expected);
+        }
+    }
+}
+
 static void test_empty_lua_path_is_an_error(void **state)
 {
     (void)state;
@@ -1495,6 +1528,7 @@ int main(void)
         cmocka_unit_test(test_listen_port_out_of_range_is_an_error),
         cmocka_unit_test(test_workers_out_of_range_or_not_integer_is_an_error),
         cmocka_unit_test(test_empty_lua_path_is_an_error),
+        cmocka_unit_test(test_waiting_counts_default_bound_and_refuse),
         cmocka_unit_test(test_empty_init_module_list_is_an_error),
         cmocka_unit_test(test_empty_init_module_element_is_an_error),
         cmocka_unit_test(test_init_module_with_bad_characters_is_an_error),

@@ -38,6 +38,8 @@
 #define MAX_WAITING_CALLS 1000000
 #define DEFAULT_MAX_TIMERS 1000
 #define MAX_TIMERS 1000000
+#define DEFAULT_HTTP_CONNECTIONS 256
+#define MAX_HTTP_CONNECTIONS 100000
 /* Below this, gRPC starts closing the brokers' connections to stay under the
  * quota while serving a few ordinary calls. */
 #define MIN_MEMORY_QUOTA ((size_t)16 * 1024 * 1024)
@@ -154,6 +156,12 @@ static int set_max_timers(struct config *cfg, const char *key, const char *value
                           size_t msglen)
 {
     return set_count(&cfg->max_timers, MAX_TIMERS, key, value, msg, msglen);
+}
+
+static int set_http_max_connections(struct config *cfg, const char *key, const char *value,
+                                    char *msg, size_t msglen)
+{
+    return set_count(&cfg->http_max_connections, MAX_HTTP_CONNECTIONS, key, value, msg, msglen);
 }
 
 static int set_lua_path(struct config *cfg, const char *key, const char *value, char *msg,
@@ -362,6 +370,7 @@ static const struct key_def {
     {"lua", "memory_limit", set_memory_limit},
     {"lua", "sandbox", set_sandbox},
     {"lua", "max_timers", set_max_timers},
+    {"http", "max_connections", set_http_max_connections},
     {"log", "level", set_log_level},
     {"log", "format", set_log_format},
     {"metrics", "listen", set_metrics_listen},
@@ -374,13 +383,14 @@ static const struct key_def {
 
 #define KEY_COUNT (sizeof key_defs / sizeof key_defs[0])
 
-/* [topics] has no fixed keys: they are hook names, checked separately. */
+/* The sections are those of the keys, and [topics], which has no fixed
+ * keys: they are hook names, checked separately. */
 static bool section_known(const char *name, size_t len)
 {
-    static const char *const sections[] = {"server", "lua", "log", "tls", "topics", "metrics"};
-
-    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
-        if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
+    if (len == 6 && memcmp(name, "topics", 6) == 0)
+        return true;
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (strlen(key_defs[i].section) == len && memcmp(key_defs[i].section, name, len) == 0)
             return true;
     }
     return false;
@@ -638,6 +648,7 @@ void cfg_defaults(struct config *cfg)
     cfg->memory_limit = DEFAULT_MEMORY_LIMIT;
     cfg->max_waiting_calls = DEFAULT_MAX_WAITING_CALLS;
     cfg->max_timers = DEFAULT_MAX_TIMERS;
+    cfg->http_max_connections = DEFAULT_HTTP_CONNECTIONS;
     cfg->sandbox = true;
     cfg->shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS;
     cfg->watchdog_ms = DEFAULT_WATCHDOG_MS;

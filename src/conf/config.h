@@ -30,6 +30,8 @@ struct config {
     /* [server] max_waiting_calls: calls in progress per worker (running or
      * waiting for I/O), default 10000 */
     unsigned max_waiting_calls;
+    /* [http] max_connections: per worker, to one server, default 256 */
+    unsigned http_max_connections;
     unsigned shutdown_timeout_ms; /* [server] shutdown_timeout, default 5s */
     unsigned watchdog_ms;      /* [server] watchdog, default 1s; 0 = off */
     /* Not a key: set by the master process, whose children share the port

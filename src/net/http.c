@@ -105,7 +105,8 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-struct http_client *http_client_create(struct loop *loop, char *err, size_t errlen)
+struct http_client *http_client_create(struct loop *loop, unsigned max_connections, char *err,
+                                       size_t errlen)
 {
     /* Thread-safe in the libcurl this builds with (7.84 and later). */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -128,8 +129,8 @@ struct http_client *http_client_create(struct loop *loop, char *err, size_t errl
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     /* curl's own bound follows the number of requests in flight, so a burst
      * would lose most of its connections as it ends. */
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)HTTP_MAX_CONNECTIONS_KEPT);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HTTP_MAX_CONNECTIONS_PER_HOST);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)max_connections);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_connections);
     return c;
 }
 

@@ -32,14 +32,8 @@ struct http_header {
     const char *value;
 };
 
-/* Connections a client keeps open for reuse, busy and idle together;
- * past it, the one idle longest closes. */
-#define HTTP_MAX_CONNECTIONS_KEPT 256
-/* Connections a client opens to one server (host and port) at most; more
- * requests in flight to it wait for one of them (their timeout running),
- * so that thousands of waiting calls do not become thousands of
- * connections to an HTTP/1.1 service. */
-#define HTTP_MAX_CONNECTIONS_PER_HOST 256
+/* The default of `max_connections` (http_client_create). */
+#define HTTP_DEFAULT_MAX_CONNECTIONS 256
 
 /* Larger bodies fail with HTTP_ERR_TOO_LARGE unless a request says otherwise. */
 #define HTTP_DEFAULT_MAX_BODY (16u << 20)
@@ -78,7 +72,14 @@ struct http_response {
 typedef void http_done_fn(void *ctx, struct http_response *res);
 
 /* NULL with a message in `err`. */
-struct http_client *http_client_create(struct loop *loop, char *err, size_t errlen);
+/* A client on `loop`. It opens at most `max_connections` connections to
+ * one server (host and port); more requests in flight to it wait for one
+ * of them (their timeout running), so that thousands of waiting calls do
+ * not become thousands of connections to an HTTP/1.1 service. It keeps as
+ * many open for reuse, busy and idle together; past that, the one idle
+ * longest closes. */
+struct http_client *http_client_create(struct loop *loop, unsigned max_connections, char *err,
+                                       size_t errlen);
 /* Cancels what is in flight (no callbacks run) and closes every connection. */
 void http_client_destroy(struct http_client *c);
 

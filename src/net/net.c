@@ -6,7 +6,7 @@
 #include "http.h"
 #include "redis.h"
 
-struct net *net_open(char *err, size_t errlen)
+struct net *net_open(unsigned http_max_connections, char *err, size_t errlen)
 {
     struct net *n = calloc(1, sizeof *n);
     if (!n) {
@@ -14,7 +14,7 @@ struct net *net_open(char *err, size_t errlen)
         return NULL;
     }
     n->loop = loop_create(err, errlen);
-    n->http = n->loop ? http_client_create(n->loop, err, errlen) : NULL;
+    n->http = n->loop ? http_client_create(n->loop, http_max_connections, err, errlen) : NULL;
     if (!n->http) {
         net_close(n);
         return NULL;

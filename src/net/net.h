@@ -19,8 +19,9 @@ struct net {
     struct redis_pools *redis;
 };
 
-/* NULL with a message in `err`. */
-struct net *net_open(char *err, size_t errlen);
+/* NULL with a message in `err`. `http_max_connections`: see
+ * http_client_create. */
+struct net *net_open(unsigned http_max_connections, char *err, size_t errlen);
 /* Cancels what is in progress and closes every connection. */
 void net_close(struct net *n);
 

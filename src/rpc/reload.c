@@ -66,14 +66,16 @@ static void warn_restart_settings(const struct config *running, const struct con
         running->max_message_size != new->max_message_size ||
         running->handshake_timeout_ms != new->handshake_timeout_ms ||
         running->memory_quota != new->memory_quota || running->watchdog_ms != new->watchdog_ms ||
+        running->max_waiting_calls != new->max_waiting_calls ||
+        running->http_max_connections != new->http_max_connections ||
         running->log_level != new->log_level || running->log_format != new->log_format ||
         !same_text(running->tls.cert, new->tls.cert) ||
         !same_text(running->tls.key, new->tls.key) || !same_text(running->tls.ca, new->tls.ca) ||
         running->tls.verify_client != new->tls.verify_client ||
         !same_text(running->metrics.listen, new->metrics.listen) ||
         running->metrics.histograms != new->metrics.histograms)
-        log_warn("reload: changes to [server], [tls], [log] and [metrics] take effect after a "
-                 "restart");
+        log_warn("reload: changes to [server], [tls], [log], [metrics] and [http] take effect "
+                 "after a restart");
 }
 
 /* Takes the [lua] and [topics] settings of `fresh` into `running`, and

@@ -71,7 +71,7 @@ static int open_slot(struct server *s, struct worker *w, char *err, size_t errle
 {
     pthread_mutex_init(&w->mail_lock, NULL);
     w->bell_tag.kind = TAG_BELL;
-    if (!(w->net = net_open(err, errlen)))
+    if (!(w->net = net_open(s->reload.cfg.http_max_connections, err, errlen)))
         return -1;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = w};
     if (epoll_ctl(s->poll_fd, EPOLL_CTL_ADD, loop_fd(w->net->loop), &ev) != 0) {
