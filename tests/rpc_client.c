@@ -180,6 +180,12 @@ int rpc_health_check(struct rpc_client *c, const char *service, int *serving)
 int rpc_authenticate(const char *target, const char *username, char *details, size_t len,
                      int *allowed)
 {
+    return rpc_authenticate_within(target, username, 0, details, len, allowed);
+}
+
+int rpc_authenticate_within(const char *target, const char *username, int timeout_ms,
+                            char *details, size_t len, int *allowed)
+{
     Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
     ci.username = (char *)username;
     ci.clientid = "c1";
@@ -187,6 +193,8 @@ int rpc_authenticate(const char *target, const char *username, char *details, si
         EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
     req.clientinfo = &ci;
     struct rpc_client *c = rpc_client_open(target);
+    if (timeout_ms > 0)
+        rpc_client_set_timeout(c, timeout_ms);
     struct rpc_result r;
     int st = -1;
     *allowed = -1;

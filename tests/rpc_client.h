@@ -55,5 +55,9 @@ int rpc_health_check(struct rpc_client *c, const char *service, int *serving);
  * *allowed (1 or 0; -1 when none came). -1 if the call did not complete. */
 int rpc_authenticate(const char *target, const char *username, char *details, size_t len,
                      int *allowed);
+/* The same with the client's deadline `timeout_ms` from now (0: the
+ * client's default). */
+int rpc_authenticate_within(const char *target, const char *username, int timeout_ms,
+                            char *details, size_t len, int *allowed);
 
 #endif

@@ -15,13 +15,11 @@
 
 #include <cmocka.h>
 
-#include "exhook.pb-c.h"
 #include "fixtures.h"
 #include "log.h"
 #include "rpc_client.h"
 #include "server.h"
 
-#define AUTH_PATH "/emqx.exhook.v3.HookProvider/OnClientAuthenticate"
 
 struct world {
     struct fixture fx;
@@ -69,39 +67,6 @@ static void stop(struct world *w)
     free(w);
 }
 
-/* One authenticate call as `username`: its status, its grpc-message in
- * `details` and its verdict in `*allowed`. */
-static grpc_status_code authenticate(const char *target, const char *username, char *details,
-                                     size_t len, int *allowed)
-{
-    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
-    ci.username = (char *)username;
-    ci.clientid = "c1";
-    Emqx__Exhook__V3__ClientAuthenticateRequest req =
-        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
-    req.clientinfo = &ci;
-    uint8_t buf[128];
-    size_t n = protobuf_c_message_pack(&req.base, buf);
-    struct rpc_client *c = rpc_client_open(target);
-    struct rpc_result r;
-    assert_int_equal(rpc_call_raw(c, AUTH_PATH, buf, n, &r), 0);
-    grpc_status_code st = r.status;
-    snprintf(details, len, "%s", r.details);
-    *allowed = -1;
-    if (st == GRPC_STATUS_OK && r.reply) {
-        Emqx__Exhook__V3__ValuedResponse *v =
-            emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
-        assert_non_null(v);
-        *allowed = v->value_case == EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT
-                       ? (int)v->bool_result
-                       : -1;
-        emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
-    }
-    rpc_result_free(&r);
-    rpc_client_close(c);
-    return st;
-}
-
 struct napper {
     const char *target;
     grpc_status_code status;
@@ -112,7 +77,7 @@ static void *run_napper(struct napper *n, const char *username)
 {
     char details[512];
     int allowed;
-    n->status = authenticate(n->target, username, details, sizeof details, &allowed);
+    n->status = rpc_authenticate(n->target, username, details, sizeof details, &allowed);
     n->done = 1;
     return NULL;
 }
@@ -132,7 +97,7 @@ static void assert_served_meanwhile(const char *workers, void *(*hold)(void *))
     char details[512];
     int allowed;
     for (int i = 0; i < 20; i++)
-        assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+        assert_int_equal(rpc_authenticate(w->target, "fine", details, sizeof details, &allowed),
                          GRPC_STATUS_OK);
     assert_int_equal(n.done, 0);
     pthread_join(t, NULL);
@@ -168,19 +133,12 @@ static void test_a_call_late_when_taken_up_is_not_run(void **state)
     pthread_t t;
     pthread_create(&t, NULL, spin, &n);
     usleep(200000);
-    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
-    ci.username = "later"; /* would set a timer, were it run */
-    ci.clientid = "c1";
-    Emqx__Exhook__V3__ClientAuthenticateRequest req =
-        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
-    req.clientinfo = &ci;
-    struct rpc_client *c = rpc_client_open(w->target);
-    rpc_client_set_timeout(c, 300);
-    struct rpc_result r;
-    assert_int_equal(rpc_call(c, AUTH_PATH, &req.base, &r), 0);
-    assert_int_equal(r.status, GRPC_STATUS_DEADLINE_EXCEEDED);
-    rpc_result_free(&r);
-    rpc_client_close(c);
+    char details[512];
+    int allowed;
+    /* "later" would set a timer, were it run. */
+    assert_int_equal(rpc_authenticate_within(w->target, "later", 300, details, sizeof details,
+                                             &allowed),
+                     GRPC_STATUS_DEADLINE_EXCEEDED);
     int seen = capture_wait(&cap, "OnClientAuthenticate: past its deadline when a worker took it "
                                   "up; not run", 10);
     char *log = capture_end(&cap);
@@ -201,13 +159,13 @@ static void test_call_timeout_covers_the_wait_and_says_what_it_waited_for(void *
     struct world *w = start("[lua]\ncall_timeout = 300ms\n");
     char details[512];
     int allowed;
-    assert_int_equal(authenticate(w->target, "long", details, sizeof details, &allowed),
+    assert_int_equal(rpc_authenticate(w->target, "long", details, sizeof details, &allowed),
                      GRPC_STATUS_DEADLINE_EXCEEDED);
     const char *want = "module 'm' on_client_authenticate: waiting for exhook.sleep(10) after ";
     assert_memory_equal(details, want, strlen(want));
     assert_non_null(strstr(details, " ms"));
     /* The worker goes on. */
-    assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+    assert_int_equal(rpc_authenticate(w->target, "fine", details, sizeof details, &allowed),
                      GRPC_STATUS_OK);
     stop(w);
 }
@@ -220,28 +178,18 @@ static void test_a_call_the_broker_gives_up_on_is_stopped(void **state)
     struct world *w = start("[lua]\ncall_timeout = 0\n[server]\nworkers = 1\n");
     struct capture cap;
     capture_begin(&cap, w->fx.dir);
-    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
-    ci.username = "long";
-    ci.clientid = "c1";
-    Emqx__Exhook__V3__ClientAuthenticateRequest req =
-        EMQX__EXHOOK__V3__CLIENT_AUTHENTICATE_REQUEST__INIT;
-    req.clientinfo = &ci;
-    struct rpc_client *c = rpc_client_open(w->target);
-    rpc_client_set_timeout(c, 300);
-    struct rpc_result r;
-    assert_int_equal(rpc_call(c, AUTH_PATH, &req.base, &r), 0);
-    assert_int_equal(r.status, GRPC_STATUS_DEADLINE_EXCEEDED);
-    rpc_result_free(&r);
-    rpc_client_close(c);
+    char details[512];
+    int allowed;
+    assert_int_equal(rpc_authenticate_within(w->target, "long", 300, details, sizeof details,
+                                             &allowed),
+                     GRPC_STATUS_DEADLINE_EXCEEDED);
     int seen = capture_wait(&cap, "(cancelled by the broker)", 10);
     char *log = capture_end(&cap);
     assert_true(seen);
     assert_non_null(strstr(log, "module 'm' on_client_authenticate: waiting for exhook.sleep(10) "
                                 "after "));
     free(log);
-    char details[512];
-    int allowed;
-    assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+    assert_int_equal(rpc_authenticate(w->target, "fine", details, sizeof details, &allowed),
                      GRPC_STATUS_OK);
     stop(w);
 }
@@ -252,7 +200,7 @@ static void test_waiting_where_lua_cannot_suspend_is_a_clear_error(void **state)
     struct world *w = start("");
     char details[512];
     int allowed;
-    assert_int_equal(authenticate(w->target, "sorted", details, sizeof details, &allowed),
+    assert_int_equal(rpc_authenticate(w->target, "sorted", details, sizeof details, &allowed),
                      GRPC_STATUS_UNKNOWN);
     assert_non_null(strstr(details, "exhook.sleep: cannot wait here: Lua cannot suspend inside a "
                                     "table.sort comparator"));
@@ -282,13 +230,13 @@ static void test_timers_run_after_the_reply_and_from_init(void **state)
     int allowed = 0;
     /* init()'s timer ran once the worker took the state up. */
     for (int i = 0; i < 100 && allowed != 1; i++) {
-        assert_int_equal(authenticate(w->target, "fine", details, sizeof details, &allowed),
+        assert_int_equal(rpc_authenticate(w->target, "fine", details, sizeof details, &allowed),
                          GRPC_STATUS_OK);
         if (allowed != 1)
             usleep(50000);
     }
     assert_int_equal(allowed, 1);
-    assert_int_equal(authenticate(w->target, "later", details, sizeof details, &allowed),
+    assert_int_equal(rpc_authenticate(w->target, "later", details, sizeof details, &allowed),
                      GRPC_STATUS_OK);
     char path[512], line[64] = "";
     snprintf(path, sizeof path, "%s/timer.txt", w->fx.dir);

@@ -14,7 +14,7 @@ void codec_hex_encode(const unsigned char *in, size_t n, char *out)
     }
 }
 
-static int hex_value(char c)
+int codec_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -32,8 +32,8 @@ int codec_hex_decode(const char *in, size_t n, unsigned char *out, char *why, si
         return -1;
     }
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hex_value(in[i]);
-        int lo = hex_value(in[i + 1]);
+        int hi = codec_hex_value(in[i]);
+        int lo = codec_hex_value(in[i + 1]);
         if (hi < 0 || lo < 0) {
             snprintf(why, whylen, "not a hex digit at byte %zu", hi < 0 ? i + 1 : i + 2);
             return -1;

@@ -14,6 +14,9 @@
 /* Writes 2 * n lower-case hex digits (no NUL) to `out`. */
 void codec_hex_encode(const unsigned char *in, size_t n, char *out);
 
+/* The value of hex digit `c` (either case), or -1. */
+int codec_hex_value(char c);
+
 /* Decodes `n` hex digits, either case, to n / 2 bytes at `out`. An odd
  * count or any other character is refused. */
 int codec_hex_decode(const char *in, size_t n, unsigned char *out, char *why, size_t whylen);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "codec.h"
 #include "errbuf.h"
 #include "loop.h"
 
@@ -108,17 +109,6 @@ struct redis_cmd {
 
 /* ---- URL ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into out; -1 if malformed or too long. */
 static int pct_decode(const char *s, size_t len, char *out, size_t outlen)
 {
@@ -126,8 +116,8 @@ static int pct_decode(const char *s, size_t len, char *out, size_t outlen)
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < len ? codec_hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < len ? codec_hex_value(s[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi * 16 + lo);
