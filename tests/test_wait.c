@@ -4,6 +4,7 @@
  * init() once a worker takes the state up. Through the real server. */
 
 #include <grpc/grpc.h>
+#include <lauxlib.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 
 #include "fixtures.h"
 #include "log.h"
+#include "lua_timer.h"
 #include "rpc_client.h"
 #include "server.h"
 
@@ -255,6 +257,32 @@ static void test_timers_run_after_the_reply_and_from_init(void **state)
     stop(w);
 }
 
+/* At most max_timers pending per state; on a state a reload replaced,
+ * exhook.timer sets nothing and returns false. */
+static void test_timers_are_bounded_and_refused_on_a_replaced_state(void **state)
+{
+    (void)state;
+    struct efx *t = efx_open("m", "max_timers = 2\n", "m.lua",
+                             "function on_client_connected() end\n", NULL);
+    lua_State *L = t->e.L;
+    assert_int_equal(luaL_dostring(L, "assert(exhook.timer(60, print) == true)\n"
+                                      "assert(exhook.timer(60, print) == true)\n"
+                                      "exhook.timer(60, print)\n"),
+                     1); /* failed */
+    if (!strstr(lua_tostring(L, -1),
+                "exhook.timer: 2 timers are pending on this worker (max_timers)"))
+        fail_msg("got: %s", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    assert_int_equal(t->e.timer_count, 2);
+    lua_timer_retire(&t->e);
+    assert_int_equal(t->e.timer_count, 0);
+    assert_int_equal(luaL_dostring(L, "return exhook.timer(0, print)"), 0);
+    assert_true(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+    lua_settop(L, 0);
+    assert_int_equal(t->e.timer_count, 0);
+    efx_close(t);
+}
+
 static size_t count_lines(struct world *w, const char *name, const char *want)
 {
     char path[512], line[64];
@@ -314,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_waiting_in_a_module_body_fails_the_load),
         cmocka_unit_test(test_timers_run_after_the_reply_and_from_init),
         cmocka_unit_test(test_a_reload_stops_the_old_states_timers),
+        cmocka_unit_test(test_timers_are_bounded_and_refused_on_a_replaced_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

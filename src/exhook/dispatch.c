@@ -132,32 +132,6 @@ static int push_args(lua_State *L, const struct dispatch *c)
     return n + 1;
 }
 
-/* The failure of the handler of module `m` that ended with status `st`
- * (its error object on top of the stack). */
-static void handler_failed(lua_State *L, struct dispatch *d, const struct script_module *m, int st)
-{
-    struct script_engine *e = d->e;
-    struct failure *f = &d->out->fail;
-    const char *handler = hook_defs[d->hook].handler;
-    char where[sizeof e->timeout_where];
-    snprintf(where, sizeof where, "%s", e->timeout_where);
-    if (script_clear_timeout(e, L)) {
-        long ms = (long)((script_now_ns() - d->handler_start) / 1000000);
-        failure_set(f, FAIL_TIME_LIMIT, m->name, "module '%s' %s: stopped at %s after %ld ms",
-                    m->name, handler, where, ms);
-    } else if (st == LUA_ERRMEM) {
-        failure_set(f, FAIL_MEMORY, m->name, "module '%s' %s: out of memory (memory_limit)",
-                    m->name, handler);
-    } else {
-        const char *msg = lua_tostring(L, -1);
-        size_t len = script_error_length(msg);
-        failure_set(f, FAIL_RUNTIME, m->name, "module '%s' %s: %.*s", m->name, handler,
-                    (int)strcspn(msg, "\n"), msg);
-        f->traceback = msg[len] ? msg + len + 1 : NULL;
-    }
-    failure_log(f, hook_defs[d->hook].name);
-}
-
 static enum step bad_return(struct dispatch *d, const struct script_module *m, const char *what)
 {
     struct failure *f = &d->out->fail;
@@ -247,7 +221,8 @@ static enum step handler_done(lua_State *L, struct dispatch *d, int st)
     const struct script_module *m = d->module;
     enum step next;
     if (st != LUA_OK) {
-        handler_failed(L, d, m, st);
+        task_failure(&d->task, L, st, &d->out->fail);
+        failure_log(&d->out->fail, hook_defs[d->hook].name);
         next = STEP_FAILED;
     } else {
         script_clear_timeout(d->e, L);
@@ -275,7 +250,7 @@ static void handler_start(struct dispatch *d, const struct script_module *m)
 {
     struct script_engine *e = d->e;
     d->module = m;
-    d->handler_start = script_now_ns();
+    d->task.started_ns = script_now_ns();
     script_arm_deadline(e, d->deadline_ns);
     d->task.deadline_ns = e->deadline_ns;
     e->current_module = d->task.module = m->name;

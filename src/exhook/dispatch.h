@@ -48,7 +48,6 @@ struct dispatch {
      * above `base` belongs to one handler). */
     size_t next_module;
     const struct script_module *module;
-    int64_t handler_start;
     int nargs, base, arg;
     bool stop, drop;
     struct publish_msg pm;

@@ -101,23 +101,9 @@ static void job_ended(struct timer_job *j, int st)
 {
     if (st == LUA_YIELD)
         return;
-    struct script_engine *e = j->e;
-    lua_State *co = j->task.co;
     if (st != LUA_OK) {
         struct failure f;
-        if (script_clear_timeout(e, co))
-            failure_set(&f, FAIL_TIME_LIMIT, j->module,
-                        "module '%s' exhook.timer function: stopped by the time limit",
-                        j->module);
-        else if (st == LUA_ERRMEM)
-            failure_set(&f, FAIL_MEMORY, j->module,
-                        "module '%s' exhook.timer function: out of memory (memory_limit)",
-                        j->module);
-        else {
-            const char *msg = lua_tostring(co, -1);
-            failure_set(&f, FAIL_RUNTIME, j->module, "module '%s' exhook.timer function: %s",
-                        j->module, msg ? msg : "error object is not a string");
-        }
+        task_failure(&j->task, j->task.co, st, &f);
         failure_log(&f, NULL);
     }
     task_close(&j->task, st == LUA_OK);
@@ -159,6 +145,7 @@ static void job_fired(struct loop_timer *timer)
     lua_remove(co, tbl);
     j->task.module = j->module;
     j->task.handler = "exhook.timer function";
+    j->task.started_ns = loop_now_ns();
     j->task.deadline_ns =
         e->call_timeout_ms ? loop_now_ns() + (int64_t)e->call_timeout_ms * 1000000 : INT64_MAX;
     int nres;
@@ -177,8 +164,9 @@ static int api_timer(lua_State *L)
         return 1;
     }
     if (e->timer_count >= e->max_timers)
-        return luaL_error(L, "exhook.timer: %u timers are pending on this worker (max_timers)",
-                          e->max_timers);
+        /* lua_pushfstring knows %d, not %u: max_timers is at most 10^6. */
+        return luaL_error(L, "exhook.timer: %d timers are pending on this worker (max_timers)",
+                          (int)e->max_timers);
     int n = lua_gettop(L);
     lua_createtable(L, n - 1, 0);
     for (int i = 2; i <= n; i++) {

@@ -150,6 +150,30 @@ void task_abandon(struct task *t, enum failure_kind kind, struct failure *f)
     }
 }
 
+void task_failure(struct task *t, lua_State *L, int st, struct failure *f)
+{
+    struct script_engine *e = t->e;
+    const char *module = t->module ? t->module : "?";
+    char where[sizeof e->timeout_where];
+    snprintf(where, sizeof where, "%s", e->timeout_where);
+    if (script_clear_timeout(e, L)) {
+        long ms = (long)((loop_now_ns() - t->started_ns) / 1000000);
+        failure_set(f, FAIL_TIME_LIMIT, t->module, "module '%s' %s: stopped at %s after %ld ms",
+                    module, t->handler, where, ms);
+    } else if (st == LUA_ERRMEM) {
+        failure_set(f, FAIL_MEMORY, t->module, "module '%s' %s: out of memory (memory_limit)",
+                    module, t->handler);
+    } else {
+        const char *msg = lua_tostring(L, -1);
+        if (!msg)
+            msg = "error object is not a string";
+        size_t len = script_error_length(msg);
+        failure_set(f, FAIL_RUNTIME, t->module, "module '%s' %s: %.*s", module, t->handler,
+                    (int)strcspn(msg, "\n"), msg);
+        f->traceback = msg[len] ? msg + len + 1 : NULL;
+    }
+}
+
 struct task *task_queue_pop(struct task_queue *q)
 {
     struct task *t = q->head;

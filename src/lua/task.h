@@ -37,7 +37,8 @@ struct task {
     int64_t deadline_ns;       /* of the code running now; INT64_MAX: none */
     const char *module;        /* whose code runs, for exhook.log and messages */
     const char *hook;          /* EMQX's name of the hook it runs for, or NULL */
-    const char *handler;       /* "on_client_authenticate", or "timer" */
+    const char *handler;       /* "on_client_authenticate", or "exhook.timer function" */
+    int64_t started_ns;        /* when the handler (or timer function) started */
     bool waiting;              /* `wait` holds a pending operation */
     struct wait wait;
     struct loop_timer timer;   /* fires at deadline_ns while waiting */
@@ -61,6 +62,13 @@ int task_resume(struct task *t, int nargs, int *nres);
 /* Gives up a task that is waiting: cancels the operation, and fills `f`
  * with `kind` and "module 'm' on_x: waiting for <what> after N ms". */
 void task_abandon(struct task *t, enum failure_kind kind, struct failure *f);
+
+/* The failure of the handler or timer function that ended on `L` with
+ * status `st` (its error object on top of the stack): a time limit, the
+ * memory limit, or an error, with the "file:line: what" part and the Lua
+ * traceback (when the code ran under script_push_msgh's handler). Clears
+ * the time limit's state. */
+void task_failure(struct task *t, lua_State *L, int st, struct failure *f);
 
 /* Returns the coroutine to the engine's pool (when it ended cleanly) or
  * lets it be collected. The task must not be waiting. */

@@ -67,6 +67,7 @@ struct call {
     atomic_int refs;    /* completions still to come, plus one while it runs */
     grpc_call *call;
     gpr_timespec deadline;
+    int64_t deadline_ns; /* the same on script_now_ns()'s clock, once it runs */
     grpc_metadata_array request_md;
     grpc_call_details details; /* unknown paths only */
     grpc_byte_buffer *payload;

@@ -131,14 +131,13 @@ static void run(struct worker *w, struct call *c, bool start)
 {
     struct server *s = w->srv;
     const struct method *m = &s->methods[c->method];
-    int64_t deadline = call_deadline_ns(c->deadline);
     const struct script_engine *e = start ? w->engine : c->d.e;
-    wd_busy(s->watchdog, w->id - 1, WD_CALL, c, engine_deadline(e, e->module_count, deadline),
-            &c->token);
+    wd_busy(s->watchdog, w->id - 1, WD_CALL, c,
+            engine_deadline(e, e->module_count, c->deadline_ns), &c->token);
     enum dispatch_state st;
     if (start)
         st = dispatch_start(&c->d, w->engine, m->hook, m->version, GRPC_SLICE_START_PTR(c->req),
-                            GRPC_SLICE_LENGTH(c->req), deadline, &c->out, task_ready);
+                            GRPC_SLICE_LENGTH(c->req), c->deadline_ns, &c->out, task_ready);
     else
         st = dispatch_resume(&c->d);
     wd_idle(s->watchdog, w->id - 1);
@@ -149,7 +148,6 @@ static void run(struct worker *w, struct call *c, bool start)
     /* It waits: learn if the broker gives up on it meanwhile. */
     call_watch_close(c);
 }
-
 
 static void task_ready(struct task *t)
 {
@@ -171,8 +169,8 @@ static void begin(struct worker *w, struct call *c)
         stale_note(&s->stale, m->hook, m->version, script_now_ns());
     }
     c->req = call_read_payload(c->payload);
-    int64_t deadline = call_deadline_ns(c->deadline);
-    if (deadline <= script_now_ns()) {
+    c->deadline_ns = call_deadline_ns(c->deadline);
+    if (c->deadline_ns <= script_now_ns()) {
         /* The broker gave up before the call got here: nothing to run. */
         dispatch_refuse(&c->out, FAIL_LATE, "%s: past its deadline when a worker took it up; "
                         "not run", hooks_rpc(m->hook, m->version));
