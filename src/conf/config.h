@@ -15,6 +15,49 @@ struct cfg_filters {
     size_t count;
 };
 
+/* [webhook] rule.<event>.<n> = {"action": "...", "topic": "..."}: one
+ * POST per event of `hook` (and, for message events, per topic matching
+ * `topic`). */
+struct cfg_webhook_rule {
+    enum hook_id hook; /* the 4.x event, e.g. message.publish = HOOK_MESSAGE_PUBLISH */
+    char *action;      /* the body's "action" field, e.g. "on_message_publish" */
+    char *topic;       /* message events: a topic filter; NULL = every topic */
+};
+
+struct cfg_webhook_header {
+    char *name;
+    char *value;
+};
+
+enum cfg_payload_encoding {
+    CFG_PAYLOAD_PLAIN = 0,
+    CFG_PAYLOAD_BASE64,
+    CFG_PAYLOAD_BASE62,
+};
+
+/* [webhook]: the 4.x WebHook built in, off unless url is set. */
+struct cfg_webhook {
+    char *url;                           /* NULL = off */
+    struct cfg_webhook_header *headers;  /* headers.<name> = value */
+    size_t n_headers;
+    enum cfg_payload_encoding encoding;  /* body.encoding_of_payload_field */
+    unsigned pool_size;                  /* connections to the receiver */
+    unsigned request_timeout_ms;         /* one POST */
+    struct {
+        char *cacertfile;
+        char *certfile;
+        char *keyfile;
+        bool verify;                     /* verify the receiver's certificate */
+    } ssl;
+    struct cfg_webhook_rule *rules;
+    size_t n_rules;
+    size_t queue_events;                 /* events waiting, at most */
+    size_t queue_bytes;                  /* bytes of events waiting, at most */
+    unsigned max_retries;                /* after the first POST of an event */
+    unsigned retry_interval_ms;          /* first backoff, doubling */
+    unsigned max_retry_interval_ms;      /* the backoff's ceiling */
+};
+
 struct config {
     char *listen;              /* [server] listen, default "0.0.0.0:9000" */
     /* Not a key: --listen set `listen`, so a reload ignores the file's. */
@@ -57,6 +100,7 @@ struct config {
     } metrics;
     /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
     struct cfg_filters topics[HOOK_COUNT];
+    struct cfg_webhook webhook;
 };
 
 /* Fills `cfg` with the defaults (allocating the default strings). */
