@@ -69,4 +69,39 @@ run_cmd "$BIN" -t -c "$WORK/dup.ini"
 [ "$RC" -eq 2 ] && grep -q "dup.ini:3: duplicate key 'd' in section \[shared\]" <<<"$ERR"
 check "a duplicate dictionary is a config error with its line" $? "$RC $ERR"
 
+# scripts/shared_users.lua: 64 users read once, by one of 4 workers, into
+# the dictionary; every worker authenticates against it.
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$WORK/u"
+cp "$SRC/scripts/shared_users.lua" "$WORK/u/"
+{
+    echo "user_id,password_hash,salt,is_superuser"
+    for i in $(seq 0 63); do
+        hash=$(printf '%s' "pw${i}salt${i}" | sha256sum | cut -d' ' -f1)
+        echo "user${i},${hash},salt${i},false"
+    done
+} >"$WORK/users.csv"
+export EXHOOKD_USERS_FILE="$WORK/users.csv"
+WORKERS=4
+start_exhookd users "$WORK/u" shared_users info "[shared]
+users = 1MB"
+check "starts with the users example" $? "$(cat "$WORK/users.log")"
+
+# auth VERDICT PASSWORDS: 256 calls on 8 connections, all answered VERDICT
+auth() {
+    run_cmd "$BENCH" -t "127.0.0.1:$PORT" -r authenticate -c 8 -m 4 -n 256 -w 0 -q --check none \
+        --username 'user%d' --password "$2" --ids 0-63 --expect "authenticate=$1"
+    [ "$RC" -eq 0 ]
+}
+auth allow 'pw%d'
+check "every user gets in with the password of the file" $? "$OUT $ERR"
+auth deny 'pw%dx'
+check "a wrong password is refused" $? "$OUT $ERR"
+[ "$(grep -c "loaded 64 users from" "$WORK/users.log")" -eq 1 ]
+check "one worker of four read the file" $? "$(grep loaded "$WORK/users.log")"
+kill -HUP "$SERVER_PID"
+wait_log "$WORK/users.log" "reloaded scripts" && auth allow 'pw%d' &&
+    [ "$(grep -c "loaded 64 users from" "$WORK/users.log")" -eq 1 ]
+check "a reload reads nothing again and still lets users in" $? "$OUT $ERR"
+
 finish
