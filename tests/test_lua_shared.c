@@ -247,7 +247,7 @@ static void test_argument_errors(void **state)
     check_error("exhook.shared.d:get()", "exhook.shared.d:get: key must be a string, got no value");
     check_error("exhook.shared.d:set('', 1)", "exhook.shared.d:set: key must not be empty");
     check_error("exhook.shared.d:set(string.rep('k', 65536), 1)",
-                "exhook.shared.d:set: key too long (at most 65535 bytes)");
+                "exhook.shared.d:set: key too long (65536 bytes, at most 65535)");
     check_error("exhook.shared.d:set('k', {})",
                 "exhook.shared.d:set: value must be a string, a number or a boolean, got table");
     check_error("exhook.shared.d:add('k', nil)",
