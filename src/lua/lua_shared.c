@@ -286,15 +286,22 @@ static int run_redis(lua_State *L, const struct shared_decl *d, const struct sha
 
 /* Runs `op` on the dictionary and pushes its return values. The local
  * store holds its lock only inside shared_dict_run, so nothing raised here
- * can leave it locked; the result sits in a userdata whose __gc frees it
- * should pushing the values raise (memory_limit). */
+ * can leave it locked. get and keys copy out of the dictionary into
+ * malloc'd memory: their result sits in a userdata whose __gc frees it
+ * should pushing the values raise (memory_limit); the other operations
+ * copy nothing and need none. */
 static int run(lua_State *L, const struct shared_decl *d, const struct shared_op *op)
 {
     if (d->url)
         return run_redis(L, d, op);
-    struct shared_result *r = lua_newuserdatauv(L, sizeof *r, 0);
-    shared_result_init(r);
-    luaL_setmetatable(L, RESULT_MT);
+    struct shared_result plain, *r = &plain;
+    if (op->code == SHARED_GET || op->code == SHARED_KEYS) {
+        r = lua_newuserdatauv(L, sizeof *r, 0);
+        shared_result_init(r);
+        luaL_setmetatable(L, RESULT_MT);
+    } else {
+        shared_result_init(r);
+    }
     shared_dict_run(d->local, op, r);
     int n = lua_shared_push_result(L, op, r);
     shared_result_free(r);
