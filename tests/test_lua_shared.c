@@ -48,8 +48,7 @@ static int teardown(void **state)
 static void check(const char *chunk)
 {
     lua_State *L = engine.L;
-    if (luaL_dostring(L, "exhook.shared.d:flush_all(); exhook.shared.d:flush_expired()") !=
-        LUA_OK)
+    if (luaL_dostring(L, "exhook.shared.d:flush_all(); exhook.shared.d:flush_expired()") != LUA_OK)
         fail_msg("flush: %s", lua_tostring(L, -1));
     if (luaL_dostring(L, chunk) != LUA_OK)
         fail_msg("Lua check failed: %s", lua_tostring(L, -1));
@@ -263,7 +262,8 @@ static void test_argument_errors(void **state)
                 "exhook.shared.d:incr: delta must be a number, got string");
     check_error("exhook.shared.d:incr('k', 1, 'x')",
                 "exhook.shared.d:incr: init must be a number, got string");
-    check_error("exhook.shared.d:incr('k', 1, nil, 5)", "exhook.shared.d:incr: init_ttl needs init");
+    check_error("exhook.shared.d:incr('k', 1, nil, 5)",
+                "exhook.shared.d:incr: init_ttl needs init");
     check_error("exhook.shared.d:keys(-1)", "exhook.shared.d:keys: max must be an integer");
     check_error("exhook.shared.d:flush_expired(1.5)",
                 "exhook.shared.d:flush_expired: max must be an integer");

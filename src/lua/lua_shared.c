@@ -195,8 +195,8 @@ static void parse_value(lua_State *L, const struct shared_decl *d, struct shared
 }
 
 /* Seconds at `idx`, >= 0; nil or none is 0 unless `required`. */
-static double parse_ttl(lua_State *L, const struct shared_decl *d, enum shared_opcode code,
-                        int idx, const char *what, bool required)
+static double parse_ttl(lua_State *L, const struct shared_decl *d, enum shared_opcode code, int idx,
+                        const char *what, bool required)
 {
     if (!required && lua_isnoneornil(L, idx))
         return 0;

@@ -254,8 +254,8 @@ static size_t reclaim_expired(struct shared_dict *d, int64_t now, size_t max, si
 /* Makes `need` blocks free, counting those of `replaced` (the entry a write
  * will replace; ZONE_NONE for none) as free. Expired entries go first; then,
  * unless `safe`, the least recently used valid ones (setting *forcible). */
-static int make_room(struct shared_dict *d, size_t need, uint32_t replaced, bool safe,
-                     int64_t now, bool *forcible)
+static int make_room(struct shared_dict *d, size_t need, uint32_t replaced, bool safe, int64_t now,
+                     bool *forcible)
 {
     size_t own = 0;
     if (replaced != ZONE_NONE)
@@ -278,7 +278,8 @@ static int make_room(struct shared_dict *d, size_t need, uint32_t replaced, bool
 
 /* ---- operations ---------------------------------------------------------- */
 
-static void fail(struct shared_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct shared_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void fail(struct shared_result *r, const char *fmt, ...)
 {
