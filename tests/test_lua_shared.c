@@ -23,7 +23,12 @@ static int setup(void **state)
     (void)state;
     char err[1024];
     fx_init(&fx);
-    fx_write(&fx, "m.lua", "return {}\n");
+    /* The local store never waits: a module's body and init() may use it. */
+    fx_write(&fx, "m.lua",
+             "exhook.shared.big:set('body', 'set in the module body')\n"
+             "local M = {}\n"
+             "function M.init() exhook.shared.big:incr('inits', 1, 0) end\n"
+             "return M\n");
     fx_configure(&fx, "m",
                  "[shared]\n"
                  "d = 64KB\n"
@@ -73,6 +78,16 @@ static void test_declared_dictionaries_are_objects_and_others_nil(void **state)
           "assert(exhook.shared.big ~= nil and exhook.shared.remote ~= nil)\n"
           "assert(exhook.shared.nope == nil)\n"
           "assert(getmetatable(exhook.shared.d) == 'exhook.shared')\n");
+}
+
+static void test_module_body_and_init_used_the_dictionary(void **state)
+{
+    (void)state;
+    lua_State *L = engine.L;
+    if (luaL_dostring(L, "local big = exhook.shared.big\n"
+                         "assert(big:get('body') == 'set in the module body')\n"
+                         "assert(big:get('inits') == 1)\n") != LUA_OK)
+        fail_msg("Lua check failed: %s", lua_tostring(L, -1));
 }
 
 static void test_set_get_keeps_types(void **state)
@@ -289,6 +304,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_declared_dictionaries_are_objects_and_others_nil),
+        cmocka_unit_test(test_module_body_and_init_used_the_dictionary),
         cmocka_unit_test(test_set_get_keeps_types),
         cmocka_unit_test(test_add_replace_delete),
         cmocka_unit_test(test_incr),
