@@ -14,6 +14,7 @@
 #include "log.h"
 #include "script.h"
 #include "server.h"
+#include "shared_dicts.h"
 #include "supervisor.h"
 
 enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
@@ -71,6 +72,18 @@ static int test_config(const struct config *cfg, const char *path)
     printf("\nhooks: %s\n", hooks);
     script_engine_close(&e);
     return EXIT_OK;
+}
+
+/* The [shared] dictionaries, made before the fork: every child the master
+ * starts, a replacement too, shares them with what they hold. */
+static int open_shared(const struct config *cfg)
+{
+    char err[1024];
+    if (shared_dicts_open(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "exhookd: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 /* The watchdog found a stuck worker: the master starts a replacement. */
@@ -193,6 +206,8 @@ int main(int argc, char **argv)
     int rc;
     if (check_scripts_folder(cfg.lua_path) != 0)
         rc = EXIT_CONFIG;
+    else if (open_shared(&cfg) != 0)
+        rc = EXIT_RUNTIME;
     else
         rc = test_only ? test_config(&cfg, path) : sup_run(&cfg, run, (void *)path);
     cfg_free(&cfg);
