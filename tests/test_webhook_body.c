@@ -43,8 +43,7 @@ static void assert_bodies(const struct config *cfg, enum hook_id hook, int versi
                        sizeof err) != 0)
         fail_msg("%s v%d: %s", hook_defs[hook].name, version, err);
     if (ev.n_bodies != n)
-        fail_msg("%s v%d: %zu bodies, expected %zu", hook_defs[hook].name, version, ev.n_bodies,
-                 n);
+        fail_msg("%s v%d: %zu bodies, expected %zu", hook_defs[hook].name, version, ev.n_bodies, n);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(ev.bodies[i], want[i]);
         assert_int_equal(ev.lens[i], strlen(want[i]));
@@ -71,9 +70,8 @@ static void render_case(const struct webhook_case *c, int version, int meta)
      * delivered and acked, the sender's or the client's otherwise. */
     struct webhook_event ev;
     char err[ERR_LEN];
-    assert_int_equal(webhook_render(&cfg.webhook, c->hook, version, req, len, 0, &ev, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        webhook_render(&cfg.webhook, c->hook, version, req, len, 0, &ev, err, sizeof err), 0);
     bool receiver = c->hook == HOOK_MESSAGE_DELIVERED || c->hook == HOOK_MESSAGE_ACKED;
     assert_string_equal(ev.clientid, receiver ? "c2" : "c1");
     webhook_event_free(&ev);
@@ -167,9 +165,10 @@ static void test_proto_ver_that_is_not_a_number_stays_text(void **state)
     q.conninfo = &ci;
     q.result_code = "not_authorized";
     uint8_t *req = pack(&q.base, &len);
-    const char *want = "{\"action\":\"client_connack\",\"clientid\":\"c9\","
-                       "\"conn_ack\":\"not_authorized\",\"ipaddress\":\"10.0.0.1\","
-                       "\"keepalive\":30,\"node\":\"n1\",\"proto_ver\":\"1.2\",\"username\":\"u9\"}";
+    const char *want =
+        "{\"action\":\"client_connack\",\"clientid\":\"c9\","
+        "\"conn_ack\":\"not_authorized\",\"ipaddress\":\"10.0.0.1\","
+        "\"keepalive\":30,\"node\":\"n1\",\"proto_ver\":\"1.2\",\"username\":\"u9\"}";
     assert_bodies(&cfg, HOOK_CLIENT_CONNACK, 2, req, len, &want, 1);
     free(req);
     cfg_free(&cfg);
@@ -199,14 +198,16 @@ static uint8_t *publish_request(const char *topic, const void *payload, size_t n
  * characters are escaped by the JSON encoder; base64 carries them all. */
 static void test_payload_that_is_not_utf8(void **state)
 {
-    static const char payload[] = "a\xff" "b\0c\n\xe2\x82";
+    static const char payload[] = "a\xff"
+                                  "b\0c\n\xe2\x82";
     struct config cfg;
     size_t len;
     (void)state;
 
     load(&cfg, "rule.message.publish.1 = {\"action\": \"on_message_publish\"}\n");
     uint8_t *req = publish_request("t", payload, sizeof payload - 1, &len);
-    const char *plain = PUBLISH_BODY("t", "a\xef\xbf\xbd" "b\\u0000c\\n\xef\xbf\xbd\xef\xbf\xbd");
+    const char *plain = PUBLISH_BODY("t", "a\xef\xbf\xbd"
+                                          "b\\u0000c\\n\xef\xbf\xbd\xef\xbf\xbd");
     assert_bodies(&cfg, HOOK_MESSAGE_PUBLISH, 2, req, len, &plain, 1);
     cfg_free(&cfg);
 
@@ -290,9 +291,9 @@ static void test_sys_topics_are_not_forwarded(void **state)
     uint8_t *req = publish_request("$SYS/brokers", "p", 1, &len);
     struct webhook_event ev;
     char err[ERR_LEN];
-    assert_int_equal(webhook_render(&cfg.webhook, HOOK_MESSAGE_PUBLISH, 2, req, len, 0, &ev, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        webhook_render(&cfg.webhook, HOOK_MESSAGE_PUBLISH, 2, req, len, 0, &ev, err, sizeof err),
+        0);
     assert_int_equal(ev.n_bodies, 0);
     assert_null(ev.clientid);
     webhook_event_free(&ev);
@@ -307,9 +308,10 @@ static void test_subscription_rules_match_filters_they_cover(void **state)
     size_t len;
     (void)state;
 
-    load(&cfg, "rule.client.subscribe.1 = {\"action\": \"on_client_subscribe\", \"topic\": \"t/#\"}\n"
-               "rule.session.subscribed.1 = {\"action\": \"on_session_subscribed\", "
-               "\"topic\": \"x/#\"}\n");
+    load(&cfg,
+         "rule.client.subscribe.1 = {\"action\": \"on_client_subscribe\", \"topic\": \"t/#\"}\n"
+         "rule.session.subscribed.1 = {\"action\": \"on_session_subscribed\", "
+         "\"topic\": \"x/#\"}\n");
     uint8_t *req = webhook_case_request(HOOK_CLIENT_SUBSCRIBE, 3, 1, &len);
     const char *first = WEBHOOK_BODY_SUBSCRIBE_1;
     assert_bodies(&cfg, HOOK_CLIENT_SUBSCRIBE, 3, req, len, &first, 1);
@@ -320,8 +322,9 @@ static void test_subscription_rules_match_filters_they_cover(void **state)
     cfg_free(&cfg);
 
     /* '#' covers both filters: rule by rule, filter by filter. */
-    load(&cfg, "rule.client.subscribe.a = {\"action\": \"on_client_subscribe\", \"topic\": \"#\"}\n"
-               "rule.client.subscribe.b = {\"action\": \"on_client_subscribe\", \"topic\": \"a/b\"}\n");
+    load(&cfg,
+         "rule.client.subscribe.a = {\"action\": \"on_client_subscribe\", \"topic\": \"#\"}\n"
+         "rule.client.subscribe.b = {\"action\": \"on_client_subscribe\", \"topic\": \"a/b\"}\n");
     req = webhook_case_request(HOOK_CLIENT_SUBSCRIBE, 2, 1, &len);
     const char *all[] = {WEBHOOK_BODY_SUBSCRIBE_1, WEBHOOK_BODY_SUBSCRIBE_2,
                          WEBHOOK_BODY_SUBSCRIBE_2};
@@ -352,8 +355,8 @@ static void test_request_that_does_not_decode_is_an_error(void **state)
     (void)state;
 
     load(&cfg, WEBHOOK_CASE_RULES);
-    assert_int_equal(webhook_render(&cfg.webhook, HOOK_CLIENT_CONNECT, 3, junk, sizeof junk, 0,
-                                    &ev, err, sizeof err),
+    assert_int_equal(webhook_render(&cfg.webhook, HOOK_CLIENT_CONNECT, 3, junk, sizeof junk, 0, &ev,
+                                    err, sizeof err),
                      -1);
     assert_string_equal(err, "OnClientConnect: the request does not decode as "
                              "emqx.exhook.v3.ClientConnectRequest");
@@ -372,9 +375,8 @@ static void test_wants_nothing_while_off(void **state)
     (void)state;
 
     cfg_defaults(&cfg);
-    assert_int_equal(cfg_load_string(&cfg, "[webhook]\n" WEBHOOK_CASE_RULES, "t.ini", err,
-                                     sizeof err),
-                     0);
+    assert_int_equal(
+        cfg_load_string(&cfg, "[webhook]\n" WEBHOOK_CASE_RULES, "t.ini", err, sizeof err), 0);
     for (int h = 0; h < HOOK_COUNT; h++)
         assert_false(webhook_wants(&cfg.webhook, (enum hook_id)h, &every, &cfg.topics[h]));
     cfg_free(&cfg);
@@ -386,9 +388,10 @@ static void test_wants_the_events_of_its_rules(void **state)
     bool every = false;
     (void)state;
 
-    load(&cfg, "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n"
-               "rule.client.subscribe.1 = {\"action\": \"on_client_subscribe\", \"topic\": \"a/#\"}\n"
-               "rule.message.acked.1 = {\"action\": \"on_message_acked\"}\n");
+    load(&cfg,
+         "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n"
+         "rule.client.subscribe.1 = {\"action\": \"on_client_subscribe\", \"topic\": \"a/#\"}\n"
+         "rule.message.acked.1 = {\"action\": \"on_message_acked\"}\n");
     assert_true(webhook_wants(&cfg.webhook, HOOK_CLIENT_CONNECTED, &every, NULL));
     assert_true(every);
     /* Filters of a subscription event are exhookd's to apply, not the broker's. */
@@ -396,7 +399,8 @@ static void test_wants_the_events_of_its_rules(void **state)
     assert_true(webhook_wants(&cfg.webhook, HOOK_CLIENT_SUBSCRIBE, &every, NULL));
     assert_true(every);
     every = false;
-    assert_true(webhook_wants(&cfg.webhook, HOOK_MESSAGE_ACKED, &every, &cfg.topics[HOOK_MESSAGE_ACKED]));
+    assert_true(
+        webhook_wants(&cfg.webhook, HOOK_MESSAGE_ACKED, &every, &cfg.topics[HOOK_MESSAGE_ACKED]));
     assert_true(every);
     assert_int_equal(cfg.topics[HOOK_MESSAGE_ACKED].count, 0);
     assert_false(webhook_wants(&cfg.webhook, HOOK_CLIENT_CONNECT, &every, NULL));
@@ -415,14 +419,15 @@ static void test_wants_the_union_of_filters(void **state)
     (void)state;
 
     cfg_defaults(&cfg);
-    if (cfg_load_string(&cfg,
-                        "[topics]\nmessage.publish = a/#, b\n"
-                        "[webhook]\nurl = https://hooks.example.com/emqx\n"
-                        "rule.message.publish.1 = {\"action\": \"on_message_publish\", \"topic\": \"b\"}\n"
-                        "rule.message.publish.2 = {\"action\": \"on_message_publish\", \"topic\": \"c/+\"}\n"
-                        "rule.message.delivered.1 = {\"action\": \"on_message_delivered\", \"topic\": \"d\"}\n"
-                        "rule.message.delivered.2 = {\"action\": \"on_message_delivered\"}\n",
-                        "t.ini", err, sizeof err) != 0)
+    if (cfg_load_string(
+            &cfg,
+            "[topics]\nmessage.publish = a/#, b\n"
+            "[webhook]\nurl = https://hooks.example.com/emqx\n"
+            "rule.message.publish.1 = {\"action\": \"on_message_publish\", \"topic\": \"b\"}\n"
+            "rule.message.publish.2 = {\"action\": \"on_message_publish\", \"topic\": \"c/+\"}\n"
+            "rule.message.delivered.1 = {\"action\": \"on_message_delivered\", \"topic\": \"d\"}\n"
+            "rule.message.delivered.2 = {\"action\": \"on_message_delivered\"}\n",
+            "t.ini", err, sizeof err) != 0)
         fail_msg("%s", err);
     struct cfg_filters *f = &cfg.topics[HOOK_MESSAGE_PUBLISH];
     assert_true(webhook_wants(&cfg.webhook, HOOK_MESSAGE_PUBLISH, &every, f));

@@ -12,7 +12,9 @@ const struct webhook_case webhook_cases[] = {
     {HOOK_CLIENT_CONNACK, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_CONNACK}, 1},
     {HOOK_CLIENT_CONNECTED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_CONNECTED}, 1},
     {HOOK_CLIENT_DISCONNECTED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_DISCONNECTED}, 1},
-    {HOOK_CLIENT_SUBSCRIBE, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SUBSCRIBE_1, WEBHOOK_BODY_SUBSCRIBE_2},
+    {HOOK_CLIENT_SUBSCRIBE,
+     CFG_PAYLOAD_PLAIN,
+     {WEBHOOK_BODY_SUBSCRIBE_1, WEBHOOK_BODY_SUBSCRIBE_2},
      2},
     {HOOK_CLIENT_UNSUBSCRIBE, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_UNSUBSCRIBE}, 1},
     {HOOK_SESSION_SUBSCRIBED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SESSION_SUBSCRIBED}, 1},
@@ -236,8 +238,7 @@ static uint8_t *pack_message(struct parts *p, enum hook_id hook, size_t *len)
 {
     switch (hook) {
     case HOOK_MESSAGE_PUBLISH: {
-        Emqx__Exhook__V3__MessagePublishRequest q =
-            EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
+        Emqx__Exhook__V3__MessagePublishRequest q = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
         q.message = &p->message;
         q.meta = p->meta_ptr;
         q.n_user_props = p->n_user_props;
@@ -245,8 +246,7 @@ static uint8_t *pack_message(struct parts *p, enum hook_id hook, size_t *len)
         return pack(&q.base, len);
     }
     case HOOK_MESSAGE_DROPPED: {
-        Emqx__Exhook__V3__MessageDroppedRequest q =
-            EMQX__EXHOOK__V3__MESSAGE_DROPPED_REQUEST__INIT;
+        Emqx__Exhook__V3__MessageDroppedRequest q = EMQX__EXHOOK__V3__MESSAGE_DROPPED_REQUEST__INIT;
         q.message = &p->message;
         q.reason = "no_subscribers";
         q.meta = p->meta_ptr;

@@ -177,7 +177,8 @@ static json_t *body_new(enum hook_id hook, const Emqx__Exhook__V3__RequestMeta *
 
 static bool put_conninfo(json_t *obj, const Emqx__Exhook__V3__ConnInfo *ci)
 {
-    return put(obj, "clientid", text(ci->clientid)) && put(obj, "username", username(ci->username)) &&
+    return put(obj, "clientid", text(ci->clientid)) &&
+           put(obj, "username", username(ci->username)) &&
            put(obj, "ipaddress", text(ci->peerhost)) &&
            put(obj, "keepalive", json_integer(ci->keepalive)) &&
            put(obj, "proto_ver", proto_ver(ci->proto_ver));
@@ -196,7 +197,8 @@ static bool put_message(json_t *obj, const Emqx__Exhook__V3__Message *m,
     return put(obj, "from_client_id", text(m->from)) &&
            put(obj, "from_username", username(message_username(m))) &&
            put(obj, "topic", text(m->topic)) && put(obj, "qos", json_integer(m->qos)) &&
-           put(obj, "retain", json_false()) && put(obj, "payload", payload(&m->payload, encoding)) &&
+           put(obj, "retain", json_false()) &&
+           put(obj, "payload", payload(&m->payload, encoding)) &&
            put(obj, "ts", json_integer((json_int_t)m->timestamp));
 }
 
@@ -328,8 +330,8 @@ static int render_filters(struct rendering *r, enum hook_id hook, const Protobuf
         /* 4.x passed on the options of the parsed packet: an unsubscribe
          * has none. */
         bool ok = put_clientinfo(obj, ci) && put(obj, "topic", text(tf->name)) &&
-                  put(obj, "opts", hook == HOOK_CLIENT_SUBSCRIBE ? opts_qos(filter_qos(tf))
-                                                                 : json_object());
+                  put(obj, "opts",
+                      hook == HOOK_CLIENT_SUBSCRIBE ? opts_qos(filter_qos(tf)) : json_object());
         if (add_item(r, done(obj, ok), tf->name) != 0)
             return -1;
     }
@@ -503,9 +505,8 @@ static void rendering_free(struct rendering *r)
     free(r->items);
 }
 
-int webhook_render(const struct cfg_webhook *wc, enum hook_id hook, int version,
-                   const uint8_t *req, size_t len, int64_t ts_ms, struct webhook_event *out,
-                   char *err, size_t errlen)
+int webhook_render(const struct cfg_webhook *wc, enum hook_id hook, int version, const uint8_t *req,
+                   size_t len, int64_t ts_ms, struct webhook_event *out, char *err, size_t errlen)
 {
     const ProtobufCMessageDescriptor *desc = hooks_request(hook, version);
     struct rendering r = {0};
