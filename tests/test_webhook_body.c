@@ -365,6 +365,44 @@ static void test_request_that_does_not_decode_is_an_error(void **state)
     cfg_free(&cfg);
 }
 
+/* Every prefix of every request, and each with one byte flipped: a
+ * request that does not decode is an error, one that does gives bodies,
+ * and nothing crashes or leaks (ASan). */
+static void test_damaged_requests_are_errors_or_bodies(void **state)
+{
+    struct config cfg;
+    char err[ERR_LEN];
+    (void)state;
+
+    load(&cfg, WEBHOOK_CASE_RULES);
+    for (size_t i = 0; i < webhook_case_count; i++) {
+        size_t len;
+        uint8_t *req = webhook_case_request(webhook_cases[i].hook, 3, 1, &len);
+        assert_non_null(req);
+        for (size_t cut = 0; cut <= len; cut++) {
+            for (int flip = 0; flip < 2; flip++) {
+                struct webhook_event ev;
+                if (flip && cut < len)
+                    req[cut] ^= 0x5a;
+                int rc = webhook_render(&cfg.webhook, webhook_cases[i].hook, 3, req,
+                                        flip ? len : cut, 0, &ev, err, sizeof err);
+                if (flip && cut < len)
+                    req[cut] ^= 0x5a;
+                assert_true(rc == 0 || rc == -1);
+                if (rc == 0) {
+                    for (size_t b = 0; b < ev.n_bodies; b++)
+                        assert_int_equal(strlen(ev.bodies[b]), ev.lens[b]);
+                } else {
+                    assert_int_equal(ev.n_bodies, 0);
+                }
+                webhook_event_free(&ev);
+            }
+        }
+        free(req);
+    }
+    cfg_free(&cfg);
+}
+
 /* ---- what the broker is asked for ------------------------------------- */
 
 static void test_wants_nothing_while_off(void **state)
@@ -457,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_subscription_rules_match_filters_they_cover),
         cmocka_unit_test(test_event_without_rule_gives_no_body),
         cmocka_unit_test(test_request_that_does_not_decode_is_an_error),
+        cmocka_unit_test(test_damaged_requests_are_errors_or_bodies),
         cmocka_unit_test(test_wants_nothing_while_off),
         cmocka_unit_test(test_wants_the_events_of_its_rules),
         cmocka_unit_test(test_wants_the_union_of_filters),
