@@ -1552,6 +1552,7 @@ static void test_webhook_every_key(void **state)
                   "url = https://hooks.example.com:8443/emqx?x=1\n"
                   "headers.content-type = application/json\n"
                   "headers.Authorization = Bearer abc def\n"
+                  "headers.Cookie = a=1; b=2 ;c=3\n"
                   "body.encoding_of_payload_field = base62\n"
                   "pool_size = 8\n"
                   "request_timeout = 2s\n"
@@ -1569,11 +1570,13 @@ static void test_webhook_every_key(void **state)
                   "rule.message.publish.2 = {\"topic\": \"foo/#\", \"action\": \"on_message_publish\"}\n");
     const struct cfg_webhook *wc = &cfg.webhook;
     assert_string_equal(wc->url, "https://hooks.example.com:8443/emqx?x=1");
-    assert_int_equal(wc->n_headers, 2);
+    assert_int_equal(wc->n_headers, 3);
     assert_string_equal(wc->headers[0].name, "content-type");
     assert_string_equal(wc->headers[0].value, "application/json");
     assert_string_equal(wc->headers[1].name, "Authorization");
     assert_string_equal(wc->headers[1].value, "Bearer abc def");
+    /* A ';' after a space starts a comment, as everywhere in the file. */
+    assert_string_equal(wc->headers[2].value, "a=1; b=2");
     assert_int_equal(wc->encoding, CFG_PAYLOAD_BASE62);
     assert_int_equal(wc->pool_size, 8);
     assert_int_equal(wc->request_timeout_ms, 2000);
