@@ -174,6 +174,48 @@ static void test_proto_ver_that_is_not_a_number_stays_text(void **state)
     cfg_free(&cfg);
 }
 
+/* {shutdown,<word>} is sent as the word, as the plugin did; any other
+ * reason as the broker wrote it. */
+static void test_shutdown_reasons_are_unwrapped(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } reasons[] = {
+        {"{shutdown,takenover}", "takenover"},
+        {"{shutdown,tcp_closed}", "tcp_closed"},
+        {"normal", "normal"},
+        {"{shutdown,{error,closed}}", "{shutdown,{error,closed}}"},
+        {"{shutdown,'Quoted'}", "{shutdown,'Quoted'}"},
+        {"{shutdown,}", "{shutdown,}"},
+        {"{shutdown,Caps}", "{shutdown,Caps}"},
+    };
+    struct config cfg;
+    (void)state;
+
+    load(&cfg, WEBHOOK_CASE_RULES);
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+        Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+        ci.node = "n1";
+        ci.clientid = "c1";
+        ci.username = "u1";
+        Emqx__Exhook__V3__SessionTerminatedRequest q =
+            EMQX__EXHOOK__V3__SESSION_TERMINATED_REQUEST__INIT;
+        q.clientinfo = &ci;
+        q.reason = (char *)reasons[i].in;
+        size_t len;
+        uint8_t *req = pack(&q.base, &len);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "{\"action\":\"session_terminated\",\"clientid\":\"c1\",\"node\":\"n1\","
+                 "\"reason\":\"%s\",\"username\":\"u1\"}",
+                 reasons[i].out);
+        const char *w = want;
+        assert_bodies(&cfg, HOOK_SESSION_TERMINATED, 2, req, len, &w, 1);
+        free(req);
+    }
+    cfg_free(&cfg);
+}
+
 /* A publish of `payload` (`n` bytes) on topic `topic`, serialized. */
 static uint8_t *publish_request(const char *topic, const void *payload, size_t n, size_t *len)
 {
@@ -488,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_node_without_meta_comes_from_the_request),
         cmocka_unit_test(test_missing_username_is_undefined),
         cmocka_unit_test(test_proto_ver_that_is_not_a_number_stays_text),
+        cmocka_unit_test(test_shutdown_reasons_are_unwrapped),
         cmocka_unit_test(test_payload_that_is_not_utf8),
         cmocka_unit_test(test_base62_is_emqx_base62),
         cmocka_unit_test(test_message_rules_match_by_topic),
