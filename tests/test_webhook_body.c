@@ -64,7 +64,8 @@ static void render_case(const struct webhook_case *c, int version, int meta)
     load(&cfg, keys);
     uint8_t *req = webhook_case_request(c->hook, version, meta, &len);
     assert_non_null(req);
-    assert_bodies(&cfg, c->hook, version, req, len, c->bodies, c->n_bodies);
+    size_t n = version >= c->from_version ? c->n_bodies : 0;
+    assert_bodies(&cfg, c->hook, version, req, len, c->bodies, n);
 
     /* The client whose order the events keep: the receiver's for
      * delivered and acked, the sender's or the client's otherwise. */
@@ -73,7 +74,10 @@ static void render_case(const struct webhook_case *c, int version, int meta)
     assert_int_equal(
         webhook_render(&cfg.webhook, c->hook, version, req, len, 0, &ev, err, sizeof err), 0);
     bool receiver = c->hook == HOOK_MESSAGE_DELIVERED || c->hook == HOOK_MESSAGE_ACKED;
-    assert_string_equal(ev.clientid, receiver ? "c2" : "c1");
+    if (n > 0)
+        assert_string_equal(ev.clientid, receiver ? "c2" : "c1");
+    else
+        assert_null(ev.clientid);
     webhook_event_free(&ev);
     free(req);
     cfg_free(&cfg);
