@@ -375,8 +375,8 @@ enum reload_result reload_build(struct reload *r, const struct reload_target *t,
     if (!b->fp_known)
         log_warn("reload: cannot read every script to compare (%s): loading them", err);
     if (!force && unchanged(r, b)) {
-        log_info("reload: scripts unchanged since generation %llu (%zu files, %zu bytes "
-                 "compared in %.1f ms): kept",
+        log_info("reload: scripts unchanged since generation %llu: kept (%zu files, %zu bytes "
+                 "compared in %.1f ms)",
                  (unsigned long long)r->generation, b->fp.files, b->fp.bytes,
                  (double)(script_now_ns() - compare_start) / 1e6);
         pthread_mutex_unlock(&r->lock);
