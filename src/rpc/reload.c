@@ -19,7 +19,9 @@ struct reload_build {
     struct fingerprint fp;
     bool fp_known;             /* false: the scripts could not all be read */
     int next;                  /* the next slot to build */
-    int finished, failed;
+    int *again, again_len;     /* slots to build once more */
+    bool *retried;             /* by slot: built once more already */
+    int finished, failed;      /* states done for good, failed for good */
     bool decided;              /* its first state is done */
     bool first_failed;
     bool committed, cancelled;
@@ -149,6 +151,8 @@ static void build_free(struct reload_build *b)
     for (int i = 0; i < b->target.count; i++)
         reload_engine_free(b->ready[i]);
     free(b->ready);
+    free(b->again);
+    free(b->retried);
     cfg_free(&b->own);
     free(b);
 }
@@ -162,7 +166,10 @@ static struct reload_build *build_new(const struct reload_target *t)
     b->refs = 1;
     b->target = *t;
     b->start_ns = script_now_ns();
-    if (!(b->ready = calloc((size_t)t->count, sizeof *b->ready))) {
+    b->ready = calloc((size_t)t->count, sizeof *b->ready);
+    b->again = calloc((size_t)t->count, sizeof *b->again);
+    b->retried = calloc((size_t)t->count, sizeof *b->retried);
+    if (!b->ready || !b->again || !b->retried) {
         build_free(b);
         return NULL;
     }
@@ -198,7 +205,6 @@ static void publish_state(struct reload_build *b, int slot, struct script_engine
 static struct script_engine *settle(struct reload *r, struct reload_build *b, int slot,
                                     struct script_engine *e, const char *err)
 {
-    b->finished++;
     if (b->cancelled)
         return e;
     if (!b->decided) {
@@ -208,6 +214,15 @@ static struct script_engine *settle(struct reload *r, struct reload_build *b, in
         pthread_cond_broadcast(&r->decided_cond);
         if (!e)
             return NULL;
+    } else if (!e && !b->retried[slot]) {
+        /* The first state loaded, so the scripts can: more likely a time
+         * limit passed while the CPUs were shared, or a backend init()
+         * reads was away for a moment. */
+        b->retried[slot] = true;
+        b->again[b->again_len++] = slot;
+        log_warn("reload: worker w%d could not load generation %llu, trying once more: %s",
+                 slot + 1, (unsigned long long)b->generation, err);
+        return NULL;
     } else if (!e) {
         b->failed++;
         if (b->committed)
@@ -220,7 +235,7 @@ static struct script_engine *settle(struct reload *r, struct reload_build *b, in
         publish_state(b, slot, e);
     else if (e)
         b->ready[slot] = e;
-    if (b->finished == b->target.count && !b->first_failed)
+    if (++b->finished == b->target.count)
         log_info("reload: generation %llu loaded on %d of %d workers in %.1f ms (%d at a time)",
                  (unsigned long long)b->generation, b->target.count - b->failed, b->target.count,
                  (double)(script_now_ns() - b->start_ns) / 1e6, r->builder_count);
@@ -234,7 +249,8 @@ static struct reload_build *next_job(struct reload *r)
     struct reload_build *builds[] = {r->build, r->paused};
     for (size_t i = 0; i < 2; i++) {
         struct reload_build *b = builds[i];
-        if (b && !b->cancelled && !(b->decided && b->first_failed) && b->next < b->target.count)
+        if (b && !b->cancelled && !(b->decided && b->first_failed) &&
+            (b->next < b->target.count || b->again_len > 0))
             return b;
     }
     return NULL;
@@ -251,7 +267,7 @@ static void *builder_main(void *arg)
             pthread_cond_wait(&r->work_cond, &r->build_lock);
             continue;
         }
-        int slot = b->next++;
+        int slot = b->next < b->target.count ? b->next++ : b->again[--b->again_len];
         b->refs++;
         pthread_mutex_unlock(&r->build_lock);
         char err[1024];
