@@ -13,13 +13,13 @@
 #define MAX_DEPTH 32
 
 struct walk {
-    EVP_MD_CTX *md;       /* the fingerprint */
-    EVP_MD_CTX *file_md;  /* one file's contents */
+    EVP_MD_CTX *md;      /* the fingerprint */
+    EVP_MD_CTX *file_md; /* one file's contents */
     struct fingerprint *fp;
     char *err;
     size_t errlen;
-    char path[4096];      /* the folder or file at hand */
-    size_t root_len;      /* path + root_len + 1: its name below [lua] path */
+    char path[4096]; /* the folder or file at hand */
+    size_t root_len; /* path + root_len + 1: its name below [lua] path */
     /* The folders being walked, outermost first: a symbolic link to one of
      * them would lead round in a circle. */
     dev_t dev[MAX_DEPTH];
@@ -172,8 +172,7 @@ static int walk_folder(struct walk *w, int depth)
     return rc;
 }
 
-int fingerprint_compute(const struct config *cfg, struct fingerprint *fp, char *err,
-                        size_t errlen)
+int fingerprint_compute(const struct config *cfg, struct fingerprint *fp, char *err, size_t errlen)
 {
     struct walk w = {.fp = fp, .err = err, .errlen = errlen};
     memset(fp, 0, sizeof *fp);

@@ -26,14 +26,13 @@
 
 struct fingerprint {
     unsigned char digest[FINGERPRINT_SIZE];
-    size_t files;  /* scripts read */
-    size_t bytes;  /* their total size */
+    size_t files; /* scripts read */
+    size_t bytes; /* their total size */
 };
 
 /* The fingerprint of the states `cfg` builds. 0 on success; -1 with the
  * file that could not be read (and why) in `err`. */
-int fingerprint_compute(const struct config *cfg, struct fingerprint *fp, char *err,
-                        size_t errlen);
+int fingerprint_compute(const struct config *cfg, struct fingerprint *fp, char *err, size_t errlen);
 
 bool fingerprint_equal(const struct fingerprint *a, const struct fingerprint *b);
 

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 #include <unistd.h>
 
 #include "health.h"
@@ -295,11 +294,15 @@ static int start_builders(struct reload *r, int count)
     int n = cpus < 1 ? 1 : cpus < count ? (int)cpus : count;
     if (!(r->builders = calloc((size_t)n, sizeof *r->builders)))
         return -1;
-    for (; r->builder_count < n; r->builder_count++) {
-        if (pthread_create(&r->builders[r->builder_count], NULL, builder_main, r) != 0)
-            return r->builder_count > 0 ? 0 : -1;
-    }
-    return 0;
+    /* As many as can be started; none is a failure. */
+    while (r->builder_count < n &&
+           pthread_create(&r->builders[r->builder_count], NULL, builder_main, r) == 0)
+        r->builder_count++;
+    if (r->builder_count > 0)
+        return 0;
+    free(r->builders);
+    r->builders = NULL;
+    return -1;
 }
 
 /* True when the running generation has what `b` would build. */

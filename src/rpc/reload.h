@@ -17,11 +17,11 @@
  * that have a state of it (the server's part), and each other slot joins as
  * its state is built. A state that fails later is built once more; failing
  * again, it leaves its slot out of service until the next reload, which
- * then loads everything again, fingerprint or not. Each state is checked once built: the scripts must
- * still have the generation's fingerprint, so that every slot runs exactly
- * the scripts that were checked, whatever happens to the files afterwards.
- * A Lua state is used by one thread at a time: built by a builder, then
- * used only by its slot. */
+ * then loads everything again, fingerprint or not. Each state is checked
+ * once built: the scripts must still have the generation's fingerprint, so
+ * that every slot runs exactly the scripts that were checked, whatever
+ * happens to the files afterwards. A Lua state is used by one thread at a
+ * time: built by a builder, then used only by its slot. */
 
 #include <pthread.h>
 #include <stdbool.h>
