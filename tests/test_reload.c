@@ -1194,6 +1194,9 @@ static void test_provider_loaded_answers_before_every_state_is_loaded(void **sta
     rig_start(r);
 
     write_counting_module(r, 2, "local t = os.clock() while os.clock() - t < 0.3 do end");
+    struct capture cap;
+    capture_begin(&cap, r->fx.dir);
+    log_set_level(LOG_INFO);
     struct rpc_client *c = rig_connect(r, r->target);
     rpc_client_set_timeout(c, 2000);
     char hooks[1024];
@@ -1201,9 +1204,13 @@ static void test_provider_loaded_answers_before_every_state_is_loaded(void **sta
     int rc = try_provider_loaded(c, PATH_LOADED, hooks, sizeof hooks);
     int64_t took_ms = (now_ns() - start) / 1000000;
     rig_disconnect(r);
+    int all = capture_wait(&cap, "reload: generation 1 loaded on 8 of 8 workers in ", 30);
+    log_set_level((enum log_level)(LOG_ERROR + 1));
+    free(capture_end(&cap));
     if (rc != 0)
         fail_msg("%s after %lld ms", hooks, (long long)took_ms);
     assert_string_equal(hooks, MODULE_HOOKS);
+    assert_true(all);
 
     /* Every worker took its new state up and closed its old one. */
     assert_int_equal(wait_lines(r, "init.log", MAX_WORKERS), MAX_WORKERS);
