@@ -204,7 +204,7 @@ static void publish_state(struct reload_build *b, int slot, struct script_engine
 static struct script_engine *settle(struct reload *r, struct reload_build *b, int slot,
                                     struct script_engine *e, const char *err)
 {
-    if (b->cancelled)
+    if (b->cancelled || b->first_failed)
         return e;
     if (!b->decided) {
         b->decided = true;
