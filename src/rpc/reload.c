@@ -144,7 +144,6 @@ static void warn_restart_settings(const struct config *running, const struct con
                  "after a restart");
 }
 
-
 static void build_free(struct reload_build *b)
 {
     for (int i = 0; i < b->target.count; i++)
@@ -248,7 +247,7 @@ static struct reload_build *next_job(struct reload *r)
     struct reload_build *builds[] = {r->build, r->paused};
     for (size_t i = 0; i < 2; i++) {
         struct reload_build *b = builds[i];
-        if (b && !b->cancelled && !(b->decided && b->first_failed) &&
+        if (b && !b->cancelled && !b->first_failed &&
             (b->next < b->target.count || b->again_len > 0))
             return b;
     }
