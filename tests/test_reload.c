@@ -1005,15 +1005,16 @@ static int init_lines(struct rig *r)
     return read_lines(r, "init.log", buf, sizeof buf);
 }
 
-/* Probes on fresh connections until every worker has answered (at most
- * MAX_CONNECTIONS connections, 3 probes each): each probe must report
- * `version` and one more probe on its state than `counted` had, which is
- * updated. Returns how many workers answered. */
+/* Probes on fresh connections, 3 probes each, until every worker has
+ * answered (for at most 10 s: a worker whose new state is still loading
+ * takes no calls): each probe must report `version` and one more probe on
+ * its state than `counted` had, which is updated. Returns how many workers
+ * answered. */
 static int probe_counting(struct rig *r, int version, int counted[])
 {
     bool seen[MAX_WORKERS + 1] = {false};
     int workers = 0;
-    for (int k = 0; k < MAX_CONNECTIONS && workers < r->workers; k++) {
+    for (int64_t limit = now_ns() + WAIT_LIMIT_NS; workers < r->workers && now_ns() < limit;) {
         struct rpc_client *c = rig_connect(r, r->target);
         for (int i = 0; i < 3; i++) {
             int v, n;
