@@ -21,6 +21,7 @@ static void usage(FILE *f)
                "  -i, --interface v1|v2|v3   interface generation (default v3); another vN sends\n"
                "                             v3 bodies to emqx.exhook.vN, to see errors counted\n"
                "  -r, --rpc NAME             authenticate | authorize | publish | connected | mix\n"
+               "                             | loaded (OnProviderLoaded; with --check none)\n"
                "                             (default authenticate)\n"
                "  -c, --connections N        HTTP/2 connections, like pool_size (default 8)\n"
                "  -m, --in-flight N          calls in flight per connection (default 16)\n"

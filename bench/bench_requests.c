@@ -60,6 +60,11 @@ static const struct breq_step publish_steps[] = {
 static const struct breq_step connected_steps[] = {
     {HOOK_CLIENT_CONNECTED, "normaluser", 0, NULL, BREQ_EMPTY, "normaluser"},
 };
+/* A broker loading the provider: what a reload costs the broker. Its
+ * LoadedResponse is only checked to decode (use --check none). */
+static const struct breq_step loaded_steps[] = {
+    {HOOK_PROVIDER_LOADED, "normaluser", 0, NULL, BREQ_EMPTY, "loaded"},
+};
 /* One client's life, in the order a broker calls the hooks. */
 static const struct breq_step mix_steps[] = {
     {HOOK_CLIENT_CONNECT, "normaluser", 0, NULL, BREQ_EMPTY, "connect"},
@@ -89,6 +94,7 @@ static const struct breq_scenario scenarios[] = {
     SCENARIO("authorize", false, authorize_steps),
     SCENARIO("publish", false, publish_steps),
     SCENARIO("connected", false, connected_steps),
+    SCENARIO("loaded", false, loaded_steps),
     SCENARIO("mix", true, mix_steps),
 };
 
@@ -564,6 +570,15 @@ static enum breq_verdict verdict_of(const struct breq_step *st, unsigned ident, 
                                     size_t len)
 {
     enum hook_kind kind = hook_defs[st->hook].kind;
+    if (kind == HOOK_KIND_LOADED) {
+        /* Whatever hooks it lists: nothing to judge but its form. */
+        Emqx__Exhook__V3__LoadedResponse *l =
+            emqx__exhook__v3__loaded_response__unpack(NULL, len, data);
+        if (!l)
+            return BREQ_V_MALFORMED;
+        emqx__exhook__v3__loaded_response__free_unpacked(l, NULL);
+        return BREQ_V_EMPTY;
+    }
     if (kind != HOOK_KIND_VERDICT && kind != HOOK_KIND_PUBLISH)
         return len == 0 ? BREQ_V_EMPTY : BREQ_V_MALFORMED;
     valued *r = emqx__exhook__v3__valued_response__unpack(NULL, len, data);

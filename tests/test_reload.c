@@ -20,17 +20,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "exhook.pb-c.h"
 #include "health.pb-c.h"
+#include "fingerprint.h"
 #include "fixtures.h"
 #include "log.h"
 #include "rpc_client.h"
 #include "server.h"
 
 #define WORKERS 2
+#define MAX_WORKERS 8
 #define PATH_LOADED "/emqx.exhook.v3.HookProvider/OnProviderLoaded"
 #define PATH_LOADED_V2 "/emqx.exhook.v2.HookProvider/OnProviderLoaded"
 #define PATH_AUTHENTICATE "/emqx.exhook.v3.HookProvider/OnClientAuthenticate"
@@ -62,6 +66,7 @@ struct rig {
     char other[80];
     struct server *srv;
     struct rpc_client *client; /* the main thread's connection of the moment */
+    int workers;               /* WORKERS unless a test says otherwise */
 };
 
 static int64_t now_ns(void)
@@ -105,13 +110,13 @@ static void write_module(struct rig *r, int version, const char *auth, const cha
     put_file(r, "mod.lua", text);
 }
 
-/* The config file: 2 workers, module "mod" from the fixture folder;
+/* The config file: r->workers workers, module "mod" from the fixture folder;
  * `lua` is appended to [lua], `sections` after it. */
 static void write_config(struct rig *r, const char *lua, const char *sections)
 {
     char ini[2048];
     snprintf(ini, sizeof ini,
-             "[server]\nworkers = %d\n[lua]\npath = %s\ninit_module = mod\n%s%s", WORKERS,
+             "[server]\nworkers = %d\n[lua]\npath = %s\ninit_module = mod\n%s%s", r->workers,
              r->fx.dir, lua ? lua : "", sections ? sections : "");
     put_file(r, "exhook.ini", ini);
 }
@@ -124,6 +129,7 @@ static int rig_setup(void **state)
      * as errors, and they are expected. */
     log_set_level((enum log_level)(LOG_ERROR + 1));
     fx_init(&r->fx);
+    r->workers = WORKERS;
     snprintf(r->config_path, sizeof r->config_path, "%s/exhook.ini", r->fx.dir);
     *state = r;
     return 0;
@@ -141,7 +147,7 @@ static void rig_start(struct rig *r)
         fail_msg("config: %s", err);
     }
     r->srv = fx_start_server(&cfg, r->config_path, r->target, sizeof r->target);
-    assert_int_equal(srv_worker_count(r->srv), WORKERS);
+    assert_int_equal(srv_worker_count(r->srv), r->workers);
     snprintf(r->other, sizeof r->other, "ipv4:127.0.0.1:%d", srv_port(r->srv));
 }
 
@@ -242,8 +248,9 @@ static const char *header(const Emqx__Exhook__V3__Message *m, const char *key)
 }
 
 /* Calls the probe; returns the worker that answered and stores the
- * module's VERSION in *version. */
-static int probe(struct rpc_client *c, int *version)
+ * module's VERSION in *version and, if `probes` is not NULL, the number of
+ * probes its state counted in *probes. */
+static int probe_counted(struct rpc_client *c, int *version, int *probes)
 {
     Emqx__Exhook__V3__Message msg = EMQX__EXHOOK__V3__MESSAGE__INIT;
     msg.id = "1";
@@ -264,9 +271,19 @@ static int probe(struct rpc_client *c, int *version)
     assert_non_null(w);
     *version = atoi(v);
     int worker = atoi(w);
+    if (probes) {
+        const char *n = header(vr->message, "probes");
+        assert_non_null(n);
+        *probes = atoi(n);
+    }
     emqx__exhook__v3__valued_response__free_unpacked(vr, NULL);
     rpc_result_free(&res);
     return worker;
+}
+
+static int probe(struct rpc_client *c, int *version)
+{
+    return probe_counted(c, version, NULL);
 }
 
 /* Renders a LoadedResponse like the server's log: "a, b [t1, t2]". */
@@ -333,13 +350,13 @@ static void provider_loaded(struct rig *r, const char *want_hooks)
  * `version` and every authenticate call answers `want`. */
 static void expect_on_every_worker(struct rig *r, enum verdict want, int version)
 {
-    bool seen[WORKERS + 1] = {false};
+    bool seen[MAX_WORKERS + 1] = {false};
     int calls = 0, workers = 0;
     for (int k = 0; k < MAX_CONNECTIONS && calls < 20; k++) {
         struct rpc_client *c = rig_connect(r, r->target);
         int v;
         int w = probe(c, &v);
-        assert_true(w >= 1 && w <= WORKERS);
+        assert_true(w >= 1 && w <= r->workers);
         if (v != version)
             fail_msg("worker %d runs VERSION %d, expected %d", w, v, version);
         for (int i = 0; i < 5; i++, calls++) {
@@ -942,6 +959,417 @@ static void test_reload_resets_the_health_set_by_scripts_unless_init_sets_it(voi
     expect_health(r, SERVING);
 }
 
+/* ---- reloads that load only what changed ---------------------------------------- */
+
+/* Module "mod" whose init() appends "<VERSION> <worker>" to init.log, then
+ * runs `init_more`; its probe also reports how many probes its state has
+ * counted (a global that lives as long as the state). */
+static void write_counting_module(struct rig *r, int version, const char *init_more)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "VERSION = %d\n"
+             "probes = 0\n"
+             "function init()\n"
+             "  local f = assert(io.open('%s/init.log', 'a'))\n"
+             "  f:write(VERSION, ' ', exhook.worker_id, '\\n')\n"
+             "  f:close()\n"
+             "  %s\n"
+             "end\n"
+             "function on_client_authenticate() return true end\n"
+             "function on_message_publish(m)\n"
+             "  probes = probes + 1\n"
+             "  m.headers.version = tostring(VERSION)\n"
+             "  m.headers.worker = tostring(exhook.worker_id)\n"
+             "  m.headers.probes = tostring(probes)\n"
+             "  return m\n"
+             "end\n",
+             version, r->fx.dir, init_more ? init_more : "");
+    put_file(r, "mod.lua", text);
+}
+
+/* Waits (at most 30 s) until <dir>/<file> has `want` lines, then a little
+ * longer for any line too many; returns how many it has. */
+static int wait_lines(struct rig *r, const char *file, int want)
+{
+    char buf[8192];
+    for (int i = 0; i < 3000 && read_lines(r, file, buf, sizeof buf) < want; i++)
+        pause_ms(10);
+    pause_ms(100);
+    return read_lines(r, file, buf, sizeof buf);
+}
+
+static int init_lines(struct rig *r)
+{
+    char buf[8192];
+    return read_lines(r, "init.log", buf, sizeof buf);
+}
+
+/* Probes on fresh connections, 3 probes each, until every worker has
+ * answered (for at most 10 s: a worker whose new state is still loading
+ * takes no calls): each probe must report `version` and one more probe on
+ * its state than `counted` had, which is updated. Returns how many workers
+ * answered. */
+static int probe_counting(struct rig *r, int version, int counted[])
+{
+    bool seen[MAX_WORKERS + 1] = {false};
+    int workers = 0;
+    for (int64_t limit = now_ns() + WAIT_LIMIT_NS; workers < r->workers && now_ns() < limit;) {
+        struct rpc_client *c = rig_connect(r, r->target);
+        for (int i = 0; i < 3; i++) {
+            int v, n;
+            int w = probe_counted(c, &v, &n);
+            assert_true(w >= 1 && w <= r->workers);
+            if (v != version || n != counted[w] + 1)
+                fail_msg("worker %d: VERSION %d after %d probes, expected %d after %d", w, v, n,
+                         version, counted[w] + 1);
+            counted[w] = n;
+            workers += !seen[w];
+            seen[w] = true;
+        }
+        rig_disconnect(r);
+    }
+    return workers;
+}
+
+static int count_text(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+static void test_unchanged_scripts_keep_their_states_across_provider_loaded(void **state)
+{
+    struct rig *r = *state;
+    write_counting_module(r, 1, NULL);
+    write_config(r, NULL, NULL);
+    rig_start(r);
+    assert_int_equal(wait_lines(r, "init.log", WORKERS), WORKERS);
+    int counted[MAX_WORKERS + 1] = {0};
+    assert_int_equal(probe_counting(r, 1, counted), WORKERS);
+
+    /* Three brokers load the provider: nothing is loaded again. */
+    struct capture cap;
+    capture_begin(&cap, r->fx.dir);
+    log_set_level(LOG_INFO);
+    for (int i = 0; i < 3; i++)
+        provider_loaded(r, MODULE_HOOKS);
+    log_set_level((enum log_level)(LOG_ERROR + 1));
+    char *log = capture_end(&cap);
+    int kept = count_text(log, "reload: scripts unchanged since generation 0: kept (1 files, ");
+    bool reloaded = strstr(log, "reloaded scripts") != NULL;
+    free(log);
+    assert_int_equal(kept, 3);
+    assert_false(reloaded);
+
+    /* The same states: no init() ran, and each counts on. */
+    assert_int_equal(init_lines(r), WORKERS);
+    assert_int_equal(probe_counting(r, 1, counted), WORKERS);
+    assert_int_equal(init_lines(r), WORKERS);
+}
+
+/* OnProviderLoaded after `edit`: the scripts are loaded again (one init()
+ * per worker more than `*inits`) if `reloads`, else kept. */
+static void expect_after_edit(struct rig *r, const char *edit, bool reloads, const char *hooks,
+                              int *inits)
+{
+    provider_loaded(r, hooks);
+    if (reloads)
+        *inits += WORKERS;
+    int now = reloads ? wait_lines(r, "init.log", *inits) : init_lines(r);
+    if (now != *inits)
+        fail_msg("%s: %d init() calls, expected %d (%s)", edit, now, *inits,
+                 reloads ? "a reload" : "scripts kept");
+}
+
+static void test_what_provider_loaded_compares(void **state)
+{
+    struct rig *r = *state;
+    write_counting_module(r, 1, NULL);
+    write_config(r, NULL, NULL);
+    rig_start(r);
+    int inits = wait_lines(r, "init.log", WORKERS);
+    assert_int_equal(inits, WORKERS);
+
+    write_counting_module(r, 2, NULL);
+    expect_after_edit(r, "a changed module", true, MODULE_HOOKS, &inits);
+    put_file(r, "other.lua", "return {}\n");
+    expect_after_edit(r, "a new script no module requires yet", true, MODULE_HOOKS, &inits);
+    fx_write(&r->fx, "lib/util.lua", "return {}\n");
+    expect_after_edit(r, "a new script in a subfolder", true, MODULE_HOOKS, &inits);
+    fx_write(&r->fx, "lib/util.lua", "return {1}\n");
+    expect_after_edit(r, "a changed script in a subfolder", true, MODULE_HOOKS, &inits);
+    put_file(r, ".scratch.lua", "x = 1\n");
+    expect_after_edit(r, "a hidden file", false, MODULE_HOOKS, &inits);
+    put_file(r, "users.txt", "u1\n");
+    expect_after_edit(r, "a file that is no script", false, MODULE_HOOKS, &inits);
+    write_config(r, NULL, "[server]\nmax_waiting_calls = 500\n");
+    expect_after_edit(r, "a [server] setting", false, MODULE_HOOKS, &inits);
+    write_config(r, "call_timeout = 3s\n", NULL);
+    expect_after_edit(r, "a [lua] setting", true, MODULE_HOOKS, &inits);
+    write_config(r, "call_timeout = 3s\n", "[topics]\nmessage.publish = probe/#\n");
+    expect_after_edit(r, "a [topics] setting", true,
+                      "client.authenticate, message.publish [probe/#]", &inits);
+    expect_after_edit(r, "nothing", false, "client.authenticate, message.publish [probe/#]",
+                      &inits);
+    expect_on_every_worker(r, V_TRUE, 2);
+}
+
+static void test_srv_reload_loads_unchanged_scripts_again(void **state)
+{
+    struct rig *r = *state;
+    write_counting_module(r, 1, NULL);
+    write_config(r, NULL, NULL);
+    rig_start(r);
+    int counted[MAX_WORKERS + 1] = {0};
+    assert_int_equal(probe_counting(r, 1, counted), WORKERS);
+    assert_int_equal(srv_reload(r->srv), 0);
+    assert_int_equal(wait_lines(r, "init.log", 2 * WORKERS), 2 * WORKERS);
+    /* New states: the counts start again. */
+    memset(counted, 0, sizeof counted);
+    assert_int_equal(probe_counting(r, 1, counted), WORKERS);
+}
+
+/* The brokers of a cluster load the provider at the same time, after an
+ * edit: one load. */
+struct loader {
+    const char *target;
+    pthread_t thread;
+    char hooks[1024];
+    int rc;
+};
+
+static void *loader_main(void *arg)
+{
+    struct loader *l = arg;
+    struct rpc_client *c = rpc_client_open(l->target);
+    l->rc = try_provider_loaded(c, PATH_LOADED, l->hooks, sizeof l->hooks);
+    rpc_client_close(c);
+    return NULL;
+}
+
+static void test_provider_loaded_from_three_brokers_loads_once(void **state)
+{
+    struct rig *r = *state;
+    write_counting_module(r, 1, NULL);
+    write_config(r, NULL, NULL);
+    rig_start(r);
+    assert_int_equal(wait_lines(r, "init.log", WORKERS), WORKERS);
+    write_counting_module(r, 2, NULL);
+    struct loader loaders[3];
+    for (int i = 0; i < 3; i++) {
+        loaders[i] = (struct loader){.target = i == 1 ? r->other : r->target, .rc = -1};
+        assert_int_equal(pthread_create(&loaders[i].thread, NULL, loader_main, &loaders[i]), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(loaders[i].thread, NULL);
+    for (int i = 0; i < 3; i++) {
+        if (loaders[i].rc != 0)
+            fail_msg("broker %d: %s", i, loaders[i].hooks);
+        assert_string_equal(loaders[i].hooks, MODULE_HOOKS);
+    }
+    assert_int_equal(wait_lines(r, "init.log", 2 * WORKERS), 2 * WORKERS);
+    int counted[MAX_WORKERS + 1] = {0};
+    assert_int_equal(probe_counting(r, 2, counted), WORKERS);
+}
+
+/* 8 workers whose init() takes 300 ms of the process's CPU time each: 2.4 s
+ * one after the other. OnProviderLoaded answers within a deadline shorter
+ * than that, and every worker ends on the new scripts. */
+static void test_provider_loaded_answers_before_every_state_is_loaded(void **state)
+{
+    struct rig *r = *state;
+    r->workers = MAX_WORKERS;
+    char more[512];
+    snprintf(more, sizeof more,
+             "function deinit()\n"
+             "  local f = assert(io.open('%s/deinit.log', 'a'))\n"
+             "  f:write(VERSION, ' ', exhook.worker_id, '\\n')\n"
+             "  f:close()\n"
+             "end\n",
+             r->fx.dir);
+    write_module(r, 1, "return false", more);
+    write_config(r, NULL, NULL);
+    rig_start(r);
+
+    write_counting_module(r, 2, "local t = os.clock() while os.clock() - t < 0.3 do end");
+    struct capture cap;
+    capture_begin(&cap, r->fx.dir);
+    log_set_level(LOG_INFO);
+    struct rpc_client *c = rig_connect(r, r->target);
+    rpc_client_set_timeout(c, 2000);
+    char hooks[1024];
+    int64_t start = now_ns();
+    int rc = try_provider_loaded(c, PATH_LOADED, hooks, sizeof hooks);
+    int64_t took_ms = (now_ns() - start) / 1000000;
+    rig_disconnect(r);
+    int all = capture_wait(&cap, "reload: generation 1 loaded on 8 of 8 workers in ", 30);
+    log_set_level((enum log_level)(LOG_ERROR + 1));
+    free(capture_end(&cap));
+    if (rc != 0)
+        fail_msg("%s after %lld ms", hooks, (long long)took_ms);
+    assert_string_equal(hooks, MODULE_HOOKS);
+    assert_true(all);
+
+    /* Every worker took its new state up and closed its old one. */
+    assert_int_equal(wait_lines(r, "init.log", MAX_WORKERS), MAX_WORKERS);
+    char lines[1024];
+    assert_int_equal(wait_lines(r, "deinit.log", MAX_WORKERS), MAX_WORKERS);
+    read_lines(r, "deinit.log", lines, sizeof lines);
+    for (int w = 1; w <= MAX_WORKERS; w++) {
+        char line[16];
+        snprintf(line, sizeof line, "1 %d", w);
+        if (!has_line(lines, line))
+            fail_msg("worker %d did not close its first state: %s", w, lines);
+    }
+    int counted[MAX_WORKERS + 1] = {0};
+    assert_true(probe_counting(r, 2, counted) >= 1);
+}
+
+/* Worker 2's init() waits for a file named "go", then fails: worker 1's
+ * state is always loaded first. */
+static void write_module_failing_on_worker_2(struct rig *r, int version)
+{
+    char init[512];
+    snprintf(init, sizeof init,
+             "if exhook.worker_id ~= 1 then\n"
+             "    local t = os.time()\n"
+             "    while not io.open('%s/go') and os.time() - t < 10 do end\n"
+             "    error('worker ' .. exhook.worker_id .. ' cannot start')\n"
+             "  end",
+             r->fx.dir);
+    write_counting_module(r, version, init);
+}
+
+/* Probes on fresh connections: only worker 1 answers, with `version`. */
+static void expect_only_worker_1(struct rig *r, int version)
+{
+    for (int k = 0; k < 8; k++) {
+        int v;
+        assert_int_equal(probe(rig_connect(r, r->target), &v), 1);
+        assert_int_equal(v, version);
+        rig_disconnect(r);
+    }
+}
+
+static void test_state_failing_after_the_first_takes_its_worker_out_until_the_next_reload(
+    void **state)
+{
+    struct rig *r = *state;
+    char go[600];
+    snprintf(go, sizeof go, "%s/go", r->fx.dir);
+    write_counting_module(r, 1, NULL);
+    write_config(r, NULL, NULL);
+    rig_start(r);
+
+    struct capture cap;
+    capture_begin(&cap, r->fx.dir);
+    log_set_level(LOG_INFO);
+    write_module_failing_on_worker_2(r, 2);
+    provider_loaded(r, MODULE_HOOKS);
+    fx_write(&r->fx, "go", "");
+    int failed = capture_wait(&cap, "reload: worker w2 could not load generation 1 and takes no "
+                                    "calls until the next reload: ", 20);
+    /* Unchanged, but not loaded everywhere: loaded again. */
+    unlink(go);
+    provider_loaded(r, MODULE_HOOKS);
+    fx_write(&r->fx, "go", "");
+    int failed_again = capture_wait(&cap, "could not load generation 2", 20);
+    log_set_level((enum log_level)(LOG_ERROR + 1));
+    char *log = capture_end(&cap);
+    bool reloaded = strstr(log, "reloaded scripts (generation 2)") != NULL;
+    free(log);
+    assert_true(failed);
+    assert_true(failed_again);
+    assert_true(reloaded);
+    expect_only_worker_1(r, 2);
+
+    write_counting_module(r, 3, NULL);
+    provider_loaded(r, MODULE_HOOKS);
+    int counted[MAX_WORKERS + 1] = {0};
+    assert_int_equal(probe_counting(r, 3, counted), WORKERS);
+}
+
+/* ---- the fingerprint -------------------------------------------------------------- */
+
+static void fingerprint_of(struct fixture *fx, struct fingerprint *fp)
+{
+    char err[512];
+    if (fingerprint_compute(&fx->cfg, fp, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+static void test_fingerprint_covers_every_script_by_contents_and_the_settings(void **state)
+{
+    struct rig *r = *state;
+    struct fixture *fx = &r->fx;
+    struct fingerprint a, b;
+    fx_configure(fx, "mod", NULL);
+    fx_write(fx, "mod.lua", "x = 1\n");
+    fingerprint_of(fx, &a);
+    assert_int_equal(a.files, 1);
+    assert_int_equal(a.bytes, 6);
+
+    /* The same bytes written again: the same. */
+    fx_write(fx, "mod.lua", "x = 1\n");
+    fingerprint_of(fx, &b);
+    assert_true(fingerprint_equal(&a, &b));
+
+    /* Other bytes of the same size with the same modification time. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/mod.lua", fx->dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    fx_write(fx, "mod.lua", "x = 2\n");
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    fingerprint_of(fx, &b);
+    assert_false(fingerprint_equal(&a, &b));
+    a = b;
+
+    /* Not scripts: hidden names, other files, links back up. */
+    fx_write(fx, ".mod.lua.swp", "x");
+    fx_write(fx, ".git/x.lua", "x");
+    fx_write(fx, "users.csv", "u1\n");
+    char link[600];
+    snprintf(link, sizeof link, "%s/lib", fx->dir);
+    assert_int_equal(mkdir(link, 0700), 0);
+    snprintf(link, sizeof link, "%s/lib/up", fx->dir);
+    assert_int_equal(symlink("..", link), 0);
+    fingerprint_of(fx, &b);
+    assert_true(fingerprint_equal(&a, &b));
+    assert_int_equal(b.files, 1);
+
+    /* A script in a subfolder, and its name. */
+    fx_write(fx, "lib/util.lua", "return {}\n");
+    fingerprint_of(fx, &b);
+    assert_false(fingerprint_equal(&a, &b));
+    assert_int_equal(b.files, 2);
+    a = b;
+    /* The same contents under another name. */
+    char from[600], to[600];
+    snprintf(from, sizeof from, "%s/lib/util.lua", fx->dir);
+    snprintf(to, sizeof to, "%s/lib/util2.lua", fx->dir);
+    assert_int_equal(rename(from, to), 0);
+    fingerprint_of(fx, &b);
+    assert_false(fingerprint_equal(&a, &b));
+    assert_int_equal(b.files, 2);
+
+    /* The settings. */
+    fingerprint_of(fx, &a);
+    fx_configure(fx, "mod", "[topics]\nmessage.publish = a/#\n");
+    fingerprint_of(fx, &b);
+    assert_false(fingerprint_equal(&a, &b));
+    fx_configure(fx, "mod", "[lua]\nmemory_limit = 32MB\n");
+    fingerprint_of(fx, &a);
+    assert_false(fingerprint_equal(&a, &b));
+    fx_configure(fx, "mod, other", NULL);
+    fingerprint_of(fx, &b);
+    assert_false(fingerprint_equal(&a, &b));
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, rig_setup, rig_teardown)
 
 int main(void)
@@ -964,6 +1392,13 @@ int main(void)
         TEST(test_late_switching_worker_runs_the_published_scripts_not_an_unloaded_edit),
         TEST(test_health_check_answers_what_a_script_sets),
         TEST(test_reload_resets_the_health_set_by_scripts_unless_init_sets_it),
+        TEST(test_unchanged_scripts_keep_their_states_across_provider_loaded),
+        TEST(test_what_provider_loaded_compares),
+        TEST(test_srv_reload_loads_unchanged_scripts_again),
+        TEST(test_provider_loaded_from_three_brokers_loads_once),
+        TEST(test_provider_loaded_answers_before_every_state_is_loaded),
+        TEST(test_state_failing_after_the_first_takes_its_worker_out_until_the_next_reload),
+        TEST(test_fingerprint_covers_every_script_by_contents_and_the_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

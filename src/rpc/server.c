@@ -412,6 +412,8 @@ int srv_destroy(struct server *s)
         pthread_mutex_unlock(&s->reload_lock);
         pthread_join(s->reloader, NULL);
     }
+    /* No state goes to a slot from now on. */
+    reload_stop(&s->reload);
     if (s->poller_started) {
         uint64_t one = 1;
         if (write(s->poll_stop_fd, &one, sizeof one) != sizeof one)
@@ -467,19 +469,38 @@ int srv_destroy(struct server *s)
 }
 
 /* A state a slot has not taken up yet is replaced unused. */
-static void publish_engines(void *ctx, struct script_engine **engines, int count)
+static void publish_engine(void *ctx, int slot, struct script_engine *e, uint64_t generation)
 {
-    struct server *s = ctx;
-    for (int i = 0; i < count; i++) {
-        reload_engine_free(atomic_exchange(&s->workers[i].pending_engine, engines[i]));
-        worker_new_engine(&s->workers[i]);
-    }
+    struct worker *w = &((struct server *)ctx)->workers[slot];
+    reload_engine_free(atomic_exchange(&w->pending_engine, e));
+    atomic_store(&w->generation, generation);
+    worker_new_engine(w);
+}
+
+static void commit_generation(void *ctx, uint64_t generation)
+{
+    atomic_store(&((struct server *)ctx)->generation, generation);
+}
+
+static enum reload_result reload(struct server *s, bool force)
+{
+    struct reload_target t = {.count = s->worker_count,
+                              .publish = publish_engine,
+                              .commit = commit_generation,
+                              .ctx = s};
+    int64_t start = script_now_ns();
+    enum reload_result rc = reload_build(&s->reload, &t, force);
+    if (rc != RELOAD_KEPT)
+        srvm_reloaded(s, rc == RELOAD_DONE, script_now_ns() - start);
+    return rc;
 }
 
 int srv_reload(struct server *s)
 {
-    int64_t start = script_now_ns();
-    int rc = reload_build(&s->reload, s->worker_count, publish_engines, s);
-    srvm_reloaded(s, rc == 0, script_now_ns() - start);
-    return rc;
+    return reload(s, true) == RELOAD_FAILED ? -1 : 0;
+}
+
+enum reload_result srv_reload_if_changed(struct server *s)
+{
+    return reload(s, false);
 }

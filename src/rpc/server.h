@@ -35,8 +35,9 @@ void srv_on_stuck(struct server *s, srv_stuck_fn *fn, void *ctx);
 /* Starts the workers and the watchdog; calls are served from now on. */
 int srv_start(struct server *s, char *err, size_t errlen);
 
-/* Re-reads the configuration and the scripts, as OnProviderLoaded does
- * (SIGHUP). 0 if the new scripts are in use, -1 if the old ones stay. */
+/* Re-reads the configuration and the scripts and loads them, changed or
+ * not (SIGHUP). 0 once the new scripts are in use (the first worker has
+ * them, the others join as theirs load), -1 if the old ones stay. */
 int srv_reload(struct server *s);
 
 /* Logs the metrics that are not zero, one "stats: " line each: the same

@@ -106,6 +106,9 @@ struct worker {
     struct script_engine *engine;
     /* New scripts from a reload, taken up before the next call. */
     _Atomic(struct script_engine *) pending_engine;
+    /* The generation of its newest state, taken up or pending: the slot
+     * takes new calls while it is the server's. */
+    _Atomic uint64_t generation;
     /* Older states with calls still waiting; closed with their last call. */
     struct script_engine *retired[8];
     size_t retired_count;
@@ -149,6 +152,8 @@ struct server {
     bool reloader_started;
     int port;
     struct reload reload;
+    /* The committed generation of scripts: new calls go to its slots. */
+    _Atomic uint64_t generation;
     atomic_bool stopping;
     struct method methods[METHOD_COUNT];
     struct worker *workers;
@@ -200,6 +205,9 @@ void *worker_reloader_main(void *arg);
 void worker_adopt(struct worker *w, struct script_engine *e);
 /* Closes every state of the slot (at the end, no call running). */
 void worker_close_engines(struct worker *w);
+/* Reloads the scripts if they changed since the running generation was
+ * built (reload_build); the reload thread's way. */
+enum reload_result srv_reload_if_changed(struct server *s);
 /* Wakes a thread for slot `w` (thread-safe). */
 void worker_ring(struct worker *w);
 /* Tells slot `w` that a reload left new scripts for it. */

@@ -218,7 +218,9 @@ static void rearm_poller(struct worker *w)
 static void work(struct worker *w)
 {
     unsigned p = atomic_exchange(&w->pending, 0);
-    if (p & PEND_ENGINE) {
+    /* Also before PEND_ENGINE is seen: a thread that found the slot on
+     * the new generation may bring it a call first. */
+    if (atomic_load(&w->pending_engine)) {
         struct script_engine *e = atomic_exchange(&w->pending_engine, NULL);
         if (e)
             worker_adopt(w, e);
@@ -266,6 +268,14 @@ static void hand_over(struct worker *w, struct call *c)
     poke(w, PEND_MAIL);
 }
 
+/* True if `w` has (or is about to take up) a state of the committed
+ * generation: only such slots take new calls, so that from the commit of
+ * a reload on every call runs the new scripts. */
+static bool current(const struct worker *w)
+{
+    return atomic_load(&w->generation) == atomic_load(&w->srv->generation);
+}
+
 /* A free slot for a new call: `home` first, else any other, skipping the
  * slots that have max_waiting calls. NULL when every free slot is full. */
 static struct worker *hold_slot(struct server *s, struct worker *home, bool *full)
@@ -273,7 +283,7 @@ static struct worker *hold_slot(struct server *s, struct worker *home, bool *ful
     *full = false;
     for (int i = 0; i < s->worker_count; i++) {
         struct worker *w = &s->workers[(home->id - 1 + i) % s->worker_count];
-        if (!try_hold(w))
+        if (!current(w) || !try_hold(w))
             continue;
         if (w->live_calls < s->max_waiting)
             return w;
@@ -359,7 +369,7 @@ static void arrived(struct worker *home, struct call *c)
          * stuck takes the call when it is done with what it runs. */
         for (int i = 0; i < s->worker_count; i++) {
             struct worker *o = &s->workers[(home->id - 1 + i) % s->worker_count];
-            if (!atomic_load(&o->stuck)) {
+            if (!atomic_load(&o->stuck) && current(o)) {
                 c->deferred = true;
                 hand_over(o, c);
                 return;
@@ -435,6 +445,17 @@ void *worker_poller_main(void *arg)
     }
 }
 
+/* The first slot of the committed generation from slot `i` on. There is
+ * one: a slot is given its state before the generation is committed. */
+static struct worker *current_slot(struct server *s, int i)
+{
+    for (int k = i;; k++) {
+        struct worker *w = &s->workers[k % s->worker_count];
+        if (current(w))
+            return w;
+    }
+}
+
 void *worker_reloader_main(void *arg)
 {
     struct server *s = arg;
@@ -449,11 +470,12 @@ void *worker_reloader_main(void *arg)
             break;
         pthread_mutex_unlock(&s->reload_lock);
         /* The broker loads the provider: the moment edited scripts take
-         * effect. One reload serves every call that was waiting for it. */
-        srv_reload(s);
+         * effect. One reload serves every call that was waiting for it,
+         * and the calls run on a slot of the generation it left. */
+        srv_reload_if_changed(s);
         for (int i = 0; calls; i++) {
             struct call *next = calls->next_mail;
-            hand_over(&s->workers[i % s->worker_count], calls);
+            hand_over(current_slot(s, i), calls);
             calls = next;
         }
         pthread_mutex_lock(&s->reload_lock);
