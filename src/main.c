@@ -14,6 +14,7 @@
 #include "log.h"
 #include "script.h"
 #include "server.h"
+#include "shared_dicts.h"
 #include "supervisor.h"
 
 enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
@@ -193,7 +194,11 @@ int main(int argc, char **argv)
     int rc;
     if (check_scripts_folder(cfg.lua_path) != 0)
         rc = EXIT_CONFIG;
-    else
+    /* Before the fork: every child the master starts shares them. */
+    else if (shared_dicts_open(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "exhookd: %s\n", err);
+        rc = EXIT_RUNTIME;
+    } else
         rc = test_only ? test_config(&cfg, path) : sup_run(&cfg, run, (void *)path);
     cfg_free(&cfg);
     return rc;

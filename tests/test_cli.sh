@@ -114,7 +114,7 @@ check "SIGHUP with a good edit loads the new scripts" $? "$(cat "$WORK/run.log")
 
 sed -i 's/^level = info$/level = debug/' "$WORK/run.ini"
 kill -HUP "$PID"
-wait_log "$WORK/run.log" "reload: changes to \[server\], \[tls\], \[log\], \[metrics\] and \[http\] take effect after a restart"
+wait_log "$WORK/run.log" "reload: changes to \[server\], \[tls\], \[log\], \[metrics\], \[http\] and \[shared\] take effect after a restart"
 check "a reload that sees a [log] change says it needs a restart" $? "$(cat "$WORK/run.log")"
 
 deinits=$(wc -l <"$WORK/deinit.txt" 2>/dev/null || echo 0)

@@ -1466,6 +1466,58 @@ static void test_size_rejects_malformed_text(void **state)
     assert_int_equal(cfg_parse_size("1MB", NULL), -1);
 }
 
+
+/* ---- [shared] ----------------------------------------------------------- */
+
+static void test_shared_dictionaries_in_file_order(void **state)
+{
+    (void)state;
+    struct config cfg;
+    load_ok(&cfg, "[shared]\n"
+                  "sessions = 10MB\n"
+                  "limits = 64KB\n"
+                  "remote = redis://:p%40ss@127.0.0.1:6380/2\n");
+    assert_int_equal(cfg.n_shared, 3);
+    assert_string_equal(cfg.shared[0].name, "sessions");
+    assert_int_equal(cfg.shared[0].size, 10 * 1024 * 1024);
+    assert_null(cfg.shared[0].url);
+    assert_string_equal(cfg.shared[1].name, "limits");
+    assert_int_equal(cfg.shared[1].size, 64 * 1024);
+    assert_string_equal(cfg.shared[2].name, "remote");
+    assert_int_equal(cfg.shared[2].size, 0);
+    assert_string_equal(cfg.shared[2].url, "redis://:p%40ss@127.0.0.1:6380/2");
+    cfg_free(&cfg);
+}
+
+static void test_shared_bad_entries_are_errors_with_their_line(void **state)
+{
+    (void)state;
+    assert_load_error("[shared]\na = 1MB\na = 2MB\n",
+                      "t.ini:3: duplicate key 'a' in section [shared]");
+    assert_load_error("[shared]\nsmall = 63KB\n",
+                      "t.ini:2: small: expected a size from 64KB to 64GB such as 10MB, or a "
+                      "redis:// URL, got '63KB'");
+    assert_load_error("[shared]\nx = lots\n",
+                      "t.ini:2: x: expected a size from 64KB to 64GB such as 10MB, or a redis:// "
+                      "URL, got 'lots'");
+    assert_load_error("\n[shared]\nr = redis://:secret@h:99999\n",
+                      "t.ini:3: r: bad Redis URL: bad port '99999' (1 to 65535)");
+    assert_load_error("[shared]\nr = http://h/\n",
+                      "t.ini:2: r: bad Redis URL: a Redis URL starts with redis:// (TLS is not "
+                      "supported)");
+    const char *names[] = {"1abc", "a-b", "end", "caf\xc3\xa9",
+                           "a234567890123456789012345678901234567890123456789012345678901234"};
+    for (size_t i = 0; i < COUNT(names); i++) {
+        char text[256], want[512];
+        snprintf(text, sizeof text, "[shared]\n%s = 1MB\n", names[i]);
+        snprintf(want, sizeof want,
+                 "t.ini:2: [shared] '%s': a dictionary name is a Lua name (letters, digits and _, "
+                 "not starting with a digit, not a Lua keyword, at most 63 characters)",
+                 names[i]);
+        assert_load_error(text, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1567,6 +1619,8 @@ int main(void)
         cmocka_unit_test(test_size_zero_is_zero),
         cmocka_unit_test(test_size_upper_bound_is_64gb),
         cmocka_unit_test(test_size_rejects_malformed_text),
+        cmocka_unit_test(test_shared_dictionaries_in_file_order),
+        cmocka_unit_test(test_shared_bad_entries_are_errors_with_their_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

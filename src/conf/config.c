@@ -16,6 +16,8 @@
 
 #include "config_values.h"
 #include "errbuf.h"
+#include "redis.h"
+#include "shared_dict.h"
 
 #define DEFAULT_LISTEN "0.0.0.0:9000"
 #define DEFAULT_LUA_PATH "scripts"
@@ -383,11 +385,12 @@ static const struct key_def {
 
 #define KEY_COUNT (sizeof key_defs / sizeof key_defs[0])
 
-/* The sections are those of the keys, and [topics], which has no fixed
- * keys: they are hook names, checked separately. */
+/* The sections are those of the keys, [topics] and [shared], which have
+ * no fixed keys (hook names, dictionary names), checked separately. */
 static bool section_known(const char *name, size_t len)
 {
-    if (len == 6 && memcmp(name, "topics", 6) == 0)
+    if ((len == 6 && memcmp(name, "topics", 6) == 0) ||
+        (len == 6 && memcmp(name, "shared", 6) == 0))
         return true;
     for (size_t i = 0; i < KEY_COUNT; i++) {
         if (strlen(key_defs[i].section) == len && memcmp(key_defs[i].section, name, len) == 0)
@@ -549,6 +552,89 @@ static int topics_entry(struct load_state *st, const char *name, const char *val
     return 1;
 }
 
+/* A dictionary is reached as exhook.shared.NAME: NAME must be a Lua name. */
+static bool lua_name(const char *s)
+{
+    static const char *const keywords[] = {
+        "and",   "break", "do",  "else", "elseif", "end",    "false", "for",  "function",
+        "goto",  "if",    "in",  "local", "nil",   "not",    "or",    "repeat", "return",
+        "then",  "true",  "until", "while",
+    };
+    size_t len = strlen(s);
+    if (len == 0 || len > SHARED_NAME_MAX ||
+        (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9')))
+            return false;
+    }
+    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++) {
+        if (strcmp(s, keywords[i]) == 0)
+            return false;
+    }
+    return true;
+}
+
+/* SIZE for the local store, or a Redis URL. */
+static int parse_shared_value(struct cfg_shared *out, const char *key, const char *value,
+                              char *msg, size_t msglen)
+{
+    if (strstr(value, "://") != NULL) {
+        char name[300], why[256];
+        /* The URL is not repeated: it may hold a password. */
+        if (redis_url_check(value, name, sizeof name, why, sizeof why) != 0)
+            return cfgv_fail(msg, msglen, "%s: bad Redis URL: %s", key, why);
+        out->url = strdup(value);
+        return out->url ? 0 : cfgv_fail(msg, msglen, "out of memory");
+    }
+    if (cfg_parse_size(value, &out->size) != 0 || out->size < SHARED_DICT_MIN_SIZE ||
+        out->size > SHARED_DICT_MAX_SIZE)
+        return cfgv_fail(msg, msglen,
+                         "%s: expected a size from 64KB to 64GB such as 10MB, or a redis:// URL, "
+                         "got '%s'",
+                         key, value);
+    return 0;
+}
+
+static int shared_entry(struct load_state *st, const char *name, const char *value)
+{
+    struct config *cfg = st->cfg;
+    char msg[MSG_MAX];
+
+    if (!lua_name(name)) {
+        record(st, "[shared] '%s': a dictionary name is a Lua name (letters, digits and _, not "
+                   "starting with a digit, not a Lua keyword, at most 63 characters)", name);
+        return 0;
+    }
+    for (size_t i = 0; i < cfg->n_shared; i++) {
+        if (strcmp(cfg->shared[i].name, name) == 0) {
+            record(st, "duplicate key '%s' in section [shared]", name);
+            return 0;
+        }
+    }
+    if (cfg->n_shared == CFG_SHARED_MAX) {
+        record(st, "[shared]: at most %d dictionaries", CFG_SHARED_MAX);
+        return 0;
+    }
+    struct cfg_shared item = {0};
+    struct cfg_shared *grown = realloc(cfg->shared, (cfg->n_shared + 1) * sizeof *grown);
+    if (grown)
+        cfg->shared = grown;
+    if (!grown || !(item.name = strdup(name))) {
+        record(st, "out of memory");
+        return 0;
+    }
+    if (parse_shared_value(&item, name, value, msg, sizeof msg) != 0) {
+        free(item.name);
+        record(st, "%s", msg);
+        return 0;
+    }
+    cfg->shared[cfg->n_shared++] = item;
+    return 1;
+}
+
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
     struct load_state *st = user;
@@ -565,6 +651,8 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     }
     if (strcmp(section, "topics") == 0)
         return topics_entry(st, name, value);
+    if (strcmp(section, "shared") == 0)
+        return shared_entry(st, name, value);
     for (size_t i = 0; i < KEY_COUNT; i++) {
         const struct key_def *def = &key_defs[i];
         if (strcmp(def->section, section) != 0)
@@ -746,6 +834,11 @@ void cfg_free(struct config *cfg)
     free(cfg->metrics.listen);
     for (int i = 0; i < HOOK_COUNT; i++)
         cfg_filters_free(&cfg->topics[i]);
+    for (size_t i = 0; i < cfg->n_shared; i++) {
+        free(cfg->shared[i].name);
+        free(cfg->shared[i].url);
+    }
+    free(cfg->shared);
     /* Zeroed, a freed config is harmless to free again. */
     memset(cfg, 0, sizeof *cfg);
 }

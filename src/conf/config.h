@@ -58,6 +58,16 @@ struct cfg_webhook {
     unsigned max_retry_interval_ms;      /* the backoff's ceiling */
 };
 
+/* [shared] NAME = SIZE | redis://...: one shared dictionary. */
+struct cfg_shared {
+    char *name; /* a Lua identifier: exhook.shared.NAME */
+    size_t size; /* the local store: bytes of its zone; 0 with a url */
+    char *url;   /* the Redis backend: its URL (checked); NULL for the local store */
+};
+
+/* At most this many [shared] dictionaries. */
+#define CFG_SHARED_MAX 64
+
 struct config {
     char *listen;              /* [server] listen, default "0.0.0.0:9000" */
     /* Not a key: --listen set `listen`, so a reload ignores the file's. */
@@ -101,6 +111,8 @@ struct config {
     /* [topics] <message hook> = filter, filter ...; only message.* hooks. */
     struct cfg_filters topics[HOOK_COUNT];
     struct cfg_webhook webhook;
+    struct cfg_shared *shared; /* [shared], in the file's order */
+    size_t n_shared;
 };
 
 /* Fills `cfg` with the defaults (allocating the default strings). */

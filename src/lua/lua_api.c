@@ -7,6 +7,7 @@
 #include "lua_http.h"
 #include "lua_log.h"
 #include "lua_redis.h"
+#include "lua_shared.h"
 #include "lua_timer.h"
 #include "lua_topic.h"
 #include "script.h"
@@ -20,6 +21,7 @@ static void (*const families[])(lua_State *L, struct script_engine *e) = {
     lua_timer_open,
     lua_http_open,
     lua_redis_open,
+    lua_shared_open,
 };
 
 void lua_api_open(lua_State *L, struct script_engine *e)

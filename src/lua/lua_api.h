@@ -5,7 +5,8 @@
  * and one family of functions per file: exhook.log (lua_log.h),
  * exhook.health (lua_health.h), exhook.topic_match, topic_overlaps and
  * topic_filter (lua_topic.h), exhook.crypto (lua_crypto.h),
- * exhook.sleep and exhook.timer (lua_timer.h), exhook.http (lua_http.h). */
+ * exhook.sleep and exhook.timer (lua_timer.h), exhook.http (lua_http.h),
+ * exhook.redis (lua_redis.h), exhook.shared (lua_shared.h). */
 
 #include <lua.h>
 

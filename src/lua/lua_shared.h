@@ -26,6 +26,12 @@
 
 #include "shared_op.h"
 
+struct script_engine;
+
+/* Sets exhook.shared in the table on top of the stack: one object per
+ * dictionary of this process (shared_dicts.h). */
+void lua_shared_open(lua_State *L, struct script_engine *e);
+
 /* Pushes the return values of `op` for result `r`; returns how many. */
 int lua_shared_push_result(lua_State *L, const struct shared_op *op, const struct shared_result *r);
 

@@ -55,6 +55,19 @@ static bool same_text(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The dictionaries live as long as the process (shared_dicts.h). */
+static bool same_shared(const struct config *a, const struct config *b)
+{
+    if (a->n_shared != b->n_shared)
+        return false;
+    for (size_t i = 0; i < a->n_shared; i++) {
+        const struct cfg_shared *x = &a->shared[i], *y = &b->shared[i];
+        if (strcmp(x->name, y->name) != 0 || x->size != y->size || !same_text(x->url, y->url))
+            return false;
+    }
+    return true;
+}
+
 /* Settings a reload cannot change: the port is bound with its TLS
  * credentials and the workers run. `running` keeps the values exhookd
  * started with. */
@@ -73,9 +86,9 @@ static void warn_restart_settings(const struct config *running, const struct con
         !same_text(running->tls.key, new->tls.key) || !same_text(running->tls.ca, new->tls.ca) ||
         running->tls.verify_client != new->tls.verify_client ||
         !same_text(running->metrics.listen, new->metrics.listen) ||
-        running->metrics.histograms != new->metrics.histograms)
-        log_warn("reload: changes to [server], [tls], [log], [metrics] and [http] take effect "
-                 "after a restart");
+        running->metrics.histograms != new->metrics.histograms || !same_shared(running, new))
+        log_warn("reload: changes to [server], [tls], [log], [metrics], [http] and [shared] take "
+                 "effect after a restart");
 }
 
 /* Takes the [lua] and [topics] settings of `fresh` into `running`, and

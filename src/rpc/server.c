@@ -24,6 +24,7 @@
 #include "reload.h"
 #include "script.h"
 #include "server_internal.h"
+#include "shared_dicts.h"
 #include "stale.h"
 #include "tls.h"
 #include "trim.h"
@@ -229,6 +230,9 @@ struct server *srv_create(struct config *config, const char *config_path, char *
         snprintf(err, errlen, "cannot create the workers' poller: %s", strerror(errno));
         goto fail;
     }
+    /* Made already by the master when there is one: then this keeps them. */
+    if (shared_dicts_open(cfg, err, errlen) != 0)
+        goto fail;
     s->worker_count = worker_count(cfg);
     s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
     if (!s->workers) {
