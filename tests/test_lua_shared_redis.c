@@ -190,7 +190,8 @@ static void test_no_wait_at_load_time(void **state)
         "exhook.shared.r:get('k')\nreturn {}\n",
         "local M = {}\nfunction M.init() exhook.shared.r:incr('k', 1, 0) end\nreturn M\n",
     };
-    const char *want[] = {"exhook.shared.r:get: cannot wait here", "exhook.shared.r:incr: cannot wait here"};
+    const char *want[] = {"exhook.shared.r:get: cannot wait here",
+                          "exhook.shared.r:incr: cannot wait here"};
     for (int i = 0; i < 2; i++) {
         struct fixture fx;
         struct script_engine e;

@@ -103,12 +103,25 @@ static struct shared_result run(struct slot *s, const char *dict, struct shared_
     return o.r;
 }
 
-static struct shared_value str(const char *s) { return (struct shared_value){SHARED_STRING, .str = s, .len = strlen(s)}; }
-static struct shared_value integer(long long n) { return (struct shared_value){SHARED_INTEGER, .integer = n}; }
-static struct shared_value number(double d) { return (struct shared_value){SHARED_FLOAT, .number = d}; }
-static struct shared_value boolean(bool b) { return (struct shared_value){SHARED_BOOLEAN, .boolean = b}; }
+static struct shared_value str(const char *s)
+{
+    return (struct shared_value){SHARED_STRING, .str = s, .len = strlen(s)};
+}
+static struct shared_value integer(long long n)
+{
+    return (struct shared_value){SHARED_INTEGER, .integer = n};
+}
+static struct shared_value number(double d)
+{
+    return (struct shared_value){SHARED_FLOAT, .number = d};
+}
+static struct shared_value boolean(bool b)
+{
+    return (struct shared_value){SHARED_BOOLEAN, .boolean = b};
+}
 
-#define OP(c, k, ...) ((struct shared_op){.code = (c), .key = (k), .key_len = strlen(k), __VA_ARGS__})
+#define OP(c, k, ...)                                                                              \
+    ((struct shared_op){.code = (c), .key = (k), .key_len = strlen(k), __VA_ARGS__})
 
 /* Runs an operation whose result only has a status; checks it. */
 static void expect_status(struct slot *s, const char *dict, struct shared_op op,
@@ -563,7 +576,8 @@ static void client_start(struct client *c, const char *key)
     co->c = c;
     co->key = key;
     c->started++;
-    assert_non_null(shared_redis_start(c->slot.loop, c->slot.pool, "t", &op, INT64_MAX, on_incr, co));
+    assert_non_null(
+        shared_redis_start(c->slot.loop, c->slot.pool, "t", &op, INT64_MAX, on_incr, co));
 }
 
 static void run_clients(struct client *cs, int *all_done, int want)

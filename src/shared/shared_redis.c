@@ -59,11 +59,10 @@ static const char incr_script[] =
 
 /* expire: PEXPIRE, or PERSIST for "never", and "not found" told apart
  * from "had no ttl", which PERSIST alone cannot. ARGV[1]: ms, '0': never. */
-static const char expire_script[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-    "if ARGV[1] == '0' then redis.call('PERSIST', KEYS[1])\n"
-    "else redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
-    "return 1\n";
+static const char expire_script[] = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+                                    "if ARGV[1] == '0' then redis.call('PERSIST', KEYS[1])\n"
+                                    "else redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
+                                    "return 1\n";
 
 struct script {
     const char *text;
@@ -109,13 +108,13 @@ struct shared_redis_req {
     int argc;
     const char *argv[MAX_ARGS];
     size_t lens[MAX_ARGS];
-    char *key;                   /* the namespaced key, or SCAN's pattern */
+    char *key; /* the namespaced key, or SCAN's pattern */
     size_t key_len;
-    char *val;                   /* the encoded value or delta */
+    char *val; /* the encoded value or delta */
     size_t val_len;
-    char nums[2][32];            /* numeric arguments */
-    char cursor[32];             /* SCAN's, "0" at the start and the end */
-    bool unlinking;              /* flush_all: an UNLINK is in flight */
+    char nums[2][32]; /* numeric arguments */
+    char cursor[32];  /* SCAN's, "0" at the start and the end */
+    bool unlinking;   /* flush_all: an UNLINK is in flight */
     struct found found;
     struct shared_result r;
     char dict[];
@@ -143,10 +142,16 @@ static void finish(struct shared_redis_req *q)
     done(ctx, &r);
 }
 
-static void on_timer(struct loop_timer *t) { finish(t->ctx); }
+static void on_timer(struct loop_timer *t)
+{
+    finish(t->ctx);
+}
 
 /* What ended at once still ends from a loop callback, as the caller expects. */
-static void finish_later(struct shared_redis_req *q) { loop_timer_start(q->loop, &q->timer, loop_now_ns()); }
+static void finish_later(struct shared_redis_req *q)
+{
+    loop_timer_start(q->loop, &q->timer, loop_now_ns());
+}
 
 /* A failure, named by dictionary and method: "exhook.shared.sessions:incr:
  * redis 127.0.0.1:6379: connection refused". */
@@ -174,7 +179,10 @@ static void send_args(struct shared_redis_req *q, int argc, const char **argv, c
     }
 }
 
-static void send_prepared(struct shared_redis_req *q) { send_args(q, q->argc, q->argv, q->lens); }
+static void send_prepared(struct shared_redis_req *q)
+{
+    send_args(q, q->argc, q->argv, q->lens);
+}
 
 /* ---- values as Redis holds them ---- */
 
@@ -264,7 +272,10 @@ static void arg(struct shared_redis_req *q, const char *s, size_t len)
     q->lens[q->argc++] = len;
 }
 
-static void arg_str(struct shared_redis_req *q, const char *s) { arg(q, s, strlen(s)); }
+static void arg_str(struct shared_redis_req *q, const char *s)
+{
+    arg(q, s, strlen(s));
+}
 
 /* A ttl in seconds as PX milliseconds: "0" for never; at least 1 ms
  * otherwise, so that a tiny ttl still expires rather than never. */
@@ -516,7 +527,10 @@ static const struct redis_value *scan_reply(struct shared_redis_req *q, const st
     return &v->elems[1];
 }
 
-static bool scan_over(const struct shared_redis_req *q) { return strcmp(q->cursor, "0") == 0; }
+static bool scan_over(const struct shared_redis_req *q)
+{
+    return strcmp(q->cursor, "0") == 0;
+}
 
 static int found_add(struct found *f, const char *s, size_t len)
 {
@@ -700,13 +714,13 @@ static bool reply_info(struct shared_redis_req *q, const struct redis_value *v)
 }
 
 static reply_fn *const replies[SHARED_OPCODE_COUNT] = {
-    [SHARED_GET] = reply_get,          [SHARED_SET] = reply_ok,
-    [SHARED_SAFE_SET] = reply_ok,      [SHARED_ADD] = reply_add,
-    [SHARED_SAFE_ADD] = reply_add,     [SHARED_REPLACE] = reply_replace,
-    [SHARED_DELETE] = reply_ok,        [SHARED_INCR] = reply_incr,
-    [SHARED_EXPIRE] = reply_expire,    [SHARED_TTL] = reply_ttl,
-    [SHARED_KEYS] = reply_keys,        [SHARED_FLUSH_ALL] = reply_flush_all,
-    [SHARED_CAPACITY] = reply_info,    [SHARED_FREE_SPACE] = reply_info,
+    [SHARED_GET] = reply_get,       [SHARED_SET] = reply_ok,
+    [SHARED_SAFE_SET] = reply_ok,   [SHARED_ADD] = reply_add,
+    [SHARED_SAFE_ADD] = reply_add,  [SHARED_REPLACE] = reply_replace,
+    [SHARED_DELETE] = reply_ok,     [SHARED_INCR] = reply_incr,
+    [SHARED_EXPIRE] = reply_expire, [SHARED_TTL] = reply_ttl,
+    [SHARED_KEYS] = reply_keys,     [SHARED_FLUSH_ALL] = reply_flush_all,
+    [SHARED_CAPACITY] = reply_info, [SHARED_FREE_SPACE] = reply_info,
 };
 
 static bool starts_with(const struct redis_value *v, const char *word)
