@@ -4,10 +4,12 @@
 # counted exactly once across them, and a limit of 2 connections per user
 # that holds across them (each user's 3rd and later are refused, whichever
 # instance they reach).
-# Usage: test_shared_redis_instances.sh <exhookd binary> <exhook-bench binary>
+# They run scripts/shared_limits.lua, after a module that counts calls.
+# Usage: test_shared_redis_instances.sh <exhookd binary> <exhook-bench binary> <source dir>
 set -u
 BIN=$1
 BENCH=$2
+SRC=$(cd "$3" && pwd) || exit 1
 WORK=$(mktemp -d)
 REDIS_PID=
 trap 'stop_servers; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" && wait "$REDIS_PID"; rm -rf "$WORK"' EXIT
@@ -23,25 +25,22 @@ listening "$RPORT"
 check "redis-server listens" $? "$(cat "$WORK/redis.log")"
 
 mkdir "$WORK/scripts"
-cat >"$WORK/scripts/limits.lua" <<'LUA'
--- Every call counted; at most 2 connections per user, across instances.
-local counts = exhook.shared.counts
+cp "$SRC/scripts/shared_limits.lua" "$WORK/scripts/"
+cat >"$WORK/scripts/count_calls.lua" <<'LUA'
+-- Counts every call in the same dictionary, with no opinion on it.
+local limits = exhook.shared.limits
 local M = {}
 function M.on_client_authenticate(clientinfo)
-  local total, err = counts:incr("total", 1, 0)
-  if not total then error(err, 0) end
-  local n
-  n, err = counts:incr("conn:" .. clientinfo.username, 1, 0)
+  local n, err = limits:incr("calls", 1, 0)
   if not n then error(err, 0) end
-  return n <= 2
 end
 return M
 LUA
-INI=$(printf '[shared]\ncounts = redis://127.0.0.1:%s/0\n' "$RPORT")
-WORKERS=2 start_exhookd a "$WORK/scripts" limits error "$INI"
+INI=$(printf '[shared]\nlimits = redis://127.0.0.1:%s/0\n' "$RPORT")
+WORKERS=2 start_exhookd a "$WORK/scripts" "count_calls, shared_limits" error "$INI"
 check "instance a starts" $? "$(cat "$WORK/a.log")"
 A=$PORT
-WORKERS=2 start_exhookd b "$WORK/scripts" limits error "$INI"
+WORKERS=2 start_exhookd b "$WORK/scripts" "count_calls, shared_limits" error "$INI"
 check "instance b starts" $? "$(cat "$WORK/b.log")"
 B=$PORT
 
@@ -74,18 +73,18 @@ refused=$(( $(count "$WORK/a.out" stop_false) + $(count "$WORK/b.out" stop_false
 check "2 connections per user across both instances: 200 let in, the rest refused" $? \
     "allowed=$allowed refused=$refused: $(cat "$WORK/a.out" "$WORK/b.out")"
 
-total=$(redis-cli -p "$RPORT" GET exhookd:counts:total)
+total=$(redis-cli -p "$RPORT" GET exhookd:limits:calls)
 [ "$total" = $((2 * CALLS)) ]
 check "every call counted once across both instances" $? "total=$total"
-u0=$(redis-cli -p "$RPORT" GET exhookd:counts:conn:u0)
-[ "$u0" = $((2 * CALLS / 100)) ]
-check "each user's count is exact" $? "conn:u0=$u0"
+u0=$(redis-cli -p "$RPORT" GET exhookd:limits:conn:u0)
+[ "$u0" = 2 ]
+check "each user holds exactly 2 connections (a refused one gives its slot back)" $? "conn:u0=$u0"
 
 # Redis gone: calls fail with a message naming the dictionary and server.
 kill "$REDIS_PID" && wait "$REDIS_PID"
 REDIS_PID=
 run_cmd "$BENCH" -t "127.0.0.1:$A" -c 1 -m 1 -n 5 -w 0 -q --check none --max-errors 5
-want="exhook.shared.counts:incr: redis 127.0.0.1:$RPORT"
+want="exhook.shared.limits:incr: redis 127.0.0.1:$RPORT"
 grep -qF "$want" "$WORK/a.log" || grep -qF "$want" <<<"$OUT$ERR"
 check "Redis down: the failure names the dictionary and the server" $? "out=$OUT err=$ERR log=$(tail -5 "$WORK/a.log")"
 
