@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,6 +660,33 @@ static void test_add_race_has_one_winner(void **state)
     slot_fini(&b);
 }
 
+/* A hung Redis: past its deadline the operation fails as a timeout, naming
+ * the command; the pool serves on once Redis does. */
+static void test_hung_redis_times_out(void **state)
+{
+    struct slot *s = *state;
+    struct shared_value zero = integer(0);
+    assert_int_equal(incr(s, "n", integer(1), &zero, 0).status, SHARED_OK);
+    kill(srv.pid, SIGSTOP);
+    struct shared_op op = OP(SHARED_INCR, "n", .value = integer(1), .has_init = true, .init = zero);
+    struct outcome o = {0};
+    assert_non_null(shared_redis_start(s->loop, s->pool, "t", &op, loop_now_ns() + 300 * 1000000LL,
+                                       on_done, &o));
+    run_until(s, &o.done);
+    kill(srv.pid, SIGCONT);
+    assert_int_equal(o.r.status, SHARED_FAILED);
+    char want[96];
+    snprintf(want, sizeof want,
+             "exhook.shared.t:incr: redis 127.0.0.1:%d: EVALSHA timed out after ", srv.port);
+    if (!strstr(o.r.message, want))
+        fail_msg("\"%s\" lacks \"%s\"", o.r.message, want);
+    /* The timed-out incr may still have run once Redis woke up: 2 or 3. */
+    struct shared_result r = incr(s, "n", integer(1), NULL, 0);
+    assert_int_equal(r.status, SHARED_OK);
+    assert_true(r.value.integer == 2 || r.value.integer == 3);
+    RAW(s, "FLUSHDB");
+}
+
 /* Redis down: a failure naming the dictionary and the server, never the
  * password; back up: the same pool works again. */
 static void test_redis_down_then_back(void **state)
@@ -723,6 +751,7 @@ int main(void)
         T(test_cancel_and_deadline),
         T(test_incr_is_atomic_across_clients),
         T(test_add_race_has_one_winner),
+        T(test_hung_redis_times_out),
         T(test_redis_down_then_back),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
