@@ -275,6 +275,8 @@ static void test_add_replace_delete(void **state)
     assert_int_equal(get(s, "t", "k", &r).type, SHARED_NIL);
     expect_status(s, "t", OP(SHARED_SAFE_ADD, "k", .value = boolean(false)), SHARED_OK);
     assert_int_equal(get(s, "t", "k", &r).type, SHARED_BOOLEAN);
+    /* A write without a value is refused before Redis sees it. */
+    expect_failure(s, "t", OP(SHARED_SET, "k"), "exhook.shared.t:set: no value");
     RAW(s, "FLUSHDB");
 }
 

@@ -360,7 +360,7 @@ static void scan_args(struct shared_redis_req *q)
 }
 
 /* Fills argv for `op`, or leaves it empty for an operation Redis has no
- * part in. -1 when out of memory or given no value. */
+ * part in (or for an operation already failed). -1 when out of memory. */
 static int prepare(struct shared_redis_req *q, const struct shared_op *op)
 {
     switch (op->code) {
@@ -383,8 +383,14 @@ static int prepare(struct shared_redis_req *q, const struct shared_op *op)
     if (make_key(q, op->key, op->key_len) != 0)
         return -1;
     bool write = op->code >= SHARED_SET && op->code <= SHARED_REPLACE;
-    if ((write || op->code == SHARED_INCR) && encode_value(&op->value, &q->val, &q->val_len) != 0)
-        return -1;
+    if (write || op->code == SHARED_INCR) {
+        if (op->value.type == SHARED_NIL) {
+            fail(q, "no value");
+            return 0;
+        }
+        if (encode_value(&op->value, &q->val, &q->val_len) != 0)
+            return -1;
+    }
     switch (op->code) {
     case SHARED_GET:
     case SHARED_TTL:
