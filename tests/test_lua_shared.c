@@ -23,7 +23,12 @@ static int setup(void **state)
     (void)state;
     char err[1024];
     fx_init(&fx);
-    fx_write(&fx, "m.lua", "return {}\n");
+    /* The local store never waits: a module's body and init() may use it. */
+    fx_write(&fx, "m.lua",
+             "exhook.shared.big:set('body', 'set in the module body')\n"
+             "local M = {}\n"
+             "function M.init() exhook.shared.big:incr('inits', 1, 0) end\n"
+             "return M\n");
     fx_configure(&fx, "m",
                  "[shared]\n"
                  "d = 64KB\n"
@@ -48,8 +53,7 @@ static int teardown(void **state)
 static void check(const char *chunk)
 {
     lua_State *L = engine.L;
-    if (luaL_dostring(L, "exhook.shared.d:flush_all(); exhook.shared.d:flush_expired()") !=
-        LUA_OK)
+    if (luaL_dostring(L, "exhook.shared.d:flush_all(); exhook.shared.d:flush_expired()") != LUA_OK)
         fail_msg("flush: %s", lua_tostring(L, -1));
     if (luaL_dostring(L, chunk) != LUA_OK)
         fail_msg("Lua check failed: %s", lua_tostring(L, -1));
@@ -74,6 +78,16 @@ static void test_declared_dictionaries_are_objects_and_others_nil(void **state)
           "assert(exhook.shared.big ~= nil and exhook.shared.remote ~= nil)\n"
           "assert(exhook.shared.nope == nil)\n"
           "assert(getmetatable(exhook.shared.d) == 'exhook.shared')\n");
+}
+
+static void test_module_body_and_init_used_the_dictionary(void **state)
+{
+    (void)state;
+    lua_State *L = engine.L;
+    if (luaL_dostring(L, "local big = exhook.shared.big\n"
+                         "assert(big:get('body') == 'set in the module body')\n"
+                         "assert(big:get('inits') == 1)\n") != LUA_OK)
+        fail_msg("Lua check failed: %s", lua_tostring(L, -1));
 }
 
 static void test_set_get_keeps_types(void **state)
@@ -247,7 +261,7 @@ static void test_argument_errors(void **state)
     check_error("exhook.shared.d:get()", "exhook.shared.d:get: key must be a string, got no value");
     check_error("exhook.shared.d:set('', 1)", "exhook.shared.d:set: key must not be empty");
     check_error("exhook.shared.d:set(string.rep('k', 65536), 1)",
-                "exhook.shared.d:set: key too long (at most 65535 bytes)");
+                "exhook.shared.d:set: key too long (65536 bytes, at most 65535)");
     check_error("exhook.shared.d:set('k', {})",
                 "exhook.shared.d:set: value must be a string, a number or a boolean, got table");
     check_error("exhook.shared.d:add('k', nil)",
@@ -263,7 +277,8 @@ static void test_argument_errors(void **state)
                 "exhook.shared.d:incr: delta must be a number, got string");
     check_error("exhook.shared.d:incr('k', 1, 'x')",
                 "exhook.shared.d:incr: init must be a number, got string");
-    check_error("exhook.shared.d:incr('k', 1, nil, 5)", "exhook.shared.d:incr: init_ttl needs init");
+    check_error("exhook.shared.d:incr('k', 1, nil, 5)",
+                "exhook.shared.d:incr: init_ttl needs init");
     check_error("exhook.shared.d:keys(-1)", "exhook.shared.d:keys: max must be an integer");
     check_error("exhook.shared.d:flush_expired(1.5)",
                 "exhook.shared.d:flush_expired: max must be an integer");
@@ -292,6 +307,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_declared_dictionaries_are_objects_and_others_nil),
+        cmocka_unit_test(test_module_body_and_init_used_the_dictionary),
         cmocka_unit_test(test_set_get_keeps_types),
         cmocka_unit_test(test_add_replace_delete),
         cmocka_unit_test(test_incr),

@@ -229,8 +229,8 @@ static void test_random_operations_keep_the_index_consistent(void **state)
 static void test_entry_sizes(void **state)
 {
     (void)state;
-    assert_int_equal(shared_dict_entry_bytes(20, 0), 64);   /* a counter */
-    assert_int_equal(shared_dict_entry_bytes(1, 19), 64);   /* 40 + 20 bytes fit in one block */
+    assert_int_equal(shared_dict_entry_bytes(20, 0), 64); /* a counter */
+    assert_int_equal(shared_dict_entry_bytes(1, 19), 64); /* 40 + 20 bytes fit in one block */
     assert_int_equal(shared_dict_entry_bytes(1, 20), 128);
     assert_int_equal(shared_dict_entry_bytes(12, 64), 128); /* a user and a password hash */
     /* A 1MB zone holds this many 20-byte-keyed counters. */

@@ -53,7 +53,7 @@ static bool has_redis;
     "os.time = function(...) os.last_time = real(...); return os.last_time end\n"
 #define STAMP_LUA                                                                                  \
     "function on_message_publish(m)\n"                                                             \
-    "  m.headers.window = tostring(os.last_time)\n"                                                   \
+    "  m.headers.window = tostring(os.last_time)\n"                                                \
     "  m.headers.worker = tostring(exhook.worker_id)\n"                                            \
     "  return m\n"                                                                                 \
     "end\n"
@@ -91,9 +91,8 @@ static int setup(void **state)
     fx_configure(&w->fx, "clock, shared_limits, stamp", ini);
     w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
     /* A subchannel pool per channel: a connection per client. */
-    grpc_arg arg = {.type = GRPC_ARG_INTEGER,
-                    .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
-                    .value.integer = 1};
+    grpc_arg arg = {
+        .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, .value.integer = 1};
     grpc_channel_args args = {1, &arg};
     for (int i = 0; i < THREADS; i++)
         w->clients[i] = rpc_client_open_args(w->target, &args);
@@ -172,7 +171,7 @@ static int disconnected(struct rpc_client *c, const char *username, const char *
 
 /* A publish's fate: dropped, or let through in second `window` by `worker`. */
 struct fate {
-    int ok;      /* the call answered as expected */
+    int ok; /* the call answered as expected */
     int dropped;
     long window;
     int worker;
@@ -286,8 +285,8 @@ static void test_third_concurrent_connection_of_a_user_is_refused(void **state)
         b = (struct burst){.w = w, .username = username};
         run_burst(&b, auth_caller);
         if (allowed_of(&b) != 2)
-            fail_msg("round %d: %d of %d concurrent connections of one user let in, not 2",
-                     round, allowed_of(&b), THREADS);
+            fail_msg("round %d: %d of %d concurrent connections of one user let in, not 2", round,
+                     allowed_of(&b), THREADS);
     }
     /* One of user0's two disconnects: exactly one more gets in. */
     assert_int_equal(disconnected(w->clients[0], "user0", "client0"), 0);
@@ -374,8 +373,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_third_concurrent_connection_of_a_user_is_refused,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ten_publishes_per_second_per_client, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ten_publishes_per_second_per_client, setup, teardown),
     };
     return cmocka_run_group_tests_name(backend->name, tests, group_setup, group_teardown);
 }

@@ -2,6 +2,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include "lua_shared_redis.h"
@@ -124,12 +125,16 @@ static const struct shared_decl *check_dict(lua_State *L, enum shared_opcode cod
     return ref->decl;
 }
 
-/* Raises an argument error prefixed with the dictionary and method. */
+/* Raises an argument error prefixed with the dictionary and method
+ * (lua_pushfstring's formats). */
 static int arg_error(lua_State *L, const struct shared_decl *d, enum shared_opcode code,
-                     const char *fmt, const char *detail)
+                     const char *fmt, ...)
 {
+    va_list ap;
     lua_pushfstring(L, "exhook.shared.%s:%s: ", d->name, shared_op_name(code));
-    lua_pushfstring(L, fmt, detail);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
     lua_concat(L, 2);
     return lua_error(L);
 }
@@ -140,9 +145,10 @@ static void parse_key(lua_State *L, const struct shared_decl *d, struct shared_o
         arg_error(L, d, op->code, "key must be a string, got %s", luaL_typename(L, 2));
     op->key = lua_tolstring(L, 2, &op->key_len);
     if (op->key_len == 0)
-        arg_error(L, d, op->code, "key must not be empty%s", "");
+        arg_error(L, d, op->code, "key must not be empty");
     if (op->key_len > SHARED_KEY_MAX)
-        arg_error(L, d, op->code, "key too long (at most %s bytes)", "65535");
+        arg_error(L, d, op->code, "key too long (%I bytes, at most %d)", (lua_Integer)op->key_len,
+                  SHARED_KEY_MAX);
 }
 
 /* A number argument into `v`: an integer stays one. */
@@ -190,8 +196,8 @@ static void parse_value(lua_State *L, const struct shared_decl *d, struct shared
 }
 
 /* Seconds at `idx`, >= 0; nil or none is 0 unless `required`. */
-static double parse_ttl(lua_State *L, const struct shared_decl *d, enum shared_opcode code,
-                        int idx, const char *what, bool required)
+static double parse_ttl(lua_State *L, const struct shared_decl *d, enum shared_opcode code, int idx,
+                        const char *what, bool required)
 {
     if (!required && lua_isnoneornil(L, idx))
         return 0;
@@ -209,7 +215,7 @@ static size_t parse_max(lua_State *L, const struct shared_decl *d, enum shared_o
     if (lua_isnoneornil(L, 2))
         return dflt;
     if (!lua_isinteger(L, 2) || lua_tointeger(L, 2) < 0)
-        arg_error(L, d, code, "max must be an integer, 0 (all) or more%s", "");
+        arg_error(L, d, code, "max must be an integer, 0 (all) or more");
     return (size_t)lua_tointeger(L, 2);
 }
 
@@ -219,7 +225,7 @@ static void parse_incr(lua_State *L, const struct shared_decl *d, struct shared_
         arg_error(L, d, op->code, "delta must be a number, got %s", luaL_typename(L, 3));
     if (lua_isnoneornil(L, 4)) {
         if (!lua_isnoneornil(L, 5))
-            arg_error(L, d, op->code, "init_ttl needs init%s", "");
+            arg_error(L, d, op->code, "init_ttl needs init");
         return;
     }
     if (!to_number(L, 4, &op->init))
@@ -273,15 +279,22 @@ static int result_gc(lua_State *L)
 
 /* Runs `op` on the dictionary and pushes its return values. The local
  * store holds its lock only inside shared_dict_run, so nothing raised here
- * can leave it locked; the result sits in a userdata whose __gc frees it
- * should pushing the values raise (memory_limit). */
+ * can leave it locked. get and keys copy out of the dictionary into
+ * malloc'd memory: their result sits in a userdata whose __gc frees it
+ * should pushing the values raise (memory_limit); the other operations
+ * copy nothing and need none. */
 static int run(lua_State *L, const struct shared_decl *d, const struct shared_op *op)
 {
     if (d->url)
         return lua_shared_redis_run(L, d->name, d->url, op);
-    struct shared_result *r = lua_newuserdatauv(L, sizeof *r, 0);
-    shared_result_init(r);
-    luaL_setmetatable(L, RESULT_MT);
+    struct shared_result plain, *r = &plain;
+    if (op->code == SHARED_GET || op->code == SHARED_KEYS) {
+        r = lua_newuserdatauv(L, sizeof *r, 0);
+        shared_result_init(r);
+        luaL_setmetatable(L, RESULT_MT);
+    } else {
+        shared_result_init(r);
+    }
     shared_dict_run(d->local, op, r);
     int n = lua_shared_push_result(L, op, r);
     shared_result_free(r);

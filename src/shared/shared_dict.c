@@ -228,13 +228,14 @@ static void note_expiry(struct shared_dict *d, int64_t expires_ms)
 }
 
 /* Frees expired entries from the least recently used end, at most `max`
- * (0: all); returns how many. A whole pass also learns the next expiry. */
-static size_t reclaim_expired(struct shared_dict *d, int64_t now, size_t max)
+ * (0: all), stopping early once `enough` blocks are free (0: never);
+ * returns how many. A whole pass also learns the next expiry. */
+static size_t reclaim_expired(struct shared_dict *d, int64_t now, size_t max, size_t enough)
 {
     size_t freed = 0;
     int64_t next = INT64_MAX;
     uint32_t ref = d->lru_tail;
-    while (ref != ZONE_NONE && (max == 0 || freed < max)) {
+    while (ref != ZONE_NONE && (max == 0 || freed < max) && (enough == 0 || d->n_free < enough)) {
         struct zone_entry *e = entry(d, ref);
         uint32_t prev = e->lru_prev;
         if (expired(e, now)) {
@@ -253,14 +254,16 @@ static size_t reclaim_expired(struct shared_dict *d, int64_t now, size_t max)
 /* Makes `need` blocks free, counting those of `replaced` (the entry a write
  * will replace; ZONE_NONE for none) as free. Expired entries go first; then,
  * unless `safe`, the least recently used valid ones (setting *forcible). */
-static int make_room(struct shared_dict *d, size_t need, uint32_t replaced, bool safe,
-                     int64_t now, bool *forcible)
+static int make_room(struct shared_dict *d, size_t need, uint32_t replaced, bool safe, int64_t now,
+                     bool *forcible)
 {
     size_t own = 0;
     if (replaced != ZONE_NONE)
         own = blocks_for(entry(d, replaced)->key_len, entry(d, replaced)->value_len);
+    /* From the old end, where expired entries gather, only as far as it
+     * takes: a full zone with many ttls must not cost a whole pass per write. */
     if (d->n_free + own < need && d->next_expiry_ms <= now)
-        reclaim_expired(d, now, 0);
+        reclaim_expired(d, now, 0, need - own);
     while (d->n_free + own < need) {
         uint32_t victim = d->lru_tail;
         if (victim == replaced)
@@ -275,7 +278,8 @@ static int make_room(struct shared_dict *d, size_t need, uint32_t replaced, bool
 
 /* ---- operations ---------------------------------------------------------- */
 
-static void fail(struct shared_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct shared_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void fail(struct shared_result *r, const char *fmt, ...)
 {
@@ -514,7 +518,7 @@ static void op_flush_all(struct shared_dict *d, const struct shared_op *op, stru
 static void op_flush_expired(struct shared_dict *d, const struct shared_op *op,
                              struct shared_result *r)
 {
-    r->count = reclaim_expired(d, now_ms(), op->max);
+    r->count = reclaim_expired(d, now_ms(), op->max, 0);
 }
 
 static void op_capacity(struct shared_dict *d, const struct shared_op *op, struct shared_result *r)

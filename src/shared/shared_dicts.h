@@ -11,11 +11,10 @@
 #include <stddef.h>
 
 #include "config.h"
-
-struct shared_dict;
+#include "shared_dict.h"
 
 struct shared_decl {
-    char name[64];
+    char name[SHARED_NAME_MAX + 1];
     struct shared_dict *local; /* the local store, or NULL */
     char *url;                 /* the Redis backend's URL, or NULL */
 };
