@@ -74,6 +74,18 @@ static int test_config(const struct config *cfg, const char *path)
     return EXIT_OK;
 }
 
+/* The [shared] dictionaries, made before the fork: every child the master
+ * starts, a replacement too, shares them with what they hold. */
+static int open_shared(const struct config *cfg)
+{
+    char err[1024];
+    if (shared_dicts_open(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "exhookd: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* The watchdog found a stuck worker: the master starts a replacement. */
 static void report_stuck(void *ctx)
 {
@@ -194,11 +206,9 @@ int main(int argc, char **argv)
     int rc;
     if (check_scripts_folder(cfg.lua_path) != 0)
         rc = EXIT_CONFIG;
-    /* Before the fork: every child the master starts shares them. */
-    else if (shared_dicts_open(&cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "exhookd: %s\n", err);
+    else if (open_shared(&cfg) != 0)
         rc = EXIT_RUNTIME;
-    } else
+    else
         rc = test_only ? test_config(&cfg, path) : sup_run(&cfg, run, (void *)path);
     cfg_free(&cfg);
     return rc;

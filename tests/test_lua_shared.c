@@ -223,6 +223,10 @@ static void test_full_dictionary_evicts_least_recently_used(void **state)
           "assert(d:get('k4') == 'v')\n"
           /* replacing with a value of the same size needs no room */
           "assert(d:safe_set('k4', 'w') == true)\n"
+          /* a larger value without room: the old one stays */
+          "ok, err = d:safe_set('k4', string.rep('w', 200)); assert(ok == false and err == "
+          "'no memory')\n"
+          "assert(d:get('k4') == 'w')\n"
           /* incr creating a key may evict too */
           "local n, e2, f2 = d:incr('counter', 1, 0); assert(n == 1 and f2 == true)\n");
 }

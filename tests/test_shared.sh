@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Shared dictionaries outlive what replaces the Lua states and the server
 # process: a count kept in one goes on across a reload (SIGHUP) and across
-# the replacement of the server child by the master (here: the child
-# killed), on 2 workers; a [shared] change asks for a restart; exhookd -t
+# the replacements of the server child by the master (the child killed; a
+# worker stuck in a blocking C call), on 2 workers; a [shared] change asks for a restart; exhookd -t
 # checks scripts that use exhook.shared.
 # Usage: test_shared.sh <exhookd binary> <exhook-bench binary>
 set -u
@@ -20,6 +20,11 @@ function on_client_authenticate(ci)
   exhook.log("info", "logins", n, "worker", exhook.worker_id)
   return true
 end
+-- Stuck where nothing can interrupt it (sandbox off): the watchdog reports
+-- it and the master replaces the process.
+function on_client_connected(ci)
+  os.execute("exec sleep 20 </dev/null >/dev/null 2>&1")
+end
 LUA
 
 # logins N: N authenticate calls, each answered
@@ -29,7 +34,13 @@ logins() {
 }
 
 WORKERS=2
-start_exhookd shared "$WORK/s" count info "[shared]
+start_exhookd shared "$WORK/s" count info "[server]
+watchdog = 500ms
+shutdown_timeout = 1s
+[lua]
+call_timeout = 200ms
+sandbox = false
+[shared]
 d = 1MB"
 check "starts with a [shared] dictionary" $? "$(cat "$WORK/shared.log")"
 
@@ -53,11 +64,23 @@ done
 [ "$ok" -eq 0 ] && wait_log "$WORK/shared.log" "logins 12 worker"
 check "a replaced server process keeps the count" $? "$(tail -5 "$WORK/shared.log")"
 
+timeout 60 "$BENCH" -t "127.0.0.1:$PORT" -r connected -c 1 -m 1 -n 1 -w 0 -q --check none \
+    >/dev/null 2>&1 &
+STUCK_PID=$!
+# The replacement serves once the master stops the process it replaced.
+wait_log "$WORK/shared.log" "has a stuck worker: starting a replacement" 20 &&
+    wait_log "$WORK/shared.log" "stopping child [0-9]*, replaced" 20
+ok=$?
+wait "$STUCK_PID"
+[ "$ok" -eq 0 ] && logins 1 && wait_log "$WORK/shared.log" "logins 13 worker"
+check "the replacement of a process with a stuck worker keeps the count" $? \
+    "$(tail -8 "$WORK/shared.log")"
+
 sed -i 's/^d = 1MB/d = 2MB/' "$WORK/shared.ini"
 kill -HUP "$SERVER_PID"
 wait_log "$WORK/shared.log" "and \[shared\] take effect after a restart"
 check "a [shared] change asks for a restart" $? "$(tail -3 "$WORK/shared.log")"
-logins 1 && wait_log "$WORK/shared.log" "logins 13 worker"
+logins 1 && wait_log "$WORK/shared.log" "logins 14 worker"
 check "and the running dictionary goes on" $? "$(tail -3 "$WORK/shared.log")"
 
 run_cmd "$BIN" -t -c "$WORK/shared.ini"

@@ -33,15 +33,22 @@ static struct shared_op key_op(enum shared_opcode code, const char *key)
     return (struct shared_op){.code = code, .key = key, .key_len = strlen(key)};
 }
 
-static enum shared_status set_str(struct shared_dict *d, const char *key, const char *value)
+static enum shared_status set_str_ttl(struct shared_dict *d, const char *key, const char *value,
+                                      double ttl)
 {
     struct shared_op op = key_op(SHARED_SET, key);
+    op.ttl = ttl;
     op.value = (struct shared_value){.type = SHARED_STRING, .str = value, .len = strlen(value)};
     struct shared_result r;
     shared_result_init(&r);
     shared_dict_run(d, &op, &r);
     shared_result_free(&r);
     return r.status;
+}
+
+static enum shared_status set_str(struct shared_dict *d, const char *key, const char *value)
+{
+    return set_str_ttl(d, key, value, 0);
 }
 
 /* The string value of `key` into `buf` ("" when absent). */
@@ -181,9 +188,10 @@ static void test_holder_dead_while_reading_keeps_contents(void **state)
     fx_free(&fx);
 }
 
-/* Random writes of random sizes in a small zone, against a model of what
- * each key last held: a key reads back as that value or, evicted, as
- * nothing; emptied, the zone has all its blocks back. */
+/* Random writes of random sizes in a small zone, a quarter of them with a
+ * ttl of a few ms, deletes and partial flush_expired, against a model of
+ * what each key last held: a key reads back as that value or, evicted or
+ * expired, as nothing; emptied, the zone has all its blocks back. */
 static void test_random_operations_keep_the_index_consistent(void **state)
 {
     (void)state;
@@ -202,9 +210,16 @@ static void test_random_operations_keep_the_index_consistent(void **state)
             for (size_t j = 0; j < len; j++)
                 value[j] = (char)('a' + (i + j) % 26);
             value[len] = '\0';
-            assert_int_equal(set_str(d, key, value), SHARED_OK);
+            double ttl = rand() % 4 == 0 ? 0.001 * (1 + rand() % 5) : 0;
+            assert_int_equal(set_str_ttl(d, key, value, ttl), SHARED_OK);
             memcpy(model[k], value, len + 1);
-        } else if (action < 6) {
+        } else if (action == 5) {
+            struct shared_op op = {.code = SHARED_FLUSH_EXPIRED, .max = 3};
+            struct shared_result r;
+            shared_result_init(&r);
+            shared_dict_run(d, &op, &r);
+            assert_true(r.count <= 3);
+        } else if (action == 6) {
             struct shared_op op = key_op(SHARED_DELETE, key);
             struct shared_result r;
             shared_result_init(&r);

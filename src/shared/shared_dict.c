@@ -556,11 +556,9 @@ static op_fn *const ops[SHARED_OPCODE_COUNT] = {
 
 /* ---- the lock ------------------------------------------------------------ */
 
-/* Empties the index: what a holder that died mid-change left cannot be
- * trusted. */
-static void reset(struct shared_dict *d)
+/* An empty dictionary, over buckets that are all zero. */
+static void init_empty(struct shared_dict *d)
 {
-    memset(buckets(d), 0, (size_t)d->n_buckets * sizeof(uint32_t));
     d->bump = 0;
     d->free_head = ZONE_NONE;
     d->n_free = d->n_blocks;
@@ -578,7 +576,9 @@ static int lock(struct shared_dict *d, struct shared_result *r)
             log_warn("shared dictionary '%s': a process died while changing it; its contents "
                      "were flushed",
                      d->name);
-            reset(d);
+            /* What it left cannot be trusted: empty it all. */
+            memset(buckets(d), 0, (size_t)d->n_buckets * sizeof(uint32_t));
+            init_empty(d);
         } else {
             log_warn("shared dictionary '%s': a process died holding its lock while reading; "
                      "contents kept",
@@ -662,7 +662,9 @@ struct shared_dict *shared_dict_create(const char *name, size_t size, char *err,
         d->seed = (uint32_t)now_ms() ^ (uint32_t)(uintptr_t)p;
     snprintf(d->name, sizeof d->name, "%s", name);
     lay_out(d, size);
-    reset(d);
+    /* A fresh mapping is zero: its buckets are empty without a write, and
+     * its pages stay untouched until entries use them. */
+    init_empty(d);
     return d;
 }
 
