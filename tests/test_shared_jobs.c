@@ -30,6 +30,7 @@ static const struct backend {
     const char *ini;
 } backends[] = {
     {"local", "[shared]\nlimits = 1MB\n"},
+    {"redis", "[shared]\nlimits = redis://127.0.0.1:%d/0\n"},
 };
 
 #define THREADS 8
@@ -39,6 +40,10 @@ static const struct backend {
 #define PATH_PUBLISH "/emqx.exhook.v3.HookProvider/OnMessagePublish"
 
 static const struct backend *backend;
+/* The dictionaries are the process's, declared by the first server: one
+ * redis-server serves every test of a Redis row. */
+static struct redis_server redis;
+static bool has_redis;
 
 /* clock.lua is loaded first: every os.time() is remembered in the state's
  * (shared) os table, so that stamp.lua, after the limiter, tells which
@@ -55,8 +60,6 @@ static const struct backend *backend;
 
 struct world {
     struct fixture fx;
-    struct redis_server redis;
-    bool has_redis;
     struct server *srv;
     char target[64];
     struct rpc_client *clients[THREADS];
@@ -83,13 +86,7 @@ static int setup(void **state)
     fx_write(&w->fx, "clock.lua", CLOCK_LUA);
     fx_write(&w->fx, "stamp.lua", STAMP_LUA);
     char ini[512], shared[256];
-    int port = 0;
-    if (strstr(backend->ini, "%d")) {
-        redis_server_start(&w->redis, NULL);
-        w->has_redis = true;
-        port = w->redis.port;
-    }
-    snprintf(shared, sizeof shared, backend->ini, port);
+    snprintf(shared, sizeof shared, backend->ini, has_redis ? redis.port : 0);
     snprintf(ini, sizeof ini, "[server]\nworkers = %d\n%s", WORKERS, shared);
     fx_configure(&w->fx, "clock, shared_limits, stamp", ini);
     w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
@@ -109,10 +106,26 @@ static int teardown(void **state)
     for (int i = 0; i < THREADS; i++)
         rpc_client_close(w->clients[i]);
     srv_destroy(w->srv);
-    if (w->has_redis)
-        redis_server_stop(&w->redis);
     fx_free(&w->fx);
     free(w);
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (strstr(backend->ini, "%d")) {
+        redis_server_start(&redis, NULL);
+        has_redis = true;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (has_redis)
+        redis_server_stop(&redis);
     return 0;
 }
 
@@ -362,5 +375,5 @@ int main(int argc, char **argv)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_ten_publishes_per_second_per_client, setup, teardown),
     };
-    return cmocka_run_group_tests_name(backend->name, tests, NULL, NULL);
+    return cmocka_run_group_tests_name(backend->name, tests, group_setup, group_teardown);
 }

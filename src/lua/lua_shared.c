@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
+#include "lua_shared_redis.h"
 #include "shared_dict.h"
 #include "shared_dicts.h"
 
@@ -276,14 +277,6 @@ static int result_gc(lua_State *L)
     return 0;
 }
 
-/* The one place a Redis-backed dictionary is served. */
-static int run_redis(lua_State *L, const struct shared_decl *d, const struct shared_op *op)
-{
-    (void)op;
-    return luaL_error(L, "exhook.shared.%s: the Redis backend is not available in this build",
-                      d->name);
-}
-
 /* Runs `op` on the dictionary and pushes its return values. The local
  * store holds its lock only inside shared_dict_run, so nothing raised here
  * can leave it locked. get and keys copy out of the dictionary into
@@ -293,7 +286,7 @@ static int run_redis(lua_State *L, const struct shared_decl *d, const struct sha
 static int run(lua_State *L, const struct shared_decl *d, const struct shared_op *op)
 {
     if (d->url)
-        return run_redis(L, d, op);
+        return lua_shared_redis_run(L, d->name, d->url, op);
     struct shared_result plain, *r = &plain;
     if (op->code == SHARED_GET || op->code == SHARED_KEYS) {
         r = lua_newuserdatauv(L, sizeof *r, 0);
