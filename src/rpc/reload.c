@@ -78,7 +78,7 @@ static void warn_restart_settings(const struct config *running, const struct con
                  "after a restart");
 }
 
-/* Takes the [lua] and [topics] settings of `fresh` into `running`, and
+/* Takes the [lua], [topics] and [webhook] settings of `fresh` into `running`, and
  * leaves the old ones in `fresh` to be freed. */
 static void take_script_settings(struct config *running, struct config *fresh)
 {
@@ -96,6 +96,7 @@ static void take_script_settings(struct config *running, struct config *fresh)
     SWAP(sandbox);
     for (int h = 0; h < HOOK_COUNT; h++)
         SWAP(topics[h]);
+    SWAP(webhook);
 #undef SWAP
 }
 

@@ -24,7 +24,7 @@ struct reload {
     pthread_mutex_t lock;  /* serialises reloads, guards `cfg` */
     char *config_path;     /* re-read on reload; NULL = keep the config */
     /* The running configuration: [server], [tls] and [log] as started,
-     * [lua] and [topics] from the last successful reload. */
+     * [lua], [topics] and [webhook] from the last successful reload. */
     struct config cfg;
     uint64_t generation;   /* number of successful reloads */
 };

@@ -28,6 +28,7 @@
 #include "tls.h"
 #include "trim.h"
 #include "watchdog.h"
+#include "webhook.h"
 
 /* Requests kept posted per method and worker: enough that a burst of calls
  * for one rpc rarely waits for a worker to re-post. */
@@ -336,6 +337,8 @@ int srv_start(struct server *s, char *err, size_t errlen)
         return -1;
     }
     const struct config *cfg = &s->reload.cfg;
+    if (cfg->webhook.url && !(s->webhook = webhook_start(&cfg->webhook, s->mx.registry, err, errlen)))
+        return -1;
     if (cfg->metrics.listen &&
         !(s->metrics_http =
               mxhttp_start(cfg->metrics.listen, cfg->reuse_port, render_metrics, s, err, errlen)))
@@ -401,6 +404,9 @@ int srv_destroy(struct server *s)
         grpc_completion_queue_shutdown(done);
         grpc_completion_queue_destroy(done);
     }
+    /* The calls are answered: what they queued for the webhook goes out
+     * within the same grace, also when a stuck worker ends the stop below. */
+    webhook_stop(s->webhook, grace_end > script_now_ns() ? grace_end : script_now_ns());
     if (s->reloader_started) {
         pthread_mutex_lock(&s->reload_lock);
         s->reload_quit = true;
@@ -454,6 +460,7 @@ int srv_destroy(struct server *s)
         srv_log_stats(s);
     if (s->workers)
         close_workers(s);
+    webhook_free(s->webhook);
     wd_destroy(s->watchdog);
     srvm_free(s);
     reload_destroy(&s->reload);
@@ -470,6 +477,13 @@ static void publish_engines(void *ctx, struct script_engine **engines, int count
         reload_engine_free(atomic_exchange(&s->workers[i].pending_engine, engines[i]));
         worker_new_engine(&s->workers[i]);
     }
+    /* Under the reload's lock, which guards the running configuration. */
+    const struct cfg_webhook *wc = &s->reload.cfg.webhook;
+    if (s->webhook)
+        webhook_reconfigure(s->webhook, wc);
+    if (!s->webhook != !wc->url)
+        log_warn("reload: turning the webhook ([webhook] url) on or off takes effect after a "
+                 "restart");
 }
 
 int srv_reload(struct server *s)
