@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The tests' own HTTP server: well-behaved and faulty answers by path.
 
-    httpd.py PORT_FILE [--tls DIR]
+    httpd.py PORT_FILE [--tls DIR] [--port N]
 
-Listens on a free loopback port and writes the port number to PORT_FILE
+Listens on a free loopback port (port N with --port: the same server
+back after a stop) and writes the port number to PORT_FILE
 once it accepts connections. With --tls it makes a CA and a server
 certificate for 127.0.0.1 and localhost in DIR (DIR/ca.pem is the CA for
 clients) with the openssl command, and speaks HTTPS. Each connection is
@@ -22,6 +23,17 @@ Paths (GET, POST, any method):
   /close             200 "bye", Connection: close
   /stats             JSON {connections (accepted so far), requests,
                      hanging (/hang requests whose client is still there)}
+
+A receiver of the WebHook's POSTs, recording them in order of arrival:
+  /hook              records the request, then answers as /control said
+                     (default: 200 at once)
+  /control           the body is JSON {"status": N, "delay_ms": MS}: how
+                     /hook answers from now on
+  /recorded          one line per /hook request so far, in order:
+                     "<clientid> <payload>" taken from its JSON body
+                     (clientid, else from_client_id; "-" when absent)
+  /recorded/raw/N    the body of the Nth /hook request (from 0), as sent
+  /recorded/header/N/NAME  the value of header NAME of the Nth request
 """
 
 import json
@@ -46,6 +58,8 @@ class Server(ThreadingHTTPServer):
         self.connections = 0
         self.hanging = 0
         self.requests = 0
+        self.recorded = []  # (headers, body) of each /hook request
+        self.hook_mode = {"status": 200, "delay_ms": 0}
 
     def handle_error(self, request, client_address):
         pass  # clients that refuse the certificate or go away are expected here
@@ -169,6 +183,38 @@ class Handler(BaseHTTPRequestHandler):
                    [("Content-Type", "application/json")])
 
 
+    def do_hook(self, args, body):
+        with self.server.lock:
+            self.server.recorded.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            mode = dict(self.server.hook_mode)
+        time.sleep(mode["delay_ms"] / 1000)
+        self.reply(mode["status"], "hook " + str(mode["status"]))
+
+    def do_control(self, args, body):
+        with self.server.lock:
+            self.server.hook_mode.update(json.loads(body))
+        self.reply(200, "ok")
+
+    def do_recorded(self, args, body):
+        with self.server.lock:
+            recorded = list(self.server.recorded)
+        if args and args[0] == "raw":
+            self.reply(200, recorded[int(args[1])][1])
+            return
+        if args and args[0] == "header":
+            self.reply(200, recorded[int(args[1])][0].get(args[2].lower(), ""))
+            return
+        lines = []
+        for _, raw in recorded:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                event = {}
+            who = event.get("clientid") or event.get("from_client_id") or "-"
+            lines.append("%s %s\n" % (who, event.get("payload", "-")))
+        self.reply(200, "".join(lines))
+
+
 def make_certs(d):
     def openssl(*args):
         subprocess.run(["openssl", *args], cwd=d, check=True, stdin=subprocess.DEVNULL,
@@ -195,12 +241,14 @@ def exit_with_parent():
 def main():
     threading.Thread(target=exit_with_parent, daemon=True).start()
     port_file = sys.argv[1]
-    srv = Server(("127.0.0.1", 0), Handler)
-    if len(sys.argv) == 4 and sys.argv[2] == "--tls":
-        make_certs(sys.argv[3])
+    opts = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+    srv = Server(("127.0.0.1", int(opts.get("--port", 0))), Handler)
+    if "--tls" in opts:
+        tls_dir = opts["--tls"]
+        make_certs(tls_dir)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(sys.argv[3], "server.pem"),
-                            os.path.join(sys.argv[3], "server.key"))
+        ctx.load_cert_chain(os.path.join(tls_dir, "server.pem"),
+                            os.path.join(tls_dir, "server.key"))
         # The handshake happens in each connection's thread, on its first read.
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
                                      do_handshake_on_connect=False)

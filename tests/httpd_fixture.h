@@ -17,6 +17,9 @@ struct httpd {
  * `tls`, certificates made there). Fails the test if it does not start. */
 void httpd_start(struct httpd *h, const char *dir, const char *name, bool tls);
 void httpd_stop(struct httpd *h);
+/* Starts it again on the port it had (plain HTTP), after httpd_stop, or
+ * for the first time on h->port (e.g. httpd_closed_port()). */
+void httpd_restart(struct httpd *h, const char *dir, const char *name);
 
 /* nginx from the system, speaking HTTP/2 over TLS with the certificate
  * of `tls` (an httpd started with tls), answering "h2 ok" on every path;
