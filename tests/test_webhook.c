@@ -16,12 +16,12 @@
 
 #include "exhook.pb-c.h"
 #include "fixtures.h"
-#include "http.h"
 #include "httpd_fixture.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
 #include "webhook.h"
+#include "webhook_rx.h"
 
 struct world {
     struct fixture fx;
@@ -111,67 +111,6 @@ static void offer(struct world *w, const char *from, const char *payload)
     webhook_offer(w->wh, 0, HOOK_MESSAGE_PUBLISH, 3, buf, len, webhook_now_ms());
 }
 
-/* One request to the receiver's control paths, on a loop of our own. */
-struct got {
-    bool done;
-    struct http_response *res;
-};
-
-static void got_it(void *ctx, struct http_response *res)
-{
-    struct got *g = ctx;
-    g->done = true;
-    g->res = res;
-}
-
-static char *rx_request(struct world *w, const char *method, const char *path, const char *body)
-{
-    char err[256], url[160];
-    struct net *n = net_open(1, err, sizeof err);
-    assert_non_null(n);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", w->rx.port, path);
-    struct http_request spec = {.method = method, .url = url, .body = body,
-                                .body_len = body ? strlen(body) : 0, .timeout_ms = 10000};
-    struct got g = {0};
-    assert_non_null(http_start(n->http, &spec, got_it, &g, err, sizeof err));
-    while (!g.done)
-        loop_run_once(n->loop, -1);
-    assert_int_equal(g.res->err, HTTP_OK);
-    char *text = strndup(g.res->body ? g.res->body : "", g.res->body_len);
-    http_response_free(g.res);
-    net_close(n);
-    return text;
-}
-
-static void rx_mode(struct world *w, int status, int delay_ms)
-{
-    char body[64];
-    snprintf(body, sizeof body, "{\"status\": %d, \"delay_ms\": %d}", status, delay_ms);
-    free(rx_request(w, "POST", "/control", body));
-}
-
-static size_t count_lines(const char *text)
-{
-    size_t n = 0;
-    for (; *text; text++)
-        n += *text == '\n';
-    return n;
-}
-
-/* The recorded lines once there are `n` (at most `seconds` of waiting). */
-static char *wait_recorded(struct world *w, size_t n, int seconds)
-{
-    for (int i = 0; i < seconds * 20; i++) {
-        char *text = rx_request(w, "GET", "/recorded", NULL);
-        if (count_lines(text) >= n)
-            return text;
-        free(text);
-        usleep(50000);
-    }
-    fail_msg("fewer than %zu POSTs arrived within %d s", n, seconds);
-    return NULL;
-}
-
 /* The value of series `name` (with its labels) in the registry, 0 if absent. */
 static long long metric(struct world *w, const char *name)
 {
@@ -242,7 +181,7 @@ static void test_order_across_an_outage(void **state)
             offer(w, clients[c], payload);
         }
     }
-    char *text = wait_recorded(w, 15, 30);
+    char *text = rx_wait_recorded(w->rx.port, 15, 30);
     check_order(text, clients, 3, 0, count);
     free(text);
     wait_empty(w, 10);
@@ -260,7 +199,7 @@ static void test_order_across_an_outage(void **state)
     assert_int_equal(events, 45);
     assert_true(metric(w, "exhookd_webhook_retried_total") > 0);
     receiver_up(w);
-    text = wait_recorded(w, 45, 30);
+    text = rx_wait_recorded(w->rx.port, 45, 30);
     check_order(text, clients, 3, 5, count);
     free(text);
     for (int c = 0; c < 3; c++)
@@ -286,13 +225,13 @@ static void test_queue_full_drops_the_excess(void **state)
     assert_int_equal(metric(w, "exhookd_webhook_dropped_total{reason=\"queue_full\"}"), 5);
     assert_int_equal(metric(w, "exhookd_webhook_queue_events"), 10);
     receiver_up(w);
-    char *text = wait_recorded(w, 10, 30);
+    char *text = rx_wait_recorded(w->rx.port, 10, 30);
     wait_empty(w, 10);
     usleep(200000);
     free(text);
-    text = rx_request(w, "GET", "/recorded", NULL);
+    text = rx_request(w->rx.port, "GET", "/recorded", NULL);
     /* Nothing more came than what the queue held: the first ten. */
-    assert_int_equal(count_lines(text), 10);
+    assert_int_equal(rx_count_lines(text), 10);
     assert_non_null(strstr(text, "even 0\n"));
     assert_non_null(strstr(text, "odd 9\n"));
     assert_null(strstr(text, " 10\n"));
@@ -327,14 +266,14 @@ static void test_4xx_is_not_retried(void **state)
 {
     struct world *w = *state;
     receiver_up(w);
-    rx_mode(w, 404, 0);
+    rx_mode(w->rx.port, 404, 0);
     start(w);
     offer(w, "c1", "once");
     wait_metric(w, "exhookd_webhook_dropped_total{reason=\"rejected\"}", 1, 10);
     wait_empty(w, 5);
     /* Retries, had there been any, would have come 50 ms apart. */
     usleep(400000);
-    char *text = rx_request(w, "GET", "/recorded", NULL);
+    char *text = rx_request(w->rx.port, "GET", "/recorded", NULL);
     assert_string_equal(text, "c1 once\n");
     free(text);
     assert_int_equal(metric(w, "exhookd_webhook_retried_total"), 0);
@@ -350,13 +289,13 @@ static void test_5xx_is_retried_max_retries_times(void **state)
     w->wc.retry_interval_ms = 20;
     w->wc.max_retry_interval_ms = 80;
     receiver_up(w);
-    rx_mode(w, 503, 0);
+    rx_mode(w->rx.port, 503, 0);
     start(w);
     offer(w, "c1", "first");
     wait_metric(w, "exhookd_webhook_dropped_total{reason=\"retries_exhausted\"}", 1, 10);
-    rx_mode(w, 200, 0);
+    rx_mode(w->rx.port, 200, 0);
     offer(w, "c1", "second");
-    char *text = wait_recorded(w, 5, 10);
+    char *text = rx_wait_recorded(w->rx.port, 5, 10);
     assert_string_equal(text, "c1 first\nc1 first\nc1 first\nc1 first\nc1 second\n");
     free(text);
     /* Recorded as it arrives, counted once answered. */
@@ -373,7 +312,7 @@ static void test_timeout_is_retried(void **state)
     w->wc.max_retries = 1;
     w->wc.retry_interval_ms = 20;
     receiver_up(w);
-    rx_mode(w, 200, 1000);
+    rx_mode(w->rx.port, 200, 1000);
     start(w);
     offer(w, "c1", "slow");
     wait_metric(w, "exhookd_webhook_dropped_total{reason=\"retries_exhausted\"}", 1, 10);
@@ -387,13 +326,13 @@ static void test_stop_flushes_the_queue(void **state)
     struct world *w = *state;
     w->wc.pool_size = 1;
     receiver_up(w);
-    rx_mode(w, 200, 100);
+    rx_mode(w->rx.port, 200, 100);
     start(w);
     for (int i = 0; i < 5; i++)
         offer(w, "c1", "flushed");
     webhook_stop(w->wh, loop_now_ns() + INT64_C(20) * 1000000000);
-    char *text = rx_request(w, "GET", "/recorded", NULL);
-    assert_int_equal(count_lines(text), 5);
+    char *text = rx_request(w->rx.port, "GET", "/recorded", NULL);
+    assert_int_equal(rx_count_lines(text), 5);
     free(text);
     assert_int_equal(metric(w, "exhookd_webhook_sent_total"), 5);
     /* After the stop, offers are counted and dropped. */
@@ -431,17 +370,17 @@ static void test_reconfigure_takes_new_headers(void **state)
     receiver_up(w);
     start(w);
     offer(w, "c1", "before");
-    free(wait_recorded(w, 1, 10));
+    free(rx_wait_recorded(w->rx.port, 1, 10));
     struct cfg_webhook_header h = {"X-Tenant", "blue"};
     struct cfg_webhook next = w->wc;
     next.headers = &h;
     next.n_headers = 1;
     webhook_reconfigure(w->wh, &next);
     offer(w, "c1", "after");
-    free(wait_recorded(w, 2, 10));
-    char *v0 = rx_request(w, "GET", "/recorded/header/0/x-tenant", NULL);
-    char *v1 = rx_request(w, "GET", "/recorded/header/1/x-tenant", NULL);
-    char *ct = rx_request(w, "GET", "/recorded/header/1/content-type", NULL);
+    free(rx_wait_recorded(w->rx.port, 2, 10));
+    char *v0 = rx_request(w->rx.port, "GET", "/recorded/header/0/x-tenant", NULL);
+    char *v1 = rx_request(w->rx.port, "GET", "/recorded/header/1/x-tenant", NULL);
+    char *ct = rx_request(w->rx.port, "GET", "/recorded/header/1/content-type", NULL);
     assert_string_equal(v0, "");
     assert_string_equal(v1, "blue");
     assert_string_equal(ct, "application/json");

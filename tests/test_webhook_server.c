@@ -1,0 +1,208 @@
+/* The WebHook inside the server, over real gRPC: OnProviderLoaded lists
+ * the union of the scripts' and the rules' hooks, a hook only the webhook
+ * wants is answered without any script, and a receiver that takes 1 s per
+ * POST does not slow the broker's calls. */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exhook.pb-c.h"
+#include "fixtures.h"
+#include "httpd_fixture.h"
+#include "log.h"
+#include "rpc_client.h"
+#include "script.h"
+#include "server.h"
+#include "webhook_rx.h"
+
+#define PATH_V3(rpc) "/emqx.exhook.v3.HookProvider/" rpc
+
+struct world {
+    struct fixture fx;
+    struct httpd rx;
+    struct server *srv;
+    struct rpc_client *client;
+    char target[64];
+};
+
+/* The scripts handle message.publish on a/# only; the rules forward
+ * client.connected, and message.publish on b/+. */
+static int setup(void **state)
+{
+    struct world *w = calloc(1, sizeof *w);
+    fx_init(&w->fx);
+    fx_write(&w->fx, "m.lua",
+             "local M = {}\n"
+             "M.topics = { [\"message.publish\"] = { \"a/#\" } }\n"
+             "function M.on_message_publish(message) return nil end\n"
+             "return M\n");
+    fx_configure(&w->fx, "m", "[server]\nworkers = 2\n[log]\nlevel = error\n");
+    httpd_start(&w->rx, w->fx.dir, "rx", false);
+    struct cfg_webhook *wc = &w->fx.cfg.webhook;
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", w->rx.port);
+    free(wc->url);
+    wc->url = strdup(url);
+    wc->pool_size = 8;
+    wc->request_timeout_ms = 5000;
+    wc->queue_events = 1000;
+    wc->queue_bytes = 1 << 20;
+    wc->max_retries = 3;
+    wc->retry_interval_ms = 100;
+    wc->max_retry_interval_ms = 1000;
+    free(wc->rules);
+    wc->rules = calloc(2, sizeof *wc->rules);
+    wc->rules[0] = (struct cfg_webhook_rule){HOOK_CLIENT_CONNECTED, strdup("client_connected"),
+                                             NULL};
+    wc->rules[1] =
+        (struct cfg_webhook_rule){HOOK_MESSAGE_PUBLISH, strdup("message_publish"), strdup("b/+")};
+    wc->n_rules = 2;
+    log_set_level(LOG_ERROR);
+    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
+    w->client = rpc_client_open(w->target);
+    *state = w;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct world *w = *state;
+    rpc_client_close(w->client);
+    srv_destroy(w->srv);
+    httpd_stop(&w->rx);
+    fx_free(&w->fx);
+    free(w);
+    return 0;
+}
+
+static Emqx__Exhook__V3__RequestMeta meta = {
+    PROTOBUF_C_MESSAGE_INIT(&emqx__exhook__v3__request_meta__descriptor), "emqx@127.0.0.1",
+    "5.8.0", "EMQX", "emqxcl"};
+
+/* message.publish from `from` on `topic`: its status and how long the
+ * call took, in ms. */
+static double publish(struct world *w, const char *from, const char *topic, const char *payload,
+                      Emqx__Exhook__V3__ValuedResponse__ResponsedType *type)
+{
+    Emqx__Exhook__V3__Message msg = EMQX__EXHOOK__V3__MESSAGE__INIT;
+    msg.node = "emqx@127.0.0.1";
+    msg.id = "0005F8F0A1B2C3D4";
+    msg.qos = 1;
+    msg.from = (char *)from;
+    msg.topic = (char *)topic;
+    msg.payload = (ProtobufCBinaryData){strlen(payload), (uint8_t *)payload};
+    msg.timestamp = 1764756000000;
+    Emqx__Exhook__V3__MessagePublishRequest req = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
+    req.message = &msg;
+    req.meta = &meta;
+    struct rpc_result r;
+    int64_t t0 = script_now_ns();
+    assert_int_equal(rpc_call(w->client, PATH_V3("OnMessagePublish"), &req.base, &r), 0);
+    double ms = (double)(script_now_ns() - t0) / 1e6;
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    Emqx__Exhook__V3__ValuedResponse *v =
+        emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
+    assert_non_null(v);
+    *type = v->type;
+    emqx__exhook__v3__valued_response__free_unpacked(v, NULL);
+    rpc_result_free(&r);
+    return ms;
+}
+
+static void test_loaded_lists_scripts_and_rules(void **state)
+{
+    struct world *w = *state;
+    Emqx__Exhook__V3__BrokerInfo broker = EMQX__EXHOOK__V3__BROKER_INFO__INIT;
+    broker.version = "5.8.0";
+    Emqx__Exhook__V3__ProviderLoadedRequest req = EMQX__EXHOOK__V3__PROVIDER_LOADED_REQUEST__INIT;
+    req.broker = &broker;
+    struct rpc_result r;
+    assert_int_equal(rpc_call(w->client, PATH_V3("OnProviderLoaded"), &req.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    Emqx__Exhook__V3__LoadedResponse *lr =
+        emqx__exhook__v3__loaded_response__unpack(NULL, r.reply_len, r.reply);
+    assert_non_null(lr);
+    assert_int_equal(lr->n_hooks, 2);
+    assert_string_equal(lr->hooks[0]->name, "client.connected");
+    assert_int_equal(lr->hooks[0]->n_topics, 0);
+    assert_string_equal(lr->hooks[1]->name, "message.publish");
+    assert_int_equal(lr->hooks[1]->n_topics, 2);
+    assert_string_equal(lr->hooks[1]->topics[0], "b/+");
+    assert_string_equal(lr->hooks[1]->topics[1], "a/#");
+    emqx__exhook__v3__loaded_response__free_unpacked(lr, NULL);
+    rpc_result_free(&r);
+}
+
+/* client.connected: no script handles it, the webhook forwards it. */
+static void test_webhook_only_hook_runs_no_script(void **state)
+{
+    struct world *w = *state;
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.node = "emqx@127.0.0.1";
+    ci.clientid = "only-webhook";
+    ci.username = "u";
+    Emqx__Exhook__V3__ClientConnectedRequest req = EMQX__EXHOOK__V3__CLIENT_CONNECTED_REQUEST__INIT;
+    req.clientinfo = &ci;
+    req.meta = &meta;
+    struct rpc_result r;
+    assert_int_equal(rpc_call(w->client, PATH_V3("OnClientConnected"), &req.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    assert_int_equal(r.reply_len, 0); /* EmptySuccess */
+    rpc_result_free(&r);
+    char *text = rx_wait_recorded(w->rx.port, 1, 10);
+    assert_string_equal(text, "only-webhook -\n");
+    free(text);
+    /* Not a stale registration: the webhook handles it. */
+    size_t len;
+    char *metrics = srv_metrics_text(w->srv, &len);
+    assert_null(strstr(metrics, "exhookd_unhandled_calls_total{"));
+    free(metrics);
+}
+
+/* A receiver that takes 1 s per POST: the calls are answered at once,
+ * and every event arrives later. */
+static void test_slow_receiver_does_not_slow_the_calls(void **state)
+{
+    struct world *w = *state;
+    rx_mode(w->rx.port, 200, 1000);
+    double worst = 0;
+    for (int i = 0; i < 16; i++) {
+        char from[16], payload[16];
+        snprintf(from, sizeof from, "c%d", i % 8);
+        snprintf(payload, sizeof payload, "%d", i);
+        Emqx__Exhook__V3__ValuedResponse__ResponsedType type;
+        /* b/1: only the webhook; a/1: only the script. */
+        double ms = publish(w, from, i % 2 ? "a/1" : "b/1", payload, &type);
+        assert_int_equal(type, EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE);
+        worst = ms > worst ? ms : worst;
+    }
+    /* Generous: a call takes well under a millisecond here. */
+    assert_true(worst < 300);
+    /* The even ones, on b/1: 8 POSTs of 1 s, 8 at once. */
+    char *text = rx_wait_recorded(w->rx.port, 8, 30);
+    assert_int_equal(rx_count_lines(text), 8);
+    for (int i = 0; i < 16; i += 2) {
+        char line[32];
+        snprintf(line, sizeof line, "c%d %d\n", i % 8, i);
+        assert_non_null(strstr(text, line));
+    }
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_loaded_lists_scripts_and_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_only_hook_runs_no_script, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_receiver_does_not_slow_the_calls, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
