@@ -8,7 +8,7 @@ set -eu
 PACKAGES="gcc make cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 liblua5.4-dev libinih-dev libcmocka-dev libssl-dev libsystemd-dev openssl python3
 libmicrohttpd-dev prometheus clang-14 libclang-rt-14-dev llvm-14 systemd dpkg-dev
-libcurl4-openssl-dev libhiredis-dev libcrypt-dev lua-cjson redis-server nginx $*"
+libcurl4-openssl-dev libhiredis-dev libcrypt-dev lua-cjson redis-server nginx libjansson-dev $*"
 
 missing=""
 for p in $PACKAGES; do

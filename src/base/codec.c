@@ -134,3 +134,110 @@ int codec_base64_decode(const char *in, size_t n, unsigned char *out, size_t *ou
     *out_len = o;
     return 0;
 }
+
+/* ---- base62 ----------------------------------------------------------- */
+
+/* How many characters a 6-bit value takes in base62. */
+static size_t b62_width(unsigned v)
+{
+    return v < 61 ? 1 : 2;
+}
+
+static char *b62_put(char *out, unsigned v)
+{
+    if (v < 26) {
+        *out++ = (char)('A' + v);
+    } else if (v < 52) {
+        *out++ = (char)('a' + v - 26);
+    } else if (v < 61) {
+        *out++ = (char)('0' + v - 52);
+    } else {
+        *out++ = '9';
+        *out++ = (char)('A' + v - 61);
+    }
+    return out;
+}
+
+/* The values the bytes at `in` (1 to 3 of them) give: 4 for 3 bytes, 3
+ * (the last of 4 bits) for 2, 2 (the last of 2 bits) for 1. */
+static size_t b62_group(const unsigned char *in, size_t n, unsigned v[4])
+{
+    if (n >= 3) {
+        v[0] = in[0] >> 2;
+        v[1] = ((in[0] & 0x03u) << 4) | (in[1] >> 4);
+        v[2] = ((in[1] & 0x0fu) << 2) | (in[2] >> 6);
+        v[3] = in[2] & 0x3fu;
+        return 4;
+    }
+    v[0] = in[0] >> 2;
+    if (n == 2) {
+        v[1] = ((in[0] & 0x03u) << 4) | (in[1] >> 4);
+        v[2] = in[1] & 0x0fu;
+        return 3;
+    }
+    v[1] = in[0] & 0x03u;
+    return 2;
+}
+
+size_t codec_base62_len(const unsigned char *in, size_t n)
+{
+    size_t len = 0;
+    unsigned v[4];
+
+    for (size_t i = 0; i < n; i += 3) {
+        size_t count = b62_group(in + i, n - i, v);
+        for (size_t j = 0; j < count; j++)
+            len += b62_width(v[j]);
+    }
+    return len;
+}
+
+void codec_base62_encode(const unsigned char *in, size_t n, char *out)
+{
+    unsigned v[4];
+
+    for (size_t i = 0; i < n; i += 3) {
+        size_t count = b62_group(in + i, n - i, v);
+        for (size_t j = 0; j < count; j++)
+            out = b62_put(out, v[j]);
+    }
+}
+
+/* ---- UTF-8 ------------------------------------------------------------ */
+
+size_t codec_utf8_sequence(const unsigned char *p, size_t avail)
+{
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+
+    if (avail == 0)
+        return 0;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (len > avail)
+        return 0;
+    /* No overlong forms, no surrogates, nothing past U+10FFFF. */
+    if (p[0] == 0xe0)
+        lo = 0xa0;
+    else if (p[0] == 0xed)
+        hi = 0x9f;
+    else if (p[0] == 0xf0)
+        lo = 0x90;
+    else if (p[0] == 0xf4)
+        hi = 0x8f;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    }
+    return len;
+}

@@ -2,10 +2,13 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "codec.h"
 
 static atomic_int current_level = LOG_INFO;
 static atomic_int current_format = LOG_FORMAT_TEXT;
@@ -95,38 +98,6 @@ static size_t escape_into(char *dst, size_t cap, const char *src)
     return n;
 }
 
-/* Length of the valid UTF-8 sequence at `p` (1..4), or 0 if it is not one:
- * JSON text must be UTF-8, and a script may log any bytes. */
-static size_t utf8_sequence(const unsigned char *p)
-{
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        len = 2;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        len = 3;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        len = 4;
-    else
-        return 0;
-    /* No overlong forms, no surrogates, nothing past U+10FFFF. */
-    if (p[0] == 0xe0)
-        lo = 0xa0;
-    else if (p[0] == 0xed)
-        hi = 0x9f;
-    else if (p[0] == 0xf0)
-        lo = 0x90;
-    else if (p[0] == 0xf4)
-        hi = 0x8f;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++) {
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    }
-    return len;
-}
-
 /* `src` as the inside of a JSON string: quote, backslash and control
  * characters escaped, a byte that is not UTF-8 written as U+FFFD. Cut, like
  * escape_into, before an escape that would not fit. */
@@ -151,7 +122,7 @@ static size_t json_escape_into(char *dst, size_t cap, const char *src)
         } else if (*p < 0x80) {
             esc[0] = (char)*p;
             len = 1;
-        } else if ((used = utf8_sequence(p)) != 0) {
+        } else if ((used = codec_utf8_sequence(p, SIZE_MAX)) != 0) {
             memcpy(esc, p, used);
             len = used;
         } else {

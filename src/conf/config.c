@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "config_values.h"
+#include "config_webhook.h"
 #include "errbuf.h"
 
 #define DEFAULT_LISTEN "0.0.0.0:9000"
@@ -379,6 +380,19 @@ static const struct key_def {
     {"tls", "key", set_tls_key},
     {"tls", "ca", set_tls_ca},
     {"tls", "verify_client", set_tls_verify_client},
+    {"webhook", "url", cfgw_set_url},
+    {"webhook", "body.encoding_of_payload_field", cfgw_set_encoding},
+    {"webhook", "pool_size", cfgw_set_pool_size},
+    {"webhook", "request_timeout", cfgw_set_request_timeout},
+    {"webhook", "ssl.cacertfile", cfgw_set_cacertfile},
+    {"webhook", "ssl.certfile", cfgw_set_certfile},
+    {"webhook", "ssl.keyfile", cfgw_set_keyfile},
+    {"webhook", "ssl.verify", cfgw_set_verify},
+    {"webhook", "queue_events", cfgw_set_queue_events},
+    {"webhook", "queue_bytes", cfgw_set_queue_bytes},
+    {"webhook", "max_retries", cfgw_set_max_retries},
+    {"webhook", "retry_interval", cfgw_set_retry_interval},
+    {"webhook", "max_retry_interval", cfgw_set_max_retry_interval},
 };
 
 #define KEY_COUNT (sizeof key_defs / sizeof key_defs[0])
@@ -565,6 +579,18 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     }
     if (strcmp(section, "topics") == 0)
         return topics_entry(st, name, value);
+    if (strcmp(section, "webhook") == 0) {
+        /* Keys pasted from the plugin's file may keep its prefix. */
+        if (strncmp(name, CFGW_PLUGIN_PREFIX, strlen(CFGW_PLUGIN_PREFIX)) == 0)
+            name += strlen(CFGW_PLUGIN_PREFIX);
+        if (cfgw_free_form(name)) {
+            if (cfgw_set_free_form(&st->cfg->webhook, name, value, msg, sizeof msg) != 0) {
+                record(st, "%s", msg);
+                return 0;
+            }
+            return 1;
+        }
+    }
     for (size_t i = 0; i < KEY_COUNT; i++) {
         const struct key_def *def = &key_defs[i];
         if (strcmp(def->section, section) != 0)
@@ -626,6 +652,11 @@ static int load_text(struct config *cfg, const char *text, size_t len, const cha
         errbuf_set(err, errlen, "%s: [tls] %s", name, why);
         return -1;
     }
+    why = cfgw_problem(&cfg->webhook);
+    if (why != NULL) {
+        errbuf_set(err, errlen, "%s: [webhook] %s", name, why);
+        return -1;
+    }
     return 0;
 }
 
@@ -657,6 +688,7 @@ void cfg_defaults(struct config *cfg)
     cfg->memory_quota = DEFAULT_MEMORY_QUOTA;
     cfg->log_level = LOG_INFO;
     cfg->metrics.histograms = true;
+    cfgw_defaults(&cfg->webhook);
 }
 
 char *cfg_read_file(const char *path, size_t max_bytes, size_t *len_out, char *err,
@@ -746,6 +778,7 @@ void cfg_free(struct config *cfg)
     free(cfg->metrics.listen);
     for (int i = 0; i < HOOK_COUNT; i++)
         cfg_filters_free(&cfg->topics[i]);
+    cfg_webhook_free(&cfg->webhook);
     /* Zeroed, a freed config is harmless to free again. */
     memset(cfg, 0, sizeof *cfg);
 }

@@ -16,12 +16,20 @@ struct cfg_filters {
 };
 
 /* [webhook] rule.<event>.<n> = {"action": "...", "topic": "..."}: one
- * POST per event of `hook` (and, for message events, per topic matching
- * `topic`). */
+ * POST per event of `hook` (and, where `topic` is set, per topic it
+ * matches), as each rule was a hook of its own in 4.x. */
 struct cfg_webhook_rule {
     enum hook_id hook; /* the 4.x event, e.g. message.publish = HOOK_MESSAGE_PUBLISH */
-    char *action;      /* the body's "action" field, e.g. "on_message_publish" */
-    char *topic;       /* message events: a topic filter; NULL = every topic */
+    /* The rule's "action" as written: in 4.x it named the plugin's function
+     * for the event ("on_message_publish"), so it is checked to be that
+     * one; the body's "action" field is the event's ("message_publish"). */
+    char *action;
+    /* A topic filter, or NULL = every topic. Message events match it against
+     * the message's topic; client.subscribe, client.unsubscribe,
+     * session.subscribed and session.unsubscribed against the subscription's
+     * filter (4.x did too); other events take none. */
+    char *topic;
+    char *name;        /* the key's <n>, for messages */
 };
 
 struct cfg_webhook_header {
@@ -57,6 +65,9 @@ struct cfg_webhook {
     unsigned retry_interval_ms;          /* first backoff, doubling */
     unsigned max_retry_interval_ms;      /* the backoff's ceiling */
 };
+
+/* Frees what `wc` holds and leaves it zeroed (webhook off). */
+void cfg_webhook_free(struct cfg_webhook *wc);
 
 struct config {
     char *listen;              /* [server] listen, default "0.0.0.0:9000" */
