@@ -29,9 +29,8 @@ struct world {
     bool rx_up;
     struct mx_registry *mx;
     struct webhook *wh;
-    struct cfg_webhook wc;
-    struct cfg_webhook_rule rule;
-    char url[128];
+    struct config cfg;
+    struct cfg_webhook *wc; /* the [webhook] of cfg, which tests adjust */
 };
 
 static int setup(void **state)
@@ -39,20 +38,16 @@ static int setup(void **state)
     struct world *w = calloc(1, sizeof *w);
     fx_init(&w->fx);
     w->rx.port = httpd_closed_port();
-    snprintf(w->url, sizeof w->url, "http://127.0.0.1:%d/hook", w->rx.port);
-    w->rule = (struct cfg_webhook_rule){HOOK_MESSAGE_PUBLISH, "message_publish", NULL};
-    w->wc = (struct cfg_webhook){
-        .url = w->url,
-        .pool_size = 4,
-        .request_timeout_ms = 5000,
-        .rules = &w->rule,
-        .n_rules = 1,
-        .queue_events = 100000,
-        .queue_bytes = 64u << 20,
-        .max_retries = 1000,
-        .retry_interval_ms = 50,
-        .max_retry_interval_ms = 200,
-    };
+    char ini[512], err[512];
+    snprintf(ini, sizeof ini,
+             "[webhook]\nurl = http://127.0.0.1:%d/hook\npool_size = 4\nrequest_timeout = 5s\n"
+             "max_retries = 1000\nretry_interval = 50ms\nmax_retry_interval = 200ms\n"
+             "rule.message.publish.1 = {\"action\": \"on_message_publish\"}\n",
+             w->rx.port);
+    cfg_defaults(&w->cfg);
+    if (cfg_load_string(&w->cfg, ini, "test.ini", err, sizeof err) != 0)
+        fail_msg("%s", err);
+    w->wc = &w->cfg.webhook;
     w->mx = mx_create(1);
     *state = w;
     return 0;
@@ -65,6 +60,7 @@ static int teardown(void **state)
     if (w->rx_up)
         httpd_stop(&w->rx);
     mx_destroy(w->mx);
+    cfg_free(&w->cfg);
     fx_free(&w->fx);
     free(w);
     return 0;
@@ -85,7 +81,7 @@ static void receiver_down(struct world *w)
 static void start(struct world *w)
 {
     char err[256];
-    w->wh = webhook_start(&w->wc, w->mx, err, sizeof err);
+    w->wh = webhook_start(w->wc, w->mx, err, sizeof err);
     if (!w->wh)
         fail_msg("%s", err);
 }
@@ -215,7 +211,7 @@ static void test_order_across_an_outage(void **state)
 static void test_queue_full_drops_the_excess(void **state)
 {
     struct world *w = *state;
-    w->wc.queue_events = 10;
+    w->wc->queue_events = 10;
     start(w);
     char payload[16];
     for (int i = 0; i < 15; i++) {
@@ -252,7 +248,7 @@ static void test_queue_bytes_limit(void **state)
     mx_destroy(w->mx);
     w->mx = mx_create(1);
     /* Room for three such requests, not four. */
-    w->wc.queue_bytes = bytes * 3 + bytes / 2;
+    w->wc->queue_bytes = bytes * 3 + bytes / 2;
     start(w);
     for (int i = 0; i < 5; i++)
         offer(w, "probe", "x");
@@ -285,9 +281,9 @@ static void test_4xx_is_not_retried(void **state)
 static void test_5xx_is_retried_max_retries_times(void **state)
 {
     struct world *w = *state;
-    w->wc.max_retries = 3;
-    w->wc.retry_interval_ms = 20;
-    w->wc.max_retry_interval_ms = 80;
+    w->wc->max_retries = 3;
+    w->wc->retry_interval_ms = 20;
+    w->wc->max_retry_interval_ms = 80;
     receiver_up(w);
     rx_mode(w->rx.port, 503, 0);
     start(w);
@@ -308,9 +304,9 @@ static void test_5xx_is_retried_max_retries_times(void **state)
 static void test_timeout_is_retried(void **state)
 {
     struct world *w = *state;
-    w->wc.request_timeout_ms = 200;
-    w->wc.max_retries = 1;
-    w->wc.retry_interval_ms = 20;
+    w->wc->request_timeout_ms = 200;
+    w->wc->max_retries = 1;
+    w->wc->retry_interval_ms = 20;
     receiver_up(w);
     rx_mode(w->rx.port, 200, 1000);
     start(w);
@@ -324,7 +320,7 @@ static void test_timeout_is_retried(void **state)
 static void test_stop_flushes_the_queue(void **state)
 {
     struct world *w = *state;
-    w->wc.pool_size = 1;
+    w->wc->pool_size = 1;
     receiver_up(w);
     rx_mode(w->rx.port, 200, 100);
     start(w);
@@ -372,7 +368,7 @@ static void test_reconfigure_takes_new_headers(void **state)
     offer(w, "c1", "before");
     free(rx_wait_recorded(w->rx.port, 1, 10));
     struct cfg_webhook_header h = {"X-Tenant", "blue"};
-    struct cfg_webhook next = w->wc;
+    struct cfg_webhook next = *w->wc;
     next.headers = &h;
     next.n_headers = 1;
     webhook_reconfigure(w->wh, &next);

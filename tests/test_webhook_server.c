@@ -32,42 +32,36 @@ struct world {
     char target[64];
 };
 
+static struct world *world_start(const char *script, const char *webhook_keys)
+{
+    struct world *w = calloc(1, sizeof *w);
+    fx_init(&w->fx);
+    fx_write(&w->fx, "m.lua", script);
+    httpd_start(&w->rx, w->fx.dir, "rx", false);
+    char extra[4096];
+    snprintf(extra, sizeof extra,
+             "[server]\nworkers = 2\n[log]\nlevel = error\n"
+             "[webhook]\nurl = http://127.0.0.1:%d/hook\n%s",
+             w->rx.port, webhook_keys);
+    fx_configure(&w->fx, "m", extra);
+    log_set_level(LOG_ERROR);
+    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
+    w->client = rpc_client_open(w->target);
+    return w;
+}
+
 /* The scripts handle message.publish on a/# only; the rules forward
  * client.connected, and message.publish on b/+. */
 static int setup(void **state)
 {
-    struct world *w = calloc(1, sizeof *w);
-    fx_init(&w->fx);
-    fx_write(&w->fx, "m.lua",
-             "local M = {}\n"
-             "M.topics = { [\"message.publish\"] = { \"a/#\" } }\n"
-             "function M.on_message_publish(message) return nil end\n"
-             "return M\n");
-    fx_configure(&w->fx, "m", "[server]\nworkers = 2\n[log]\nlevel = error\n");
-    httpd_start(&w->rx, w->fx.dir, "rx", false);
-    struct cfg_webhook *wc = &w->fx.cfg.webhook;
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", w->rx.port);
-    free(wc->url);
-    wc->url = strdup(url);
-    wc->pool_size = 8;
-    wc->request_timeout_ms = 5000;
-    wc->queue_events = 1000;
-    wc->queue_bytes = 1 << 20;
-    wc->max_retries = 3;
-    wc->retry_interval_ms = 100;
-    wc->max_retry_interval_ms = 1000;
-    free(wc->rules);
-    wc->rules = calloc(2, sizeof *wc->rules);
-    wc->rules[0] = (struct cfg_webhook_rule){HOOK_CLIENT_CONNECTED, strdup("client_connected"),
-                                             NULL};
-    wc->rules[1] =
-        (struct cfg_webhook_rule){HOOK_MESSAGE_PUBLISH, strdup("message_publish"), strdup("b/+")};
-    wc->n_rules = 2;
-    log_set_level(LOG_ERROR);
-    w->srv = fx_start_server(&w->fx.cfg, NULL, w->target, sizeof w->target);
-    w->client = rpc_client_open(w->target);
-    *state = w;
+    *state = world_start("local M = {}\n"
+                         "M.topics = { [\"message.publish\"] = { \"a/#\" } }\n"
+                         "function M.on_message_publish(message) return nil end\n"
+                         "return M\n",
+                         "pool_size = 8\n"
+                         "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n"
+                         "rule.message.publish.1 = {\"action\": \"on_message_publish\", "
+                         "\"topic\": \"b/+\"}\n");
     return 0;
 }
 

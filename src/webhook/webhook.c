@@ -119,21 +119,7 @@ static void conf_free(struct conf *k)
 {
     if (!k)
         return;
-    struct cfg_webhook *c = &k->c;
-    free(c->url);
-    for (size_t i = 0; i < c->n_headers; i++) {
-        free(c->headers[i].name);
-        free(c->headers[i].value);
-    }
-    free(c->headers);
-    free(c->ssl.cacertfile);
-    free(c->ssl.certfile);
-    free(c->ssl.keyfile);
-    for (size_t i = 0; i < c->n_rules; i++) {
-        free(c->rules[i].action);
-        free(c->rules[i].topic);
-    }
-    free(c->rules);
+    cfg_webhook_free(&k->c);
     free(k->headers);
     free(k);
 }
@@ -171,7 +157,8 @@ static struct conf *conf_copy(const struct cfg_webhook *src)
         const struct cfg_webhook_rule *r = &src->rules[c->n_rules];
         c->rules[c->n_rules].hook = r->hook;
         ok = dup_text(&c->rules[c->n_rules].action, r->action) &&
-             dup_text(&c->rules[c->n_rules].topic, r->topic);
+             dup_text(&c->rules[c->n_rules].topic, r->topic) &&
+             dup_text(&c->rules[c->n_rules].name, r->name);
     }
     /* The configured headers, after ours: a configured Content-Type is
      * sent instead of ours (curl sends the last one). */
