@@ -20,6 +20,8 @@
 #include "rpc_client.h"
 #include "script.h"
 #include "server.h"
+#include "webhook.h"
+#include "webhook_cases.h"
 #include "webhook_rx.h"
 
 #define PATH_V3(rpc) "/emqx.exhook.v3.HookProvider/" rpc
@@ -190,6 +192,78 @@ static void test_slow_receiver_does_not_slow_the_calls(void **state)
     free(text);
 }
 
+/* connected_at / disconnected_at: the time the call arrived, between
+ * `before` and `after`; replaced in `body` by the cases' WEBHOOK_CASE_TS_MS
+ * so that the body compares whole. */
+static void fix_arrival_time(char *body, int64_t before, int64_t after)
+{
+    static const char *const fields[] = {"\"connected_at\":", "\"disconnected_at\":"};
+    for (int i = 0; i < 2; i++) {
+        char *at = strstr(body, fields[i]);
+        if (!at)
+            continue;
+        at += strlen(fields[i]);
+        char *end;
+        long long ts = strtoll(at, &end, 10);
+        assert_true(ts >= before && ts <= after);
+        char rest[2048];
+        snprintf(rest, sizeof rest, "%s", end);
+        sprintf(at, "%lld%s", (long long)WEBHOOK_CASE_TS_MS, rest);
+    }
+}
+
+/* Every event, from brokers of every generation (and a 4.4 broker before
+ * 4.4.3, without meta), as posted to the receiver, in each payload
+ * encoding: exactly the 4.x plugin's bodies. */
+static void test_every_body_end_to_end(void **state)
+{
+    (void)state;
+    static const char *const encodings[] = {"plain", "base64", "base62"};
+    static const int variants[][2] = {{1, 0}, {1, 1}, {2, 1}, {3, 1}};
+    for (int enc = 0; enc < 3; enc++) {
+        char keys[2048];
+        snprintf(keys, sizeof keys, "body.encoding_of_payload_field = %s\n%s", encodings[enc],
+                 WEBHOOK_CASE_RULES);
+        struct world *w = world_start("return {}\n", keys);
+        size_t seen = 0;
+        for (size_t k = 0; k < webhook_case_count; k++) {
+            const struct webhook_case *c = &webhook_cases[k];
+            if ((int)c->encoding != enc)
+                continue;
+            for (int v = 0; v < 4; v++) {
+                size_t len;
+                uint8_t *req = webhook_case_request(c->hook, variants[v][0], variants[v][1], &len);
+                char path[128];
+                hooks_path(path, sizeof path, c->hook, variants[v][0]);
+                struct rpc_result r;
+                int64_t before = webhook_now_ms();
+                assert_int_equal(rpc_call_raw(w->client, path, req, len, &r), 0);
+                int64_t after = webhook_now_ms();
+                assert_int_equal(r.status, GRPC_STATUS_OK);
+                rpc_result_free(&r);
+                free(req);
+                free(rx_wait_recorded(w->rx.port, seen + c->n_bodies, 10));
+                for (size_t b = 0; b < c->n_bodies; b++, seen++) {
+                    char at[64];
+                    snprintf(at, sizeof at, "/recorded/raw/%zu", seen);
+                    char *body = rx_request(w->rx.port, "GET", at, NULL);
+                    char fixed[4096];
+                    snprintf(fixed, sizeof fixed, "%s", body);
+                    fix_arrival_time(fixed, before, after);
+                    if (strcmp(fixed, c->bodies[b]) != 0)
+                        fail_msg("%s from a v%d broker%s, %s: got\n%s\nwant\n%s",
+                                 hook_defs[c->hook].name, variants[v][0],
+                                 variants[v][1] ? "" : " without meta", encodings[enc], body,
+                                 c->bodies[b]);
+                    free(body);
+                }
+            }
+        }
+        assert_true(seen > 0);
+        teardown((void **)&w);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +271,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_webhook_only_hook_runs_no_script, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_receiver_does_not_slow_the_calls, setup,
                                         teardown),
+        cmocka_unit_test(test_every_body_end_to_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
