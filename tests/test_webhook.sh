@@ -38,7 +38,7 @@ printf 'return {}\n' >"$WORK/s/m.lua"
 start_receiver
 rx /control '{"status": 200, "delay_ms": 200}' >/dev/null
 webhook_ini() {
-    printf '[server]\nshutdown_timeout = %s\n[webhook]\nurl = http://127.0.0.1:%s/hook\npool_size = 1\nretry_interval = 50ms\nrule.message.publish.1 = {"action": "on_message_publish"}\n' "$1" "$2"
+    printf '[server]\nshutdown_timeout = %s\n[webhook]\nurl = http://127.0.0.1:%s/hook\npool_size = 1\nretry_interval = 50ms\nmax_retries = 1000\nrule.message.publish.1 = {"action": "on_message_publish"}\n' "$1" "$2"
 }
 
 start_exhookd a "$WORK/s" m info "$(webhook_ini 20s "$RX_PORT")" ||
