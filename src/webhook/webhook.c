@@ -378,8 +378,8 @@ static void make_ready(struct webhook *wh, struct lane *l)
 
 static void pump(struct webhook *wh);
 
-/* The lane's head is done with (posted or given up): the next one may go. */
-static void post_done(struct webhook *wh, struct lane *l)
+/* Takes the lane's head off; its event is done with its last post. */
+static void post_pop(struct webhook *wh, struct lane *l)
 {
     struct post *p = l->head;
     l->head = p->next;
@@ -388,6 +388,12 @@ static void post_done(struct webhook *wh, struct lane *l)
     if (--p->item->posts_left == 0)
         item_done(wh, p->item);
     free(p);
+}
+
+/* The lane's head is done with (posted or given up): the next one may go. */
+static void post_done(struct webhook *wh, struct lane *l)
+{
+    post_pop(wh, l);
     l->busy = false;
     if (l->head)
         make_ready(wh, l);
@@ -577,18 +583,16 @@ static void on_stop_time(struct loop_timer *t)
     wh->done = true;
 }
 
-/* Whatever is left at the end: counted as dropped at shutdown. */
+/* Whatever is left at the end (counted as dropped by the caller). */
 static void discard_all(struct webhook *wh)
 {
+    wh->ready_head = wh->ready_tail = NULL;
     for (size_t i = 0; i < wh->n_buckets; i++) {
         while (wh->buckets[i]) {
             struct lane *l = wh->buckets[i];
-            if (l->req) {
-                http_cancel(l->req);
-                l->req = NULL;
-            }
             while (l->head)
-                post_done(wh, l); /* frees the lane with its last post */
+                post_pop(wh, l);
+            lane_free(wh, l);
         }
     }
     pthread_mutex_lock(&wh->lock);
@@ -625,7 +629,6 @@ static void *delivery_main(void *arg)
         mx_inc(wh->dropped, 0, WEBHOOK_DROP_SHUTDOWN, (int64_t)left);
     }
     discard_all(wh);
-    wh->ready_head = wh->ready_tail = NULL;
     loop_timer_stop(wh->net->loop, &wh->stop_timer);
     return NULL;
 }
