@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """The tests' own HTTP server: well-behaved and faulty answers by path.
 
-    httpd.py PORT_FILE [--tls DIR] [--port N]
+    httpd.py PORT_FILE [--tls DIR [--verify-client yes]] [--port N]
 
 Listens on a free loopback port (port N with --port: the same server
 back after a stop) and writes the port number to PORT_FILE
 once it accepts connections. With --tls it makes a CA and a server
 certificate for 127.0.0.1 and localhost in DIR (DIR/ca.pem is the CA for
-clients) with the openssl command, and speaks HTTPS. Each connection is
+clients) with the openssl command, and speaks HTTPS; with --verify-client
+it also makes DIR/client.pem and DIR/client.key, signed by that CA, and
+refuses clients without a certificate of that CA. Each connection is
 served by its own thread, keep-alive as HTTP/1.1 does.
 
 Paths (GET, POST, any method):
@@ -228,6 +230,10 @@ def make_certs(d):
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-set_serial", "2", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+    openssl("req", "-new", "-batch", *ec, "-keyout", "client.key", "-out", "client.csr",
+            "-subj", "/CN=exhookd test client")
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-set_serial", "3", "-days", "2", "-out", "client.pem")
 
 
 def exit_with_parent():
@@ -249,6 +255,9 @@ def main():
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(tls_dir, "server.pem"),
                             os.path.join(tls_dir, "server.key"))
+        if opts.get("--verify-client") == "yes":
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(os.path.join(tls_dir, "ca.pem"))
         # The handshake happens in each connection's thread, on its first read.
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
                                      do_handshake_on_connect=False)

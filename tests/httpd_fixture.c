@@ -19,7 +19,8 @@
 extern char **environ;
 
 /* Runs httpd.py with `port` (0: a free one) and waits for its port. */
-static void spawn(struct httpd *h, const char *dir, const char *name, bool tls, int port)
+static void spawn(struct httpd *h, const char *dir, const char *name, bool tls, bool verify,
+                  int port)
 {
     char script[512], port_file[400], tls_dir[400], port_text[16];
     snprintf(script, sizeof script, "%s/tests/httpd.py", EXHOOKD_SOURCE_DIR);
@@ -30,7 +31,9 @@ static void spawn(struct httpd *h, const char *dir, const char *name, bool tls, 
     if (tls)
         mkdir(tls_dir, 0700);
     unlink(port_file);
-    char *argv[] = {"python3", script, port_file, "--port", port_text,
+    char *argv[] = {"python3",          script,  port_file,
+                    "--port",           port_text,
+                    "--verify-client",  verify ? "yes" : "no",
                     tls ? "--tls" : NULL, tls_dir, NULL};
     assert_int_equal(posix_spawnp(&h->pid, "python3", NULL, NULL, argv, environ), 0);
     /* It writes the file once it listens (after making certificates). */
@@ -48,12 +51,17 @@ static void spawn(struct httpd *h, const char *dir, const char *name, bool tls, 
 
 void httpd_start(struct httpd *h, const char *dir, const char *name, bool tls)
 {
-    spawn(h, dir, name, tls, 0);
+    spawn(h, dir, name, tls, false, 0);
+}
+
+void httpd_start_mtls(struct httpd *h, const char *dir, const char *name)
+{
+    spawn(h, dir, name, true, true, 0);
 }
 
 void httpd_restart(struct httpd *h, const char *dir, const char *name)
 {
-    spawn(h, dir, name, false, h->port);
+    spawn(h, dir, name, false, false, h->port);
 }
 
 void httpd_stop(struct httpd *h)

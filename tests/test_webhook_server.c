@@ -264,6 +264,110 @@ static void test_every_body_end_to_end(void **state)
     }
 }
 
+/* The hooks OnProviderLoaded (v3) lists, "name [topics], ...". */
+static void loaded_hooks(struct world *w, char *buf, size_t len)
+{
+    Emqx__Exhook__V3__BrokerInfo broker = EMQX__EXHOOK__V3__BROKER_INFO__INIT;
+    Emqx__Exhook__V3__ProviderLoadedRequest req = EMQX__EXHOOK__V3__PROVIDER_LOADED_REQUEST__INIT;
+    req.broker = &broker;
+    struct rpc_result r;
+    assert_int_equal(rpc_call(w->client, PATH_V3("OnProviderLoaded"), &req.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    Emqx__Exhook__V3__LoadedResponse *lr =
+        emqx__exhook__v3__loaded_response__unpack(NULL, r.reply_len, r.reply);
+    assert_non_null(lr);
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < lr->n_hooks; i++) {
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", lr->hooks[i]->name);
+        for (size_t t = 0; t < lr->hooks[i]->n_topics; t++)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s%s", t ? ", " : " [",
+                                  lr->hooks[i]->topics[t],
+                                  t + 1 == lr->hooks[i]->n_topics ? "]" : "");
+    }
+    emqx__exhook__v3__loaded_response__free_unpacked(lr, NULL);
+    rpc_result_free(&r);
+}
+
+static void connected(struct world *w, const char *clientid)
+{
+    Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+    ci.node = "emqx@127.0.0.1";
+    ci.clientid = (char *)clientid;
+    Emqx__Exhook__V3__ClientConnectedRequest req = EMQX__EXHOOK__V3__CLIENT_CONNECTED_REQUEST__INIT;
+    req.clientinfo = &ci;
+    req.meta = &meta;
+    struct rpc_result r;
+    assert_int_equal(rpc_call(w->client, PATH_V3("OnClientConnected"), &req.base, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    rpc_result_free(&r);
+}
+
+static void write_config(struct world *w, const char *path, const char *webhook_keys)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[server]\nworkers = 2\n[log]\nlevel = error\n[lua]\npath = %s\ninit_module = m\n"
+             "[webhook]\nurl = http://127.0.0.1:%d/hook\npool_size = 1\n%s",
+             w->fx.dir, w->rx.port, webhook_keys);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A reload reads [webhook] again: new rules change what OnProviderLoaded
+ * lists and new headers what is posted; a bad rule stops the reload and
+ * the running rules stay; the queue goes on across both. */
+static void test_reload_rereads_the_rules_and_keeps_the_queue(void **state)
+{
+    (void)state;
+    struct world *w = calloc(1, sizeof *w);
+    fx_init(&w->fx);
+    fx_write(&w->fx, "m.lua", "return {}\n");
+    httpd_start(&w->rx, w->fx.dir, "rx", false);
+    char path[400], err[512], hooks[512];
+    snprintf(path, sizeof path, "%s/exhook.ini", w->fx.dir);
+    write_config(w, path, "headers.X-Gen = one\n"
+                          "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n");
+    if (cfg_load(&w->fx.cfg, path, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    log_set_level(LOG_ERROR);
+    w->srv = fx_start_server(&w->fx.cfg, path, w->target, sizeof w->target);
+    w->client = rpc_client_open(w->target);
+    loaded_hooks(w, hooks, sizeof hooks);
+    assert_string_equal(hooks, "client.connected");
+
+    /* Five events queued behind a receiver taking 300 ms each... */
+    rx_mode(w->rx.port, 200, 300);
+    char id[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "q%d", i);
+        connected(w, id);
+    }
+    /* ...while the rules change. */
+    write_config(w, path,
+                 "headers.X-Gen = two\n"
+                 "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n"
+                 "rule.message.publish.1 = {\"action\": \"on_message_publish\", "
+                 "\"topic\": \"x/#\"}\n");
+    loaded_hooks(w, hooks, sizeof hooks); /* the broker's load reloads */
+    assert_string_equal(hooks, "client.connected, message.publish [x/#]");
+    write_config(w, path, "rule.client.nonsense.1 = {\"action\": \"on_client_nonsense\"}\n");
+    assert_int_equal(srv_reload(w->srv), -1);
+    loaded_hooks(w, hooks, sizeof hooks);
+    assert_string_equal(hooks, "client.connected, message.publish [x/#]");
+    rx_mode(w->rx.port, 200, 0);
+    connected(w, "after");
+    char *text = rx_wait_recorded(w->rx.port, 6, 20);
+    assert_string_equal(text, "q0 -\nq1 -\nq2 -\nq3 -\nq4 -\nafter -\n");
+    free(text);
+    char *gen = rx_request(w->rx.port, "GET", "/recorded/header/5/x-gen", NULL);
+    assert_string_equal(gen, "two");
+    free(gen);
+    teardown((void **)&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_receiver_does_not_slow_the_calls, setup,
                                         teardown),
         cmocka_unit_test(test_every_body_end_to_end),
+        cmocka_unit_test(test_reload_rereads_the_rules_and_keeps_the_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
