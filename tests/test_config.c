@@ -597,6 +597,56 @@ static void test_line_of_197_characters_is_accepted(void **state)
     free(value);
 }
 
+/* The [webhook] settings of the shipped file are all commented out, as
+ * examples or defaults: uncommented, they load, and the defaults are the
+ * real ones. */
+static void test_shipped_webhook_examples_load(void **state)
+{
+    char err[ERR_LEN] = "";
+    size_t len;
+    struct config cfg;
+
+    (void)state;
+    char *text = cfg_read_file(EXHOOKD_SOURCE_DIR "/etc/exhook.ini", 1 << 20, &len, err,
+                               sizeof err);
+    assert_non_null(text);
+    char *section = strstr(text, "\n[webhook]\n");
+    assert_non_null(section);
+    char *out = malloc(strlen(section) + 1), *o = out;
+    assert_non_null(out);
+    o += sprintf(o, "[webhook]\n");
+    /* "; key = value" lines, the key a single word */
+    for (char *line = strtok(section + 11, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        const char *eq = strstr(line, " = ");
+        if (strncmp(line, "; ", 2) == 0 && eq != NULL &&
+            memchr(line + 2, ' ', (size_t)(eq - line - 2)) == NULL &&
+            strchr("abcdefghijklmnopqrstuvwxyz", line[2]) != NULL)
+            o += sprintf(o, "%s\n", line + 2);
+    }
+    free(text);
+    cfg_defaults(&cfg);
+    if (cfg_load_string(&cfg, out, "exhook.ini", err, sizeof err) != 0)
+        fail_msg("%s\n%s", err, out);
+    struct config defaults;
+    cfg_defaults(&defaults);
+    const struct cfg_webhook *wc = &cfg.webhook, *dc = &defaults.webhook;
+    assert_non_null(wc->url);
+    assert_int_equal(wc->n_headers, 1);
+    assert_int_equal(wc->encoding, dc->encoding);
+    assert_int_equal(wc->pool_size, dc->pool_size);
+    assert_int_equal(wc->request_timeout_ms, dc->request_timeout_ms);
+    assert_int_equal(wc->ssl.verify, dc->ssl.verify);
+    assert_int_equal(wc->queue_events, dc->queue_events);
+    assert_int_equal(wc->queue_bytes, dc->queue_bytes);
+    assert_int_equal(wc->max_retries, dc->max_retries);
+    assert_int_equal(wc->retry_interval_ms, dc->retry_interval_ms);
+    assert_int_equal(wc->max_retry_interval_ms, dc->max_retry_interval_ms);
+    assert_int_equal(wc->n_rules, 4);
+    cfg_free(&defaults);
+    cfg_free(&cfg);
+    free(out);
+}
+
 static void test_shipped_config_parses(void **state)
 {
     struct config cfg;
@@ -1466,6 +1516,298 @@ static void test_size_rejects_malformed_text(void **state)
     assert_int_equal(cfg_parse_size("1MB", NULL), -1);
 }
 
+/* ---- [webhook] --------------------------------------------------------- */
+
+static void test_webhook_defaults(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[webhook]\n");
+    const struct cfg_webhook *wc = &cfg.webhook;
+    assert_null(wc->url);
+    assert_int_equal(wc->n_headers, 0);
+    assert_int_equal(wc->encoding, CFG_PAYLOAD_PLAIN);
+    assert_int_equal(wc->pool_size, 32);
+    assert_int_equal(wc->request_timeout_ms, 5000);
+    assert_null(wc->ssl.cacertfile);
+    assert_null(wc->ssl.certfile);
+    assert_null(wc->ssl.keyfile);
+    assert_true(wc->ssl.verify);
+    assert_int_equal(wc->n_rules, 0);
+    assert_int_equal(wc->queue_events, 100000);
+    assert_int_equal(wc->queue_bytes, 64 * 1024 * 1024);
+    assert_int_equal(wc->max_retries, 3);
+    assert_int_equal(wc->retry_interval_ms, 1000);
+    assert_int_equal(wc->max_retry_interval_ms, 30000);
+    cfg_free(&cfg);
+}
+
+static void test_webhook_every_key(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[webhook]\n"
+                  "url = https://hooks.example.com:8443/emqx?x=1\n"
+                  "headers.content-type = application/json\n"
+                  "headers.Authorization = Bearer abc def\n"
+                  "headers.Cookie = a=1; b=2 ;c=3\n"
+                  "body.encoding_of_payload_field = base62\n"
+                  "pool_size = 8\n"
+                  "request_timeout = 2s\n"
+                  "ssl.cacertfile = /etc/ssl/ca.pem\n"
+                  "ssl.certfile = /etc/ssl/c.pem\n"
+                  "ssl.keyfile = /etc/ssl/k.pem\n"
+                  "ssl.verify = false\n"
+                  "queue_events = 500\n"
+                  "queue_bytes = 1MB\n"
+                  "max_retries = 0\n"
+                  "retry_interval = 200ms\n"
+                  "max_retry_interval = 1m\n"
+                  "rule.client.connect.1 = {\"action\": \"on_client_connect\"}\n"
+                  "rule.message.publish.1 = {\"action\": \"on_message_publish\", \"topic\": \"a/b/c\"}\n"
+                  "rule.message.publish.2 = {\"topic\": \"foo/#\", \"action\": \"on_message_publish\"}\n");
+    const struct cfg_webhook *wc = &cfg.webhook;
+    assert_string_equal(wc->url, "https://hooks.example.com:8443/emqx?x=1");
+    assert_int_equal(wc->n_headers, 3);
+    assert_string_equal(wc->headers[0].name, "content-type");
+    assert_string_equal(wc->headers[0].value, "application/json");
+    assert_string_equal(wc->headers[1].name, "Authorization");
+    assert_string_equal(wc->headers[1].value, "Bearer abc def");
+    /* A ';' after a space starts a comment, as everywhere in the file. */
+    assert_string_equal(wc->headers[2].value, "a=1; b=2");
+    assert_int_equal(wc->encoding, CFG_PAYLOAD_BASE62);
+    assert_int_equal(wc->pool_size, 8);
+    assert_int_equal(wc->request_timeout_ms, 2000);
+    assert_string_equal(wc->ssl.cacertfile, "/etc/ssl/ca.pem");
+    assert_string_equal(wc->ssl.certfile, "/etc/ssl/c.pem");
+    assert_string_equal(wc->ssl.keyfile, "/etc/ssl/k.pem");
+    assert_false(wc->ssl.verify);
+    assert_int_equal(wc->queue_events, 500);
+    assert_int_equal(wc->queue_bytes, 1024 * 1024);
+    assert_int_equal(wc->max_retries, 0);
+    assert_int_equal(wc->retry_interval_ms, 200);
+    assert_int_equal(wc->max_retry_interval_ms, 60000);
+    assert_int_equal(wc->n_rules, 3);
+    assert_int_equal(wc->rules[0].hook, HOOK_CLIENT_CONNECT);
+    assert_string_equal(wc->rules[0].action, "on_client_connect");
+    assert_null(wc->rules[0].topic);
+    assert_string_equal(wc->rules[0].name, "1");
+    assert_int_equal(wc->rules[1].hook, HOOK_MESSAGE_PUBLISH);
+    assert_string_equal(wc->rules[1].topic, "a/b/c");
+    assert_int_equal(wc->rules[2].hook, HOOK_MESSAGE_PUBLISH);
+    assert_string_equal(wc->rules[2].topic, "foo/#");
+    assert_string_equal(wc->rules[2].name, "2");
+    cfg_free(&cfg);
+}
+
+/* Lines pasted from the plugin's emqx_web_hook.conf work as they are. */
+static void test_webhook_keys_may_keep_the_plugin_prefix(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[webhook]\n"
+                  "web.hook.url = http://127.0.0.1:80\n"
+                  "web.hook.headers.content-type = application/json\n"
+                  "web.hook.body.encoding_of_payload_field = plain\n"
+                  "web.hook.pool_size = 32\n"
+                  "web.hook.rule.client.connected.1     = {\"action\": \"on_client_connected\"}\n"
+                  "web.hook.rule.message.acked.1        = {\"action\": \"on_message_acked\"}\n");
+    assert_string_equal(cfg.webhook.url, "http://127.0.0.1:80");
+    assert_int_equal(cfg.webhook.n_headers, 1);
+    assert_int_equal(cfg.webhook.n_rules, 2);
+    assert_int_equal(cfg.webhook.rules[1].hook, HOOK_MESSAGE_ACKED);
+    cfg_free(&cfg);
+    assert_load_error("[webhook]\nurl = http://a\nweb.hook.url = http://b\n",
+                      "t.ini:3: duplicate key 'url' in section [webhook]");
+}
+
+static void test_webhook_every_event_takes_a_rule(void **state)
+{
+    static const char *const events[] = {
+        "client.connect",     "client.connack",       "client.connected",
+        "client.disconnected", "client.subscribe",    "client.unsubscribe",
+        "session.subscribed", "session.unsubscribed", "session.terminated",
+        "message.publish",    "message.delivered",    "message.acked",
+        "message.dropped"};
+
+    (void)state;
+    for (size_t i = 0; i < COUNT(events); i++) {
+        struct config cfg;
+        char text[256], action[64];
+        snprintf(action, sizeof action, "on_%s", events[i]);
+        for (char *p = action; *p != '\0'; p++)
+            *p = *p == '.' ? '_' : *p;
+        snprintf(text, sizeof text, "[webhook]\nrule.%s.1 = {\"action\": \"%s\"}\n", events[i],
+                 action);
+        load_ok(&cfg, text);
+        assert_int_equal(cfg.webhook.n_rules, 1);
+        assert_int_equal(cfg.webhook.rules[0].hook, hooks_find_by_name(events[i]));
+        cfg_free(&cfg);
+    }
+}
+
+static void test_webhook_empty_url_is_off(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "[webhook]\nurl =\n");
+    assert_null(cfg.webhook.url);
+    cfg_free(&cfg);
+}
+
+static void test_webhook_bad_values_are_errors(void **state)
+{
+    static const char *const urls[] = {"127.0.0.1:80", "ftp://a/", "http://", "http:///x",
+                                       "http://a b"};
+    static const char *const encodings[] = {"base32", "Plain", "hex"};
+    static const char *const pools[] = {"0", "1025", "-1", "8x"};
+    static const char *const retries[] = {"1001", "x", "-1"};
+    static const char *const events[] = {"0", "100000001", "1k"};
+    static const char *const durations[] = {"0", "2h", "5 s"};
+    static const char *const sizes[] = {"1KB", "63KB", "65GB", "big"};
+
+    (void)state;
+    assert_bad_values("[webhook]\n", 2, "url", "expected an http:// or https:// URL", urls, 2);
+    assert_bad_values("[webhook]\n", 2, "url", "the URL has no host", urls + 2, 2);
+    assert_load_error("[webhook]\nurl = http://a b\n",
+                      "t.ini:2: url: the URL contains a space or a control character, got "
+                      "'http://a b'");
+    assert_bad_values("[webhook]\n", 2, "body.encoding_of_payload_field",
+                      "expected plain, base64 or base62", encodings, COUNT(encodings));
+    assert_bad_values("[webhook]\n", 2, "pool_size", "expected an integer 1..1024", pools,
+                      COUNT(pools));
+    assert_bad_values("[webhook]\n", 2, "max_retries", "expected an integer 0..1000", retries,
+                      COUNT(retries));
+    assert_bad_values("[webhook]\n", 2, "queue_events", "expected an integer 1..100000000",
+                      events, COUNT(events));
+    assert_bad_values("[webhook]\n", 2, "request_timeout",
+                      "expected a duration from 1ms to 1h such as 500ms, 5s or 2m", durations,
+                      COUNT(durations));
+    assert_bad_values("[webhook]\n", 2, "retry_interval",
+                      "expected a duration from 1ms to 1h such as 500ms, 5s or 2m", durations,
+                      COUNT(durations));
+    assert_bad_values("[webhook]\n", 2, "queue_bytes",
+                      "expected a size from 64KB to 64GB such as 512KB, 64MB or 1GB", sizes,
+                      COUNT(sizes));
+    assert_load_error("[webhook]\nssl.verify = maybe\n",
+                      "t.ini:2: ssl.verify: expected true or false, got "
+                      "'maybe'");
+    assert_load_error("[webhook]\nssl.cacertfile =\n", "t.ini:2: ssl.cacertfile: must not be empty");
+    assert_load_error("[webhook]\nqueue = 1\n", "t.ini:2: unknown key 'queue' in section [webhook]");
+}
+
+static void test_webhook_header_errors(void **state)
+{
+    (void)state;
+    assert_load_error("[webhook]\nheaders.x-a = 1\nheaders.X-A = 2\n",
+                      "t.ini:3: headers.X-A: header x-a is already set (header names are "
+                      "case-insensitive)");
+    assert_load_error("[webhook]\nheaders.a(b = 1\n",
+                      "t.ini:2: headers.a(b: 'a(b' is not a header name (letters, digits and "
+                      "!#$%&'*+-.^_`|~)");
+    assert_load_error("[webhook]\nheaders. = 1\n",
+                      "t.ini:2: headers.: '' is not a header name (letters, digits and "
+                      "!#$%&'*+-.^_`|~)");
+    assert_load_error("[webhook]\nheaders.Content-Length = 1\n",
+                      "t.ini:2: headers.Content-Length: Content-Length is set by the HTTP client "
+                      "and cannot be changed");
+    assert_load_error("[webhook]\nheaders.x = a\x01" "b\n",
+                      "t.ini:2: headers.x: the value contains a control character");
+}
+
+/* Every way a rule can be wrong names the line and the key. */
+static void test_webhook_rule_errors(void **state)
+{
+    static const struct {
+        const char *line;
+        const char *error;
+    } cases[] = {
+        {"rule.client.created.1 = {\"action\": \"on_client_created\"}",
+         "rule.client.created.1: unknown event 'client.created' (expected one of client.connect, "
+         "client.connack, client.connected, client.disconnected, client.subscribe, "
+         "client.unsubscribe, session.subscribed, session.unsubscribed, session.terminated, "
+         "message.publish, message.delivered, message.acked, message.dropped)"},
+        {"rule.message.publish = {\"action\": \"on_message_publish\"}",
+         "rule.message.publish: unknown event 'message' (expected one of client.connect, "
+         "client.connack, client.connected, client.disconnected, client.subscribe, "
+         "client.unsubscribe, session.subscribed, session.unsubscribed, session.terminated, "
+         "message.publish, message.delivered, message.acked, message.dropped)"},
+        {"rule.message.publish. = {\"action\": \"on_message_publish\"}",
+         "rule.message.publish.: expected rule.<event>.<n>, e.g. rule.message.publish.1"},
+        {"rule.message.publish.a b = {\"action\": \"on_message_publish\"}",
+         "rule.message.publish.a b: the rule's name 'a b' may hold only letters, digits, '_' and "
+         "'-'"},
+        {"rule.message.publish.1 = {\"action\": \"on_message_publish\"",
+         "rule.message.publish.1: bad JSON at column 31: '}' expected near end of file"},
+        {"rule.message.publish.1 = on_message_publish",
+         "rule.message.publish.1: bad JSON at column 2: '[' or '{' expected near 'on'"},
+        {"rule.message.publish.1 = [\"on_message_publish\"]",
+         "rule.message.publish.1: expected a JSON object such as {\"action\": \"...\"}"},
+        {"rule.message.publish.1 = {\"topic\": \"a\"}", "rule.message.publish.1: missing \"action\""},
+        {"rule.message.publish.1 = {\"action\": 1}",
+         "rule.message.publish.1: \"action\" must be a string"},
+        {"rule.message.publish.1 = {\"action\": \"on_message_publish\", \"qos\": \"1\"}",
+         "rule.message.publish.1: unknown field \"qos\" (expected action and topic)"},
+        {"rule.message.publish.1 = {\"action\": \"on_message_publish\", \"action\": \"x\"}",
+         "rule.message.publish.1: bad JSON at column 41: duplicate object key near '\"action\"'"},
+        {"rule.message.publish.1 = {\"action\": \"on_message_delivered\"}",
+         "rule.message.publish.1: \"action\" of a message.publish rule must be "
+         "\"on_message_publish\", got \"on_message_delivered\""},
+        {"rule.message.publish.1 = {\"action\": \"on_message_publish\", \"topic\": \"a/#/b\"}",
+         "rule.message.publish.1: \"topic\": '#' must be the whole last level, got 'a/#/b'"},
+        {"rule.message.publish.1 = {\"action\": \"on_message_publish\", \"topic\": \"\"}",
+         "rule.message.publish.1: \"topic\": empty filter, got ''"},
+        {"rule.client.connect.1 = {\"action\": \"on_client_connect\", \"topic\": \"a\"}",
+         "rule.client.connect.1: client.connect takes no \"topic\": only message events and "
+         "client.subscribe, client.unsubscribe, session.subscribed, session.unsubscribed do"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        char text[512], expected[1024];
+        snprintf(text, sizeof text, "[webhook]\nurl = http://h\n%s\n", cases[i].line);
+        snprintf(expected, sizeof expected, "t.ini:3: %s", cases[i].error);
+        assert_load_error(text, expected);
+    }
+}
+
+/* 4.x hooked a rule once per event and topic: a second one is a mistake. */
+static void test_webhook_repeated_rule_is_an_error(void **state)
+{
+    (void)state;
+    assert_load_error("[webhook]\n"
+                      "rule.message.acked.1 = {\"action\": \"on_message_acked\", \"topic\": \"a\"}\n"
+                      "rule.message.acked.2 = {\"action\": \"on_message_acked\", \"topic\": \"b\"}\n"
+                      "rule.message.acked.3 = {\"action\": \"on_message_acked\", \"topic\": \"a\"}\n",
+                      "t.ini:4: rule.message.acked.3: repeats rule.message.acked.1 (same event and "
+                      "topic)");
+    assert_load_error("[webhook]\n"
+                      "rule.client.connect.1 = {\"action\": \"on_client_connect\"}\n"
+                      "rule.client.connect.2 = {\"action\": \"on_client_connect\"}\n",
+                      "t.ini:3: rule.client.connect.2: repeats rule.client.connect.1 (same event "
+                      "and topic)");
+    assert_load_error("[webhook]\n"
+                      "rule.message.acked.1 = {\"action\": \"on_message_acked\", \"topic\": \"a\"}\n"
+                      "rule.message.acked.1 = {\"action\": \"on_message_acked\", \"topic\": \"b\"}\n",
+                      "t.ini:3: duplicate key 'rule.message.acked.1' in section [webhook]");
+}
+
+static void test_webhook_section_problems(void **state)
+{
+    (void)state;
+    assert_load_error("[webhook]\nssl.certfile = c.pem\n",
+                      "t.ini: [webhook] ssl.certfile and ssl.keyfile go together: set both or "
+                      "neither");
+    assert_load_error("[webhook]\nretry_interval = 10s\nmax_retry_interval = 5s\n",
+                      "t.ini: [webhook] max_retry_interval must be at least retry_interval");
+    assert_load_error("[webhook]\nretry_interval = 1m\n",
+                      "t.ini: [webhook] max_retry_interval must be at least retry_interval");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1567,6 +1909,17 @@ int main(void)
         cmocka_unit_test(test_size_zero_is_zero),
         cmocka_unit_test(test_size_upper_bound_is_64gb),
         cmocka_unit_test(test_size_rejects_malformed_text),
+        cmocka_unit_test(test_webhook_defaults),
+        cmocka_unit_test(test_shipped_webhook_examples_load),
+        cmocka_unit_test(test_webhook_every_key),
+        cmocka_unit_test(test_webhook_keys_may_keep_the_plugin_prefix),
+        cmocka_unit_test(test_webhook_every_event_takes_a_rule),
+        cmocka_unit_test(test_webhook_empty_url_is_off),
+        cmocka_unit_test(test_webhook_bad_values_are_errors),
+        cmocka_unit_test(test_webhook_header_errors),
+        cmocka_unit_test(test_webhook_rule_errors),
+        cmocka_unit_test(test_webhook_repeated_rule_is_an_error),
+        cmocka_unit_test(test_webhook_section_problems),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

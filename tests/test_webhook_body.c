@@ -43,8 +43,7 @@ static void assert_bodies(const struct config *cfg, enum hook_id hook, int versi
                        sizeof err) != 0)
         fail_msg("%s v%d: %s", hook_defs[hook].name, version, err);
     if (ev.n_bodies != n)
-        fail_msg("%s v%d: %zu bodies, expected %zu", hook_defs[hook].name, version, ev.n_bodies,
-                 n);
+        fail_msg("%s v%d: %zu bodies, expected %zu", hook_defs[hook].name, version, ev.n_bodies, n);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(ev.bodies[i], want[i]);
         assert_int_equal(ev.lens[i], strlen(want[i]));
@@ -65,17 +64,20 @@ static void render_case(const struct webhook_case *c, int version, int meta)
     load(&cfg, keys);
     uint8_t *req = webhook_case_request(c->hook, version, meta, &len);
     assert_non_null(req);
-    assert_bodies(&cfg, c->hook, version, req, len, c->bodies, c->n_bodies);
+    size_t n = version >= c->from_version ? c->n_bodies : 0;
+    assert_bodies(&cfg, c->hook, version, req, len, c->bodies, n);
 
     /* The client whose order the events keep: the receiver's for
      * delivered and acked, the sender's or the client's otherwise. */
     struct webhook_event ev;
     char err[ERR_LEN];
-    assert_int_equal(webhook_render(&cfg.webhook, c->hook, version, req, len, 0, &ev, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        webhook_render(&cfg.webhook, c->hook, version, req, len, 0, &ev, err, sizeof err), 0);
     bool receiver = c->hook == HOOK_MESSAGE_DELIVERED || c->hook == HOOK_MESSAGE_ACKED;
-    assert_string_equal(ev.clientid, receiver ? "c2" : "c1");
+    if (n > 0)
+        assert_string_equal(ev.clientid, receiver ? "c2" : "c1");
+    else
+        assert_null(ev.clientid);
     webhook_event_free(&ev);
     free(req);
     cfg_free(&cfg);
@@ -167,11 +169,54 @@ static void test_proto_ver_that_is_not_a_number_stays_text(void **state)
     q.conninfo = &ci;
     q.result_code = "not_authorized";
     uint8_t *req = pack(&q.base, &len);
-    const char *want = "{\"action\":\"client_connack\",\"clientid\":\"c9\","
-                       "\"conn_ack\":\"not_authorized\",\"ipaddress\":\"10.0.0.1\","
-                       "\"keepalive\":30,\"node\":\"n1\",\"proto_ver\":\"1.2\",\"username\":\"u9\"}";
+    const char *want =
+        "{\"action\":\"client_connack\",\"clientid\":\"c9\","
+        "\"conn_ack\":\"not_authorized\",\"ipaddress\":\"10.0.0.1\","
+        "\"keepalive\":30,\"node\":\"n1\",\"proto_ver\":\"1.2\",\"username\":\"u9\"}";
     assert_bodies(&cfg, HOOK_CLIENT_CONNACK, 2, req, len, &want, 1);
     free(req);
+    cfg_free(&cfg);
+}
+
+/* {shutdown,<word>} is sent as the word, as the plugin did; any other
+ * reason as the broker wrote it. */
+static void test_shutdown_reasons_are_unwrapped(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } reasons[] = {
+        {"{shutdown,takenover}", "takenover"},
+        {"{shutdown,tcp_closed}", "tcp_closed"},
+        {"normal", "normal"},
+        {"{shutdown,{error,closed}}", "{shutdown,{error,closed}}"},
+        {"{shutdown,'Quoted'}", "{shutdown,'Quoted'}"},
+        {"{shutdown,}", "{shutdown,}"},
+        {"{shutdown,Caps}", "{shutdown,Caps}"},
+    };
+    struct config cfg;
+    (void)state;
+
+    load(&cfg, WEBHOOK_CASE_RULES);
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+        Emqx__Exhook__V3__ClientInfo ci = EMQX__EXHOOK__V3__CLIENT_INFO__INIT;
+        ci.node = "n1";
+        ci.clientid = "c1";
+        ci.username = "u1";
+        Emqx__Exhook__V3__SessionTerminatedRequest q =
+            EMQX__EXHOOK__V3__SESSION_TERMINATED_REQUEST__INIT;
+        q.clientinfo = &ci;
+        q.reason = (char *)reasons[i].in;
+        size_t len;
+        uint8_t *req = pack(&q.base, &len);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "{\"action\":\"session_terminated\",\"clientid\":\"c1\",\"node\":\"n1\","
+                 "\"reason\":\"%s\",\"username\":\"u1\"}",
+                 reasons[i].out);
+        const char *w = want;
+        assert_bodies(&cfg, HOOK_SESSION_TERMINATED, 2, req, len, &w, 1);
+        free(req);
+    }
     cfg_free(&cfg);
 }
 
@@ -199,14 +244,16 @@ static uint8_t *publish_request(const char *topic, const void *payload, size_t n
  * characters are escaped by the JSON encoder; base64 carries them all. */
 static void test_payload_that_is_not_utf8(void **state)
 {
-    static const char payload[] = "a\xff" "b\0c\n\xe2\x82";
+    static const char payload[] = "a\xff"
+                                  "b\0c\n\xe2\x82";
     struct config cfg;
     size_t len;
     (void)state;
 
     load(&cfg, "rule.message.publish.1 = {\"action\": \"on_message_publish\"}\n");
     uint8_t *req = publish_request("t", payload, sizeof payload - 1, &len);
-    const char *plain = PUBLISH_BODY("t", "a\xef\xbf\xbd" "b\\u0000c\\n\xef\xbf\xbd\xef\xbf\xbd");
+    const char *plain = PUBLISH_BODY("t", "a\xef\xbf\xbd"
+                                          "b\\u0000c\\n\xef\xbf\xbd\xef\xbf\xbd");
     assert_bodies(&cfg, HOOK_MESSAGE_PUBLISH, 2, req, len, &plain, 1);
     cfg_free(&cfg);
 
@@ -290,9 +337,9 @@ static void test_sys_topics_are_not_forwarded(void **state)
     uint8_t *req = publish_request("$SYS/brokers", "p", 1, &len);
     struct webhook_event ev;
     char err[ERR_LEN];
-    assert_int_equal(webhook_render(&cfg.webhook, HOOK_MESSAGE_PUBLISH, 2, req, len, 0, &ev, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        webhook_render(&cfg.webhook, HOOK_MESSAGE_PUBLISH, 2, req, len, 0, &ev, err, sizeof err),
+        0);
     assert_int_equal(ev.n_bodies, 0);
     assert_null(ev.clientid);
     webhook_event_free(&ev);
@@ -307,9 +354,10 @@ static void test_subscription_rules_match_filters_they_cover(void **state)
     size_t len;
     (void)state;
 
-    load(&cfg, "rule.client.subscribe.1 = {\"action\": \"on_client_subscribe\", \"topic\": \"t/#\"}\n"
-               "rule.session.subscribed.1 = {\"action\": \"on_session_subscribed\", "
-               "\"topic\": \"x/#\"}\n");
+    load(&cfg,
+         "rule.client.subscribe.1 = {\"action\": \"on_client_subscribe\", \"topic\": \"t/#\"}\n"
+         "rule.session.subscribed.1 = {\"action\": \"on_session_subscribed\", "
+         "\"topic\": \"x/#\"}\n");
     uint8_t *req = webhook_case_request(HOOK_CLIENT_SUBSCRIBE, 3, 1, &len);
     const char *first = WEBHOOK_BODY_SUBSCRIBE_1;
     assert_bodies(&cfg, HOOK_CLIENT_SUBSCRIBE, 3, req, len, &first, 1);
@@ -320,8 +368,9 @@ static void test_subscription_rules_match_filters_they_cover(void **state)
     cfg_free(&cfg);
 
     /* '#' covers both filters: rule by rule, filter by filter. */
-    load(&cfg, "rule.client.subscribe.a = {\"action\": \"on_client_subscribe\", \"topic\": \"#\"}\n"
-               "rule.client.subscribe.b = {\"action\": \"on_client_subscribe\", \"topic\": \"a/b\"}\n");
+    load(&cfg,
+         "rule.client.subscribe.a = {\"action\": \"on_client_subscribe\", \"topic\": \"#\"}\n"
+         "rule.client.subscribe.b = {\"action\": \"on_client_subscribe\", \"topic\": \"a/b\"}\n");
     req = webhook_case_request(HOOK_CLIENT_SUBSCRIBE, 2, 1, &len);
     const char *all[] = {WEBHOOK_BODY_SUBSCRIBE_1, WEBHOOK_BODY_SUBSCRIBE_2,
                          WEBHOOK_BODY_SUBSCRIBE_2};
@@ -352,13 +401,51 @@ static void test_request_that_does_not_decode_is_an_error(void **state)
     (void)state;
 
     load(&cfg, WEBHOOK_CASE_RULES);
-    assert_int_equal(webhook_render(&cfg.webhook, HOOK_CLIENT_CONNECT, 3, junk, sizeof junk, 0,
-                                    &ev, err, sizeof err),
+    assert_int_equal(webhook_render(&cfg.webhook, HOOK_CLIENT_CONNECT, 3, junk, sizeof junk, 0, &ev,
+                                    err, sizeof err),
                      -1);
     assert_string_equal(err, "OnClientConnect: the request does not decode as "
                              "emqx.exhook.v3.ClientConnectRequest");
     assert_int_equal(ev.n_bodies, 0);
     webhook_event_free(&ev);
+    cfg_free(&cfg);
+}
+
+/* Every prefix of every request, and each with one byte flipped: a
+ * request that does not decode is an error, one that does gives bodies,
+ * and nothing crashes or leaks (ASan). */
+static void test_damaged_requests_are_errors_or_bodies(void **state)
+{
+    struct config cfg;
+    char err[ERR_LEN];
+    (void)state;
+
+    load(&cfg, WEBHOOK_CASE_RULES);
+    for (size_t i = 0; i < webhook_case_count; i++) {
+        size_t len;
+        uint8_t *req = webhook_case_request(webhook_cases[i].hook, 3, 1, &len);
+        assert_non_null(req);
+        for (size_t cut = 0; cut <= len; cut++) {
+            for (int flip = 0; flip < 2; flip++) {
+                struct webhook_event ev;
+                if (flip && cut < len)
+                    req[cut] ^= 0x5a;
+                int rc = webhook_render(&cfg.webhook, webhook_cases[i].hook, 3, req,
+                                        flip ? len : cut, 0, &ev, err, sizeof err);
+                if (flip && cut < len)
+                    req[cut] ^= 0x5a;
+                assert_true(rc == 0 || rc == -1);
+                if (rc == 0) {
+                    for (size_t b = 0; b < ev.n_bodies; b++)
+                        assert_int_equal(strlen(ev.bodies[b]), ev.lens[b]);
+                } else {
+                    assert_int_equal(ev.n_bodies, 0);
+                }
+                webhook_event_free(&ev);
+            }
+        }
+        free(req);
+    }
     cfg_free(&cfg);
 }
 
@@ -372,9 +459,8 @@ static void test_wants_nothing_while_off(void **state)
     (void)state;
 
     cfg_defaults(&cfg);
-    assert_int_equal(cfg_load_string(&cfg, "[webhook]\n" WEBHOOK_CASE_RULES, "t.ini", err,
-                                     sizeof err),
-                     0);
+    assert_int_equal(
+        cfg_load_string(&cfg, "[webhook]\n" WEBHOOK_CASE_RULES, "t.ini", err, sizeof err), 0);
     for (int h = 0; h < HOOK_COUNT; h++)
         assert_false(webhook_wants(&cfg.webhook, (enum hook_id)h, &every, &cfg.topics[h]));
     cfg_free(&cfg);
@@ -386,9 +472,10 @@ static void test_wants_the_events_of_its_rules(void **state)
     bool every = false;
     (void)state;
 
-    load(&cfg, "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n"
-               "rule.client.subscribe.1 = {\"action\": \"on_client_subscribe\", \"topic\": \"a/#\"}\n"
-               "rule.message.acked.1 = {\"action\": \"on_message_acked\"}\n");
+    load(&cfg,
+         "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n"
+         "rule.client.subscribe.1 = {\"action\": \"on_client_subscribe\", \"topic\": \"a/#\"}\n"
+         "rule.message.acked.1 = {\"action\": \"on_message_acked\"}\n");
     assert_true(webhook_wants(&cfg.webhook, HOOK_CLIENT_CONNECTED, &every, NULL));
     assert_true(every);
     /* Filters of a subscription event are exhookd's to apply, not the broker's. */
@@ -396,7 +483,8 @@ static void test_wants_the_events_of_its_rules(void **state)
     assert_true(webhook_wants(&cfg.webhook, HOOK_CLIENT_SUBSCRIBE, &every, NULL));
     assert_true(every);
     every = false;
-    assert_true(webhook_wants(&cfg.webhook, HOOK_MESSAGE_ACKED, &every, &cfg.topics[HOOK_MESSAGE_ACKED]));
+    assert_true(
+        webhook_wants(&cfg.webhook, HOOK_MESSAGE_ACKED, &every, &cfg.topics[HOOK_MESSAGE_ACKED]));
     assert_true(every);
     assert_int_equal(cfg.topics[HOOK_MESSAGE_ACKED].count, 0);
     assert_false(webhook_wants(&cfg.webhook, HOOK_CLIENT_CONNECT, &every, NULL));
@@ -415,14 +503,15 @@ static void test_wants_the_union_of_filters(void **state)
     (void)state;
 
     cfg_defaults(&cfg);
-    if (cfg_load_string(&cfg,
-                        "[topics]\nmessage.publish = a/#, b\n"
-                        "[webhook]\nurl = https://hooks.example.com/emqx\n"
-                        "rule.message.publish.1 = {\"action\": \"on_message_publish\", \"topic\": \"b\"}\n"
-                        "rule.message.publish.2 = {\"action\": \"on_message_publish\", \"topic\": \"c/+\"}\n"
-                        "rule.message.delivered.1 = {\"action\": \"on_message_delivered\", \"topic\": \"d\"}\n"
-                        "rule.message.delivered.2 = {\"action\": \"on_message_delivered\"}\n",
-                        "t.ini", err, sizeof err) != 0)
+    if (cfg_load_string(
+            &cfg,
+            "[topics]\nmessage.publish = a/#, b\n"
+            "[webhook]\nurl = https://hooks.example.com/emqx\n"
+            "rule.message.publish.1 = {\"action\": \"on_message_publish\", \"topic\": \"b\"}\n"
+            "rule.message.publish.2 = {\"action\": \"on_message_publish\", \"topic\": \"c/+\"}\n"
+            "rule.message.delivered.1 = {\"action\": \"on_message_delivered\", \"topic\": \"d\"}\n"
+            "rule.message.delivered.2 = {\"action\": \"on_message_delivered\"}\n",
+            "t.ini", err, sizeof err) != 0)
         fail_msg("%s", err);
     struct cfg_filters *f = &cfg.topics[HOOK_MESSAGE_PUBLISH];
     assert_true(webhook_wants(&cfg.webhook, HOOK_MESSAGE_PUBLISH, &every, f));
@@ -445,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_node_without_meta_comes_from_the_request),
         cmocka_unit_test(test_missing_username_is_undefined),
         cmocka_unit_test(test_proto_ver_that_is_not_a_number_stays_text),
+        cmocka_unit_test(test_shutdown_reasons_are_unwrapped),
         cmocka_unit_test(test_payload_that_is_not_utf8),
         cmocka_unit_test(test_base62_is_emqx_base62),
         cmocka_unit_test(test_message_rules_match_by_topic),
@@ -452,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_subscription_rules_match_filters_they_cover),
         cmocka_unit_test(test_event_without_rule_gives_no_body),
         cmocka_unit_test(test_request_that_does_not_decode_is_an_error),
+        cmocka_unit_test(test_damaged_requests_are_errors_or_bodies),
         cmocka_unit_test(test_wants_nothing_while_off),
         cmocka_unit_test(test_wants_the_events_of_its_rules),
         cmocka_unit_test(test_wants_the_union_of_filters),

@@ -8,28 +8,31 @@
 #define NODE "emqx@127.0.0.1"
 
 const struct webhook_case webhook_cases[] = {
-    {HOOK_CLIENT_CONNECT, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_CONNECT}, 1},
-    {HOOK_CLIENT_CONNACK, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_CONNACK}, 1},
-    {HOOK_CLIENT_CONNECTED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_CONNECTED}, 1},
-    {HOOK_CLIENT_DISCONNECTED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_DISCONNECTED}, 1},
-    {HOOK_CLIENT_SUBSCRIBE, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SUBSCRIBE_1, WEBHOOK_BODY_SUBSCRIBE_2},
-     2},
-    {HOOK_CLIENT_UNSUBSCRIBE, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_UNSUBSCRIBE}, 1},
-    {HOOK_SESSION_SUBSCRIBED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SESSION_SUBSCRIBED}, 1},
-    {HOOK_SESSION_UNSUBSCRIBED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SESSION_UNSUBSCRIBED}, 1},
-    {HOOK_SESSION_TERMINATED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SESSION_TERMINATED}, 1},
-    {HOOK_MESSAGE_PUBLISH, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_PUBLISH_PLAIN}, 1},
-    {HOOK_MESSAGE_DELIVERED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_DELIVERED_PLAIN}, 1},
-    {HOOK_MESSAGE_ACKED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_ACKED_PLAIN}, 1},
-    {HOOK_MESSAGE_DROPPED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_DROPPED_PLAIN}, 1},
-    {HOOK_MESSAGE_PUBLISH, CFG_PAYLOAD_BASE64, {WEBHOOK_BODY_PUBLISH_BASE64}, 1},
-    {HOOK_MESSAGE_DELIVERED, CFG_PAYLOAD_BASE64, {WEBHOOK_BODY_DELIVERED_BASE64}, 1},
-    {HOOK_MESSAGE_ACKED, CFG_PAYLOAD_BASE64, {WEBHOOK_BODY_ACKED_BASE64}, 1},
-    {HOOK_MESSAGE_DROPPED, CFG_PAYLOAD_BASE64, {WEBHOOK_BODY_DROPPED_BASE64}, 1},
-    {HOOK_MESSAGE_PUBLISH, CFG_PAYLOAD_BASE62, {WEBHOOK_BODY_PUBLISH_BASE62}, 1},
-    {HOOK_MESSAGE_DELIVERED, CFG_PAYLOAD_BASE62, {WEBHOOK_BODY_DELIVERED_BASE62}, 1},
-    {HOOK_MESSAGE_ACKED, CFG_PAYLOAD_BASE62, {WEBHOOK_BODY_ACKED_BASE62}, 1},
-    {HOOK_MESSAGE_DROPPED, CFG_PAYLOAD_BASE62, {WEBHOOK_BODY_DROPPED_BASE62}, 1},
+    {HOOK_CLIENT_CONNECT, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_CONNECT}, 1, 1},
+    {HOOK_CLIENT_CONNACK, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_CONNACK}, 1, 1},
+    {HOOK_CLIENT_CONNECTED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_CONNECTED}, 1, 1},
+    {HOOK_CLIENT_DISCONNECTED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_DISCONNECTED}, 1, 1},
+    {HOOK_CLIENT_SUBSCRIBE,
+     CFG_PAYLOAD_PLAIN,
+     {WEBHOOK_BODY_SUBSCRIBE_1, WEBHOOK_BODY_SUBSCRIBE_2},
+     2,
+     1},
+    {HOOK_CLIENT_UNSUBSCRIBE, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_UNSUBSCRIBE}, 1, 2},
+    {HOOK_SESSION_SUBSCRIBED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SESSION_SUBSCRIBED}, 1, 1},
+    {HOOK_SESSION_UNSUBSCRIBED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SESSION_UNSUBSCRIBED}, 1, 1},
+    {HOOK_SESSION_TERMINATED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_SESSION_TERMINATED}, 1, 1},
+    {HOOK_MESSAGE_PUBLISH, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_PUBLISH_PLAIN}, 1, 1},
+    {HOOK_MESSAGE_DELIVERED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_DELIVERED_PLAIN}, 1, 1},
+    {HOOK_MESSAGE_ACKED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_ACKED_PLAIN}, 1, 1},
+    {HOOK_MESSAGE_DROPPED, CFG_PAYLOAD_PLAIN, {WEBHOOK_BODY_DROPPED_PLAIN}, 1, 1},
+    {HOOK_MESSAGE_PUBLISH, CFG_PAYLOAD_BASE64, {WEBHOOK_BODY_PUBLISH_BASE64}, 1, 1},
+    {HOOK_MESSAGE_DELIVERED, CFG_PAYLOAD_BASE64, {WEBHOOK_BODY_DELIVERED_BASE64}, 1, 1},
+    {HOOK_MESSAGE_ACKED, CFG_PAYLOAD_BASE64, {WEBHOOK_BODY_ACKED_BASE64}, 1, 1},
+    {HOOK_MESSAGE_DROPPED, CFG_PAYLOAD_BASE64, {WEBHOOK_BODY_DROPPED_BASE64}, 1, 1},
+    {HOOK_MESSAGE_PUBLISH, CFG_PAYLOAD_BASE62, {WEBHOOK_BODY_PUBLISH_BASE62}, 1, 1},
+    {HOOK_MESSAGE_DELIVERED, CFG_PAYLOAD_BASE62, {WEBHOOK_BODY_DELIVERED_BASE62}, 1, 1},
+    {HOOK_MESSAGE_ACKED, CFG_PAYLOAD_BASE62, {WEBHOOK_BODY_ACKED_BASE62}, 1, 1},
+    {HOOK_MESSAGE_DROPPED, CFG_PAYLOAD_BASE62, {WEBHOOK_BODY_DROPPED_BASE62}, 1, 1},
 };
 
 const size_t webhook_case_count = sizeof webhook_cases / sizeof webhook_cases[0];
@@ -50,6 +53,7 @@ struct parts {
     Emqx__Exhook__V3__Property user_prop;
     Emqx__Exhook__V3__Property *user_props[1];
     size_t n_user_props; /* v3 only */
+    int version;
     Emqx__Exhook__V3__RequestMeta *meta_ptr;
 };
 
@@ -74,6 +78,7 @@ static void parts_init(struct parts *p, int version, int meta)
     static const char *const filter_names[2] = {"t/#", "a/b"};
 
     memset(p, 0, sizeof *p);
+    p->version = version;
     emqx__exhook__v3__request_meta__init(&p->meta);
     p->meta.node = NODE;
     p->meta.version = version == 1 ? "4.4.19" : version == 2 ? "5.8.9" : "5.9.0";
@@ -224,7 +229,8 @@ static uint8_t *pack_filters(struct parts *p, enum hook_id hook, size_t *len)
     Emqx__Exhook__V3__ClientUnsubscribeRequest q =
         EMQX__EXHOOK__V3__CLIENT_UNSUBSCRIBE_REQUEST__INIT;
     q.clientinfo = &p->clientinfo;
-    q.n_topic_filters = 1;
+    /* 4.4 drops the filters, which have no QoS (see from_version) */
+    q.n_topic_filters = p->version == 1 ? 0 : 1;
     q.topic_filters = p->filter_ptrs;
     q.meta = p->meta_ptr;
     q.n_user_props = p->n_user_props;
@@ -236,8 +242,7 @@ static uint8_t *pack_message(struct parts *p, enum hook_id hook, size_t *len)
 {
     switch (hook) {
     case HOOK_MESSAGE_PUBLISH: {
-        Emqx__Exhook__V3__MessagePublishRequest q =
-            EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
+        Emqx__Exhook__V3__MessagePublishRequest q = EMQX__EXHOOK__V3__MESSAGE_PUBLISH_REQUEST__INIT;
         q.message = &p->message;
         q.meta = p->meta_ptr;
         q.n_user_props = p->n_user_props;
@@ -245,8 +250,7 @@ static uint8_t *pack_message(struct parts *p, enum hook_id hook, size_t *len)
         return pack(&q.base, len);
     }
     case HOOK_MESSAGE_DROPPED: {
-        Emqx__Exhook__V3__MessageDroppedRequest q =
-            EMQX__EXHOOK__V3__MESSAGE_DROPPED_REQUEST__INIT;
+        Emqx__Exhook__V3__MessageDroppedRequest q = EMQX__EXHOOK__V3__MESSAGE_DROPPED_REQUEST__INIT;
         q.message = &p->message;
         q.reason = "no_subscribers";
         q.meta = p->meta_ptr;

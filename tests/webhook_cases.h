@@ -36,50 +36,86 @@
 
 /* Generated from the same data by an independent JSON encoder (sorted
  * keys, compact), not by exhookd. */
-#define WEBHOOK_BODY_CONNECT \
-    "{\"action\":\"client_connect\",\"clientid\":\"c1\",\"ipaddress\":\"127.0.0.1\",\"keepalive\":60,\"node\":\"emqx@127.0.0.1\",\"proto_ver\":5,\"username\":\"u1\"}"
-#define WEBHOOK_BODY_CONNACK \
-    "{\"action\":\"client_connack\",\"clientid\":\"c1\",\"conn_ack\":\"success\",\"ipaddress\":\"127.0.0.1\",\"keepalive\":60,\"node\":\"emqx@127.0.0.1\",\"proto_ver\":5,\"username\":\"u1\"}"
-#define WEBHOOK_BODY_CONNECTED \
-    "{\"action\":\"client_connected\",\"clientid\":\"c1\",\"connected_at\":1764800000123,\"ipaddress\":\"127.0.0.1\",\"node\":\"emqx@127.0.0.1\",\"username\":\"u1\"}"
-#define WEBHOOK_BODY_DISCONNECTED \
-    "{\"action\":\"client_disconnected\",\"clientid\":\"c1\",\"disconnected_at\":1764800000123,\"node\":\"emqx@127.0.0.1\",\"reason\":\"normal\",\"username\":\"u1\"}"
-#define WEBHOOK_BODY_SUBSCRIBE_1 \
-    "{\"action\":\"client_subscribe\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"opts\":{\"qos\":1},\"topic\":\"t/#\",\"username\":\"u1\"}"
-#define WEBHOOK_BODY_SUBSCRIBE_2 \
-    "{\"action\":\"client_subscribe\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"opts\":{\"qos\":0},\"topic\":\"a/b\",\"username\":\"u1\"}"
-#define WEBHOOK_BODY_UNSUBSCRIBE \
-    "{\"action\":\"client_unsubscribe\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"opts\":{},\"topic\":\"t/#\",\"username\":\"u1\"}"
-#define WEBHOOK_BODY_SESSION_SUBSCRIBED \
-    "{\"action\":\"session_subscribed\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"opts\":{\"qos\":1},\"topic\":\"t/#\",\"username\":\"u1\"}"
-#define WEBHOOK_BODY_SESSION_UNSUBSCRIBED \
-    "{\"action\":\"session_unsubscribed\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"topic\":\"t/#\",\"username\":\"u1\"}"
-#define WEBHOOK_BODY_SESSION_TERMINATED \
-    "{\"action\":\"session_terminated\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"reason\":\"takenover\",\"username\":\"u1\"}"
-#define WEBHOOK_BODY_PUBLISH_PLAIN \
-    "{\"action\":\"message_publish\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"{\\\"temp\\\":21.5} ~~~ ü\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
-#define WEBHOOK_BODY_DELIVERED_PLAIN \
-    "{\"action\":\"message_delivered\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"{\\\"temp\\\":21.5} ~~~ ü\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
-#define WEBHOOK_BODY_ACKED_PLAIN \
-    "{\"action\":\"message_acked\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"{\\\"temp\\\":21.5} ~~~ ü\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
-#define WEBHOOK_BODY_DROPPED_PLAIN \
-    "{\"action\":\"message_dropped\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"{\\\"temp\\\":21.5} ~~~ ü\",\"qos\":1,\"reason\":\"no_subscribers\",\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
-#define WEBHOOK_BODY_PUBLISH_BASE64 \
-    "{\"action\":\"message_publish\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB+fn4gw7w=\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
-#define WEBHOOK_BODY_DELIVERED_BASE64 \
-    "{\"action\":\"message_delivered\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB+fn4gw7w=\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
-#define WEBHOOK_BODY_ACKED_BASE64 \
-    "{\"action\":\"message_acked\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB+fn4gw7w=\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
-#define WEBHOOK_BODY_DROPPED_BASE64 \
-    "{\"action\":\"message_dropped\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB+fn4gw7w=\",\"qos\":1,\"reason\":\"no_subscribers\",\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
-#define WEBHOOK_BODY_PUBLISH_BASE62 \
-    "{\"action\":\"message_publish\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB9Bfn4gw7M\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
-#define WEBHOOK_BODY_DELIVERED_BASE62 \
-    "{\"action\":\"message_delivered\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB9Bfn4gw7M\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
-#define WEBHOOK_BODY_ACKED_BASE62 \
-    "{\"action\":\"message_acked\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB9Bfn4gw7M\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
-#define WEBHOOK_BODY_DROPPED_BASE62 \
-    "{\"action\":\"message_dropped\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB9Bfn4gw7M\",\"qos\":1,\"reason\":\"no_subscribers\",\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
+#define WEBHOOK_BODY_CONNECT                                                                       \
+    "{\"action\":\"client_connect\",\"clientid\":\"c1\",\"ipaddress\":\"127.0.0.1\","              \
+    "\"keepalive\":60,\"node\":\"emqx@127.0.0.1\",\"proto_ver\":5,\"username\":\"u1\"}"
+#define WEBHOOK_BODY_CONNACK                                                                       \
+    "{\"action\":\"client_connack\",\"clientid\":\"c1\",\"conn_ack\":\"success\",\"ipaddress\":"   \
+    "\"127.0.0.1\",\"keepalive\":60,\"node\":\"emqx@127.0.0.1\",\"proto_ver\":5,\"username\":"     \
+    "\"u1\"}"
+#define WEBHOOK_BODY_CONNECTED                                                                     \
+    "{\"action\":\"client_connected\",\"clientid\":\"c1\",\"connected_at\":1764800000123,"         \
+    "\"ipaddress\":\"127.0.0.1\",\"node\":\"emqx@127.0.0.1\",\"username\":\"u1\"}"
+#define WEBHOOK_BODY_DISCONNECTED                                                                  \
+    "{\"action\":\"client_disconnected\",\"clientid\":\"c1\",\"disconnected_at\":1764800000123,"   \
+    "\"node\":\"emqx@127.0.0.1\",\"reason\":\"normal\",\"username\":\"u1\"}"
+#define WEBHOOK_BODY_SUBSCRIBE_1                                                                   \
+    "{\"action\":\"client_subscribe\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"opts\":{"  \
+    "\"qos\":1},\"topic\":\"t/#\",\"username\":\"u1\"}"
+#define WEBHOOK_BODY_SUBSCRIBE_2                                                                   \
+    "{\"action\":\"client_subscribe\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"opts\":{"  \
+    "\"qos\":0},\"topic\":\"a/b\",\"username\":\"u1\"}"
+#define WEBHOOK_BODY_UNSUBSCRIBE                                                                   \
+    "{\"action\":\"client_unsubscribe\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"opts\":" \
+    "{},\"topic\":\"t/#\",\"username\":\"u1\"}"
+#define WEBHOOK_BODY_SESSION_SUBSCRIBED                                                            \
+    "{\"action\":\"session_subscribed\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\",\"opts\":" \
+    "{\"qos\":1},\"topic\":\"t/#\",\"username\":\"u1\"}"
+#define WEBHOOK_BODY_SESSION_UNSUBSCRIBED                                                          \
+    "{\"action\":\"session_unsubscribed\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\","        \
+    "\"topic\":\"t/#\",\"username\":\"u1\"}"
+#define WEBHOOK_BODY_SESSION_TERMINATED                                                            \
+    "{\"action\":\"session_terminated\",\"clientid\":\"c1\",\"node\":\"emqx@127.0.0.1\","          \
+    "\"reason\":\"takenover\",\"username\":\"u1\"}"
+#define WEBHOOK_BODY_PUBLISH_PLAIN                                                                 \
+    "{\"action\":\"message_publish\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":" \
+    "\"emqx@127.0.0.1\",\"payload\":\"{\\\"temp\\\":21.5} ~~~ "                                    \
+    "ü\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
+#define WEBHOOK_BODY_DELIVERED_PLAIN                                                               \
+    "{\"action\":\"message_delivered\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_"      \
+    "username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"{\\\"temp\\\":21.5} ~~~ "         \
+    "ü\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
+#define WEBHOOK_BODY_ACKED_PLAIN                                                                   \
+    "{\"action\":\"message_acked\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_"          \
+    "username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"{\\\"temp\\\":21.5} ~~~ "         \
+    "ü\",\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
+#define WEBHOOK_BODY_DROPPED_PLAIN                                                                 \
+    "{\"action\":\"message_dropped\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":" \
+    "\"emqx@127.0.0.1\",\"payload\":\"{\\\"temp\\\":21.5} ~~~ "                                    \
+    "ü\",\"qos\":1,\"reason\":\"no_subscribers\",\"retain\":false,\"topic\":\"t/"                 \
+    "1\",\"ts\":1764800000000}"
+#define WEBHOOK_BODY_PUBLISH_BASE64                                                                \
+    "{\"action\":\"message_publish\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":" \
+    "\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB+fn4gw7w=\",\"qos\":1,\"retain\":false,"  \
+    "\"topic\":\"t/1\",\"ts\":1764800000000}"
+#define WEBHOOK_BODY_DELIVERED_BASE64                                                              \
+    "{\"action\":\"message_delivered\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_"      \
+    "username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB+fn4gw7w=\","  \
+    "\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
+#define WEBHOOK_BODY_ACKED_BASE64                                                                  \
+    "{\"action\":\"message_acked\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_"          \
+    "username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB+fn4gw7w=\","  \
+    "\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
+#define WEBHOOK_BODY_DROPPED_BASE64                                                                \
+    "{\"action\":\"message_dropped\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":" \
+    "\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB+fn4gw7w=\",\"qos\":1,\"reason\":\"no_"   \
+    "subscribers\",\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
+#define WEBHOOK_BODY_PUBLISH_BASE62                                                                \
+    "{\"action\":\"message_publish\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":" \
+    "\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB9Bfn4gw7M\",\"qos\":1,\"retain\":false,"  \
+    "\"topic\":\"t/1\",\"ts\":1764800000000}"
+#define WEBHOOK_BODY_DELIVERED_BASE62                                                              \
+    "{\"action\":\"message_delivered\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_"      \
+    "username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB9Bfn4gw7M\","  \
+    "\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
+#define WEBHOOK_BODY_ACKED_BASE62                                                                  \
+    "{\"action\":\"message_acked\",\"clientid\":\"c2\",\"from_client_id\":\"c1\",\"from_"          \
+    "username\":\"u1\",\"node\":\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB9Bfn4gw7M\","  \
+    "\"qos\":1,\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000,\"username\":\"u2\"}"
+#define WEBHOOK_BODY_DROPPED_BASE62                                                                \
+    "{\"action\":\"message_dropped\",\"from_client_id\":\"c1\",\"from_username\":\"u1\",\"node\":" \
+    "\"emqx@127.0.0.1\",\"payload\":\"eyJ0ZW1wIjoyMS41fSB9Bfn4gw7M\",\"qos\":1,\"reason\":\"no_"   \
+    "subscribers\",\"retain\":false,\"topic\":\"t/1\",\"ts\":1764800000000}"
 
 /* The requests' payload, which the message bodies carry encoded. */
 #define WEBHOOK_CASE_PAYLOAD "{\"temp\":21.5} ~~~ ü"
@@ -89,6 +125,11 @@ struct webhook_case {
     enum cfg_payload_encoding encoding; /* for the message events; plain for the others */
     const char *bodies[2];              /* client.subscribe has two topic filters */
     size_t n_bodies;
+    /* The first generation whose request carries what the bodies need:
+     * older ones give no body. EMQX 4.4 (and 5.0-5.3) send
+     * client.unsubscribe without its topic filters: their ExHook passes on
+     * only filters that have a QoS, and an unsubscribe's have none. */
+    int from_version;
 };
 
 extern const struct webhook_case webhook_cases[];

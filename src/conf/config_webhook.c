@@ -27,16 +27,16 @@
 #define DEFAULT_MAX_RETRY_INTERVAL_MS 30000u
 
 #define EVENT_NAMES                                                                                \
-    "client.connect, client.connack, client.connected, client.disconnected, client.subscribe, "   \
-    "client.unsubscribe, session.subscribed, session.unsubscribed, session.terminated, "          \
+    "client.connect, client.connack, client.connected, client.disconnected, client.subscribe, "    \
+    "client.unsubscribe, session.subscribed, session.unsubscribed, session.terminated, "           \
     "message.publish, message.delivered, message.acked, message.dropped"
 
 /* The events the plugin could forward: the hooks it had functions for. */
 static const enum hook_id webhook_events[] = {
-    HOOK_CLIENT_CONNECT,       HOOK_CLIENT_CONNACK,       HOOK_CLIENT_CONNECTED,
-    HOOK_CLIENT_DISCONNECTED,  HOOK_CLIENT_SUBSCRIBE,     HOOK_CLIENT_UNSUBSCRIBE,
-    HOOK_SESSION_SUBSCRIBED,   HOOK_SESSION_UNSUBSCRIBED, HOOK_SESSION_TERMINATED,
-    HOOK_MESSAGE_PUBLISH,      HOOK_MESSAGE_DELIVERED,    HOOK_MESSAGE_ACKED,
+    HOOK_CLIENT_CONNECT,      HOOK_CLIENT_CONNACK,       HOOK_CLIENT_CONNECTED,
+    HOOK_CLIENT_DISCONNECTED, HOOK_CLIENT_SUBSCRIBE,     HOOK_CLIENT_UNSUBSCRIBE,
+    HOOK_SESSION_SUBSCRIBED,  HOOK_SESSION_UNSUBSCRIBED, HOOK_SESSION_TERMINATED,
+    HOOK_MESSAGE_PUBLISH,     HOOK_MESSAGE_DELIVERED,    HOOK_MESSAGE_ACKED,
     HOOK_MESSAGE_DROPPED,
 };
 
@@ -173,8 +173,7 @@ int cfgw_set_pool_size(struct config *cfg, const char *key, const char *value, c
     return 0;
 }
 
-static int set_duration(unsigned *ms, const char *key, const char *value, char *msg,
-                        size_t msglen)
+static int set_duration(unsigned *ms, const char *key, const char *value, char *msg, size_t msglen)
 {
     if (cfg_parse_duration_ms(value, ms) != 0)
         return cfgv_fail(msg, msglen,
@@ -264,8 +263,8 @@ int cfgw_set_retry_interval(struct config *cfg, const char *key, const char *val
     return set_duration(&cfg->webhook.retry_interval_ms, key, value, msg, msglen);
 }
 
-int cfgw_set_max_retry_interval(struct config *cfg, const char *key, const char *value,
-                                char *msg, size_t msglen)
+int cfgw_set_max_retry_interval(struct config *cfg, const char *key, const char *value, char *msg,
+                                size_t msglen)
 {
     return set_duration(&cfg->webhook.max_retry_interval_ms, key, value, msg, msglen);
 }
@@ -322,8 +321,8 @@ static int set_header(struct cfg_webhook *wc, const char *key, const char *value
                          "%s: '%s' is not a header name (letters, digits and !#$%%&'*+-.^_`|~)",
                          key, name);
     if (header_reserved(name))
-        return cfgv_fail(msg, msglen, "%s: %s is set by the HTTP client and cannot be changed",
-                         key, name);
+        return cfgv_fail(msg, msglen, "%s: %s is set by the HTTP client and cannot be changed", key,
+                         name);
     for (const char *p = value; *p != '\0'; p++) {
         if (((unsigned char)*p < ' ' && *p != '\t') || *p == 0x7f)
             return cfgv_fail(msg, msglen, "%s: the value contains a control character", key);
@@ -414,15 +413,15 @@ static int parse_rule_json(const char *key, const char *value, struct cfg_webhoo
     int ret = -1;
 
     if (root == NULL)
-        return cfgv_fail(msg, msglen, "%s: bad JSON at column %d: %s", key, jerr.column,
-                         jerr.text);
+        return cfgv_fail(msg, msglen, "%s: bad JSON at column %d: %s", key, jerr.column, jerr.text);
     const char *field;
     json_t *v;
     if (!json_is_object(root)) {
         cfgv_fail(msg, msglen, "%s: expected a JSON object such as {\"action\": \"...\"}", key);
         goto out;
     }
-    json_object_foreach(root, field, v) {
+    json_object_foreach(root, field, v)
+    {
         if (strcmp(field, "action") != 0 && strcmp(field, "topic") != 0) {
             cfgv_fail(msg, msglen, "%s: unknown field \"%s\" (expected action and topic)", key,
                       field);
@@ -461,8 +460,8 @@ static int check_rule(const char *key, const struct cfg_webhook_rule *rule, char
 
     expected_action(rule->hook, want, sizeof want);
     if (strcmp(rule->action, want) != 0)
-        return cfgv_fail(msg, msglen, "%s: \"action\" of a %s rule must be \"%s\", got \"%s\"",
-                         key, hook_defs[rule->hook].name, want, rule->action);
+        return cfgv_fail(msg, msglen, "%s: \"action\" of a %s rule must be \"%s\", got \"%s\"", key,
+                         hook_defs[rule->hook].name, want, rule->action);
     if (rule->topic == NULL)
         return 0;
     if (!takes_topic(rule->hook))

@@ -16,8 +16,7 @@
 
 void cfgw_defaults(struct cfg_webhook *wc);
 
-int cfgw_set_url(struct config *cfg, const char *key, const char *value, char *msg,
-                 size_t msglen);
+int cfgw_set_url(struct config *cfg, const char *key, const char *value, char *msg, size_t msglen);
 int cfgw_set_encoding(struct config *cfg, const char *key, const char *value, char *msg,
                       size_t msglen);
 int cfgw_set_pool_size(struct config *cfg, const char *key, const char *value, char *msg,
@@ -40,8 +39,8 @@ int cfgw_set_max_retries(struct config *cfg, const char *key, const char *value,
                          size_t msglen);
 int cfgw_set_retry_interval(struct config *cfg, const char *key, const char *value, char *msg,
                             size_t msglen);
-int cfgw_set_max_retry_interval(struct config *cfg, const char *key, const char *value,
-                                char *msg, size_t msglen);
+int cfgw_set_max_retry_interval(struct config *cfg, const char *key, const char *value, char *msg,
+                                size_t msglen);
 
 /* Whether `name` is one of the keys whose name is free: headers.<name> or
  * rule.<event>.<n>. */

@@ -94,6 +94,28 @@ static json_t *username(const char *s)
     return text(s[0] != '\0' ? s : "undefined");
 }
 
+/* A disconnection's or session's end reason. The broker prints a reason
+ * that is not a plain word as an Erlang term, and a common one is
+ * {shutdown,<word>}: the plugin sent the word alone, so does this. */
+static json_t *reason(const char *s)
+{
+    static const char prefix[] = "{shutdown,";
+    size_t len = strlen(s), plen = sizeof prefix - 1;
+
+    if (len <= plen + 1 || strncmp(s, prefix, plen) != 0 || s[len - 1] != '}' ||
+        !(s[plen] >= 'a' && s[plen] <= 'z'))
+        return text(s);
+    /* An atom that needs no quotes: a lower-case letter, then letters,
+     * digits, '_' and '@'. */
+    for (size_t i = plen; i < len - 1; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '@'))
+            return text(s);
+    }
+    return text_n(s + plen, len - plen - 1);
+}
+
 /* proto_ver was a number in 4.x (3, 4, 5); the broker sends it as text.
  * Text that is not a number (another protocol's version) stays text. */
 static json_t *proto_ver(const char *s)
@@ -177,7 +199,8 @@ static json_t *body_new(enum hook_id hook, const Emqx__Exhook__V3__RequestMeta *
 
 static bool put_conninfo(json_t *obj, const Emqx__Exhook__V3__ConnInfo *ci)
 {
-    return put(obj, "clientid", text(ci->clientid)) && put(obj, "username", username(ci->username)) &&
+    return put(obj, "clientid", text(ci->clientid)) &&
+           put(obj, "username", username(ci->username)) &&
            put(obj, "ipaddress", text(ci->peerhost)) &&
            put(obj, "keepalive", json_integer(ci->keepalive)) &&
            put(obj, "proto_ver", proto_ver(ci->proto_ver));
@@ -196,7 +219,8 @@ static bool put_message(json_t *obj, const Emqx__Exhook__V3__Message *m,
     return put(obj, "from_client_id", text(m->from)) &&
            put(obj, "from_username", username(message_username(m))) &&
            put(obj, "topic", text(m->topic)) && put(obj, "qos", json_integer(m->qos)) &&
-           put(obj, "retain", json_false()) && put(obj, "payload", payload(&m->payload, encoding)) &&
+           put(obj, "retain", json_false()) &&
+           put(obj, "payload", payload(&m->payload, encoding)) &&
            put(obj, "ts", json_integer((json_int_t)m->timestamp));
 }
 
@@ -278,7 +302,7 @@ static int render_client(struct rendering *r, enum hook_id hook, const ProtobufC
 {
     const Emqx__Exhook__V3__ClientInfo *ci;
     const Emqx__Exhook__V3__RequestMeta *meta;
-    const char *reason = NULL;
+    const char *why = NULL;
 
     if (hook == HOOK_CLIENT_CONNECTED) {
         const Emqx__Exhook__V3__ClientConnectedRequest *q = (const void *)req;
@@ -288,20 +312,20 @@ static int render_client(struct rendering *r, enum hook_id hook, const ProtobufC
         const Emqx__Exhook__V3__ClientDisconnectedRequest *q = (const void *)req;
         ci = OR_EMPTY(q->clientinfo, no_clientinfo);
         meta = q->meta;
-        reason = q->reason;
+        why = q->reason;
     } else {
         const Emqx__Exhook__V3__SessionTerminatedRequest *q = (const void *)req;
         ci = OR_EMPTY(q->clientinfo, no_clientinfo);
         meta = q->meta;
-        reason = q->reason;
+        why = q->reason;
     }
     r->clientid = ci->clientid;
     json_t *obj = body_new(hook, meta, ci->node);
     if (obj == NULL)
         return -1;
     bool ok = put_clientinfo(obj, ci);
-    if (ok && reason != NULL)
-        ok = put(obj, "reason", text(reason));
+    if (ok && why != NULL)
+        ok = put(obj, "reason", reason(why));
     /* The broker sends neither time: the call's arrival stands for it. */
     if (ok && hook == HOOK_CLIENT_CONNECTED)
         ok = put(obj, "ipaddress", text(ci->peerhost)) &&
@@ -328,8 +352,8 @@ static int render_filters(struct rendering *r, enum hook_id hook, const Protobuf
         /* 4.x passed on the options of the parsed packet: an unsubscribe
          * has none. */
         bool ok = put_clientinfo(obj, ci) && put(obj, "topic", text(tf->name)) &&
-                  put(obj, "opts", hook == HOOK_CLIENT_SUBSCRIBE ? opts_qos(filter_qos(tf))
-                                                                 : json_object());
+                  put(obj, "opts",
+                      hook == HOOK_CLIENT_SUBSCRIBE ? opts_qos(filter_qos(tf)) : json_object());
         if (add_item(r, done(obj, ok), tf->name) != 0)
             return -1;
     }
@@ -374,7 +398,7 @@ static int render_message(struct rendering *r, enum hook_id hook, const Protobuf
     const Emqx__Exhook__V3__Message *m;
     const Emqx__Exhook__V3__ClientInfo *ci = NULL;
     const Emqx__Exhook__V3__RequestMeta *meta;
-    const char *reason = NULL;
+    const char *why = NULL;
 
     if (hook == HOOK_MESSAGE_PUBLISH) {
         const Emqx__Exhook__V3__MessagePublishRequest *q = (const void *)req;
@@ -384,7 +408,7 @@ static int render_message(struct rendering *r, enum hook_id hook, const Protobuf
         const Emqx__Exhook__V3__MessageDroppedRequest *q = (const void *)req;
         m = OR_EMPTY(q->message, no_message);
         meta = q->meta;
-        reason = q->reason;
+        why = q->reason;
     } else {
         /* delivered and acked have the same fields in the same places */
         const Emqx__Exhook__V3__MessageDeliveredRequest *q = (const void *)req;
@@ -402,8 +426,9 @@ static int render_message(struct rendering *r, enum hook_id hook, const Protobuf
     bool ok = put_message(obj, m, encoding);
     if (ok && ci != NULL)
         ok = put_clientinfo(obj, ci);
-    if (ok && reason != NULL)
-        ok = put(obj, "reason", text(reason));
+    /* 4.x sent a dropped message's reason as it was. */
+    if (ok && why != NULL)
+        ok = put(obj, "reason", text(why));
     return add_item(r, done(obj, ok), m->topic);
 }
 
@@ -503,9 +528,8 @@ static void rendering_free(struct rendering *r)
     free(r->items);
 }
 
-int webhook_render(const struct cfg_webhook *wc, enum hook_id hook, int version,
-                   const uint8_t *req, size_t len, int64_t ts_ms, struct webhook_event *out,
-                   char *err, size_t errlen)
+int webhook_render(const struct cfg_webhook *wc, enum hook_id hook, int version, const uint8_t *req,
+                   size_t len, int64_t ts_ms, struct webhook_event *out, char *err, size_t errlen)
 {
     const ProtobufCMessageDescriptor *desc = hooks_request(hook, version);
     struct rendering r = {0};
