@@ -242,8 +242,11 @@ static void test_every_body_end_to_end(void **state)
                 assert_int_equal(r.status, GRPC_STATUS_OK);
                 rpc_result_free(&r);
                 free(req);
-                free(rx_wait_recorded(w->rx.port, seen + c->n_bodies, 10));
-                for (size_t b = 0; b < c->n_bodies; b++, seen++) {
+                /* None from a generation that does not send what it needs:
+                 * one posted anyway would show as the next event's body. */
+                size_t n = variants[v][0] >= c->from_version ? c->n_bodies : 0;
+                free(rx_wait_recorded(w->rx.port, seen + n, 10));
+                for (size_t b = 0; b < n; b++, seen++) {
                     char at[64];
                     snprintf(at, sizeof at, "/recorded/raw/%zu", seen);
                     char *body = rx_request(w->rx.port, "GET", at, NULL);
@@ -260,6 +263,10 @@ static void test_every_body_end_to_end(void **state)
             }
         }
         assert_true(seen > 0);
+        usleep(200000);
+        char *all = rx_request(w->rx.port, "GET", "/recorded", NULL);
+        assert_int_equal(rx_count_lines(all), seen);
+        free(all);
         teardown((void **)&w);
     }
 }
