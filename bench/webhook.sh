@@ -9,12 +9,14 @@
 #      ROUNDS alternated rounds of DURATION s.
 #   2. throughput: message.publish as fast as exhookd answers (closed loop,
 #      DURATION s), the webhook posting to nginx answering 200 at once,
-#      default [webhook] settings: events forwarded per second, and CPU
-#      time per event, of the webhook's thread and of the whole serving
+#      default [webhook] settings: events forwarded per second, during the
+#      load and after it (the backlog drained with the CPU to itself), and
+#      CPU time per event, of the webhook's thread and of the whole serving
 #      process (against the same load with the webhook off).
 #
 # Prints markdown tables.   Run from anywhere.
-#   env: ROUNDS=3 DURATION=10 RATE=5000 WORKERS=2 (BUILD=build)
+#   env: ROUNDS=3 DURATION=10 RATE=5000 WORKERS=2 PARTS="latency throughput"
+#   (BUILD=build)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +25,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 RATE=${RATE:-5000}
 WORKERS=${WORKERS:-2}
+PARTS=${PARTS:-latency throughput}
 BIN=$BUILD/exhookd
 BENCH=$BUILD/exhook-bench
 TMP=$(mktemp -d)
@@ -125,6 +128,7 @@ field() {
 HZ=$(getconf CLK_TCK)
 LOAD=(-r publish -q --check none -d "$DURATION")
 
+if [[ $PARTS == *latency* ]]; then
 echo "## 1. message.publish at $RATE calls/s: broker-facing latency"
 echo
 echo "| round | webhook | calls/s | p50 µs | p99 µs | p99.9 µs | errors | forwarded | dropped (queue_full) |"
@@ -142,11 +146,13 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 echo
+fi
 
+[[ $PARTS == *throughput* ]] || exit 0
 echo "## 2. Forwarding to a receiver that answers at once (default settings)"
 echo
-echo "| webhook | calls/s answered | events forwarded/s | dropped | webhook thread CPU µs/event | process CPU µs/call |"
-echo "|---|---|---|---|---|---|"
+echo "| webhook | calls/s answered | events forwarded/s, load and backlog | backlog drained, events/s | dropped | webhook thread CPU µs/event | process CPU µs/call |"
+echo "|---|---|---|---|---|---|---|"
 for mode in off fast; do
     if [ "$mode" = off ]; then start_exhookd tput; else start_exhookd tput /fast; fi
     c0=$(cpu_ticks "$CHILD")
@@ -154,12 +160,17 @@ for mode in off fast; do
     t0=$(date +%s%N)
     line=$("$BENCH" -t "127.0.0.1:$PORT" "${LOAD[@]}" -w 0)
     calls=$(field calls "$line")
+    drain=-
     if [ "$mode" = fast ]; then
+        s0=$(metric exhookd_webhook_sent_total)
+        d0=$(date +%s%N)
         # Until the queue is empty: every event accepted is posted.
         for _ in $(seq 1 600); do
             [ "$(metric exhookd_webhook_queue_events)" = 0 ] && break
             sleep 0.1
         done
+        drain=$(awk -v n=$(($(metric exhookd_webhook_sent_total) - s0)) -v a="$d0" -v b="$(date +%s%N)" \
+                    'BEGIN { printf "%.0f", n / ((b - a) / 1e9) }')
     fi
     t1=$(date +%s%N)
     c1=$(cpu_ticks "$CHILD")
@@ -169,6 +180,7 @@ for mode in off fast; do
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1e9 }')
     echo "| $mode | $(field calls_per_s "$line") |" \
          "$([ "$mode" = fast ] && awk -v s="$sent" -v t="$secs" 'BEGIN { printf "%.0f", s / t }' || echo -) |" \
+         "$drain |" \
          "${dropped:-0} |" \
          "$([ "$mode" = fast ] && awk -v w=$((w1 - w0)) -v s="$sent" -v hz="$HZ" 'BEGIN { printf "%.1f", w / hz * 1e6 / s }' || echo -) |" \
          "$(awk -v c=$((c1 - c0)) -v n="$calls" -v hz="$HZ" 'BEGIN { printf "%.1f", c / hz * 1e6 / n }') |"
