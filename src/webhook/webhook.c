@@ -247,6 +247,7 @@ void webhook_offer(struct webhook *wh, int shard, enum hook_id hook, int version
     else if (!it || wh->events >= wh->max_events || wh->bytes + len > wh->max_bytes)
         why = WEBHOOK_DROP_QUEUE_FULL;
     bool was_empty = !wh->in_head;
+    size_t max_events = wh->max_events, max_bytes = wh->max_bytes;
     if (why == WEBHOOK_DROP_COUNT) {
         wh->events++;
         wh->bytes += len;
@@ -258,11 +259,15 @@ void webhook_offer(struct webhook *wh, int shard, enum hook_id hook, int version
     }
     pthread_mutex_unlock(&wh->lock);
     if (why != WEBHOOK_DROP_COUNT) {
-        free(it);
         char detail[160];
-        snprintf(detail, sizeof detail, "%s; the queue holds at most %zu events and %zu bytes",
-                 it ? hooks_name(hook, version) : "out of memory", wh->max_events, wh->max_bytes);
-        count_drop(wh, shard, why, 1, why == WEBHOOK_DROP_SHUTDOWN ? "exhookd is stopping" : detail);
+        if (why == WEBHOOK_DROP_SHUTDOWN)
+            snprintf(detail, sizeof detail, "exhookd is stopping");
+        else
+            snprintf(detail, sizeof detail,
+                     "the last one %s; the queue holds at most %zu events and %zu bytes",
+                     it ? hooks_name(hook, version) : "(out of memory)", max_events, max_bytes);
+        free(it);
+        count_drop(wh, shard, why, 1, detail);
         return;
     }
     count_depth(wh, shard, 1, (int64_t)len);
