@@ -215,11 +215,23 @@ static void test_queue_full_drops_the_excess(void **state)
     w->wc->queue_events = 10;
     start(w);
     char payload[16];
+    struct capture cap;
+    log_set_level(LOG_WARN);
+    capture_begin(&cap, w->fx.dir);
     for (int i = 0; i < 15; i++) {
         snprintf(payload, sizeof payload, "%d", i);
         offer(w, i % 2 ? "odd" : "even", payload);
     }
+    char *log = capture_end(&cap);
+    log_set_level(LOG_ERROR);
     assert_int_equal(metric(w, "exhookd_webhook_dropped_total{reason=\"queue_full\"}"), 5);
+    /* The first drop is told at once; the next ones wait for the next line. */
+    const char *line = strstr(log, "webhook: 1 event dropped (queue_full) since start: the last "
+                                   "one message.publish; the queue holds at most 10 events");
+    assert_non_null(line);
+    assert_non_null(strchr(line, '\n'));
+    assert_null(strstr(strchr(line, '\n'), "dropped (queue_full)"));
+    free(log);
     assert_int_equal(metric(w, "exhookd_webhook_queue_events"), 10);
     receiver_up(w);
     char *text = rx_wait_recorded(w->rx.port, 10, 30);

@@ -193,6 +193,28 @@ static void test_slow_receiver_does_not_slow_the_calls(void **state)
     free(text);
 }
 
+/* A script rewrites the message: the broker gets the new one, the
+ * receiver the one the broker sent. */
+static void test_publish_is_forwarded_as_the_broker_sent_it(void **state)
+{
+    (void)state;
+    struct world *w = world_start(
+        "local M = {}\n"
+        "function M.on_message_publish(message)\n"
+        "  message.payload = 'rewritten'\n"
+        "  return message\n"
+        "end\n"
+        "return M\n",
+        "rule.message.publish.1 = {\"action\": \"on_message_publish\"}\n");
+    Emqx__Exhook__V3__ValuedResponse__ResponsedType type;
+    publish(w, "c9", "any/topic", "original", &type);
+    assert_int_equal(type, EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE);
+    char *text = rx_wait_recorded(w->rx.port, 1, 10);
+    assert_string_equal(text, "c9 original\n");
+    free(text);
+    teardown((void **)&w);
+}
+
 /* connected_at / disconnected_at: the time the call arrived, between
  * `before` and `after`; replaced in `body` by the cases' WEBHOOK_CASE_TS_MS
  * so that the body compares whole. */
@@ -241,6 +263,15 @@ static void test_every_body_end_to_end(void **state)
                 assert_int_equal(rpc_call_raw(w->client, path, req, len, &r), 0);
                 int64_t after = webhook_now_ms();
                 assert_int_equal(r.status, GRPC_STATUS_OK);
+                if (c->hook == HOOK_MESSAGE_PUBLISH) {
+                    /* No script: the broker goes on with its message. */
+                    Emqx__Exhook__V3__ValuedResponse *vr =
+                        emqx__exhook__v3__valued_response__unpack(NULL, r.reply_len, r.reply);
+                    assert_non_null(vr);
+                    assert_int_equal(vr->type,
+                                     EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE);
+                    emqx__exhook__v3__valued_response__free_unpacked(vr, NULL);
+                }
                 rpc_result_free(&r);
                 free(req);
                 /* None from a generation that does not send what it needs:
@@ -383,6 +414,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_webhook_only_hook_runs_no_script, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_receiver_does_not_slow_the_calls, setup,
                                         teardown),
+        cmocka_unit_test(test_publish_is_forwarded_as_the_broker_sent_it),
         cmocka_unit_test(test_every_body_end_to_end),
         cmocka_unit_test(test_reload_rereads_the_rules_and_keeps_the_queue),
     };
