@@ -114,7 +114,8 @@ static long long metric(struct world *w, const char *name)
     assert_non_null(text);
     long long v = 0;
     size_t len = strlen(name);
-    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (strncmp(line, name, len) == 0 && line[len] == ' ')
             v = atoll(line + len + 1);
     }
@@ -143,8 +144,7 @@ static void wait_empty(struct world *w, int seconds)
 
 /* The recorded lines of `text`, checked to be each client's payloads
  * `from`, from + 1, ... in order; returns how many each client had. */
-static void check_order(char *text, const char *const *clients, int n_clients, int from,
-                        int *count)
+static void check_order(char *text, const char *const *clients, int n_clients, int from, int *count)
 {
     for (int c = 0; c < n_clients; c++)
         count[c] = 0;

@@ -79,8 +79,8 @@ static int teardown(void **state)
 }
 
 static Emqx__Exhook__V3__RequestMeta meta = {
-    PROTOBUF_C_MESSAGE_INIT(&emqx__exhook__v3__request_meta__descriptor), "emqx@127.0.0.1",
-    "5.8.0", "EMQX", "emqxcl"};
+    PROTOBUF_C_MESSAGE_INIT(&emqx__exhook__v3__request_meta__descriptor), "emqx@127.0.0.1", "5.8.0",
+    "EMQX", "emqxcl"};
 
 /* message.publish from `from` on `topic`: its status and how long the
  * call took, in ms. */
@@ -198,14 +198,14 @@ static void test_slow_receiver_does_not_slow_the_calls(void **state)
 static void test_publish_is_forwarded_as_the_broker_sent_it(void **state)
 {
     (void)state;
-    struct world *w = world_start(
-        "local M = {}\n"
-        "function M.on_message_publish(message)\n"
-        "  message.payload = 'rewritten'\n"
-        "  return message\n"
-        "end\n"
-        "return M\n",
-        "rule.message.publish.1 = {\"action\": \"on_message_publish\"}\n");
+    struct world *w =
+        world_start("local M = {}\n"
+                    "function M.on_message_publish(message)\n"
+                    "  message.payload = 'rewritten'\n"
+                    "  return message\n"
+                    "end\n"
+                    "return M\n",
+                    "rule.message.publish.1 = {\"action\": \"on_message_publish\"}\n");
     Emqx__Exhook__V3__ValuedResponse__ResponsedType type;
     publish(w, "c9", "any/topic", "original", &type);
     assert_int_equal(type, EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE);
@@ -367,8 +367,9 @@ static void test_reload_rereads_the_rules_and_keeps_the_queue(void **state)
     httpd_start(&w->rx, w->fx.dir, "rx", false);
     char path[400], err[512], hooks[512];
     snprintf(path, sizeof path, "%s/exhook.ini", w->fx.dir);
-    write_config(w, path, "headers.X-Gen = one\n"
-                          "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n");
+    write_config(w, path,
+                 "headers.X-Gen = one\n"
+                 "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n");
     if (cfg_load(&w->fx.cfg, path, err, sizeof err) != 0)
         fail_msg("%s", err);
     log_set_level(LOG_ERROR);

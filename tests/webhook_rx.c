@@ -32,8 +32,11 @@ char *rx_request(int port, const char *method, const char *path, const char *bod
     struct net *n = net_open(1, err, sizeof err);
     assert_non_null(n);
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    struct http_request spec = {.method = method, .url = url, .body = body,
-                                .body_len = body ? strlen(body) : 0, .timeout_ms = 10000};
+    struct http_request spec = {.method = method,
+                                .url = url,
+                                .body = body,
+                                .body_len = body ? strlen(body) : 0,
+                                .timeout_ms = 10000};
     struct got g = {0};
     assert_non_null(http_start(n->http, &spec, got_it, &g, err, sizeof err));
     while (!g.done)

@@ -52,8 +52,8 @@ struct http_request {
      * NULL: none. The key may be in the certificate's file. */
     const char *cert_file;
     const char *key_file;
-    bool insecure;       /* true: do not verify the server's certificate and name */
-    size_t max_body;     /* 0: HTTP_DEFAULT_MAX_BODY */
+    bool insecure;   /* true: do not verify the server's certificate and name */
+    size_t max_body; /* 0: HTTP_DEFAULT_MAX_BODY */
 };
 
 /* What came back: `err` HTTP_OK with a status (any status, 404 and 500

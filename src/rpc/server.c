@@ -337,7 +337,8 @@ int srv_start(struct server *s, char *err, size_t errlen)
         return -1;
     }
     const struct config *cfg = &s->reload.cfg;
-    if (cfg->webhook.url && !(s->webhook = webhook_start(&cfg->webhook, s->mx.registry, err, errlen)))
+    if (cfg->webhook.url &&
+        !(s->webhook = webhook_start(&cfg->webhook, s->mx.registry, err, errlen)))
         return -1;
     if (cfg->metrics.listen &&
         !(s->metrics_http =

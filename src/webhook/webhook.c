@@ -25,9 +25,9 @@
 #define DROP_LOG_INTERVAL_NS (INT64_C(10) * 1000000000)
 
 static const char *const drop_names[WEBHOOK_DROP_COUNT] = {
-    [WEBHOOK_DROP_QUEUE_FULL] = "queue_full",   [WEBHOOK_DROP_RETRIES] = "retries_exhausted",
-    [WEBHOOK_DROP_REJECTED] = "rejected",       [WEBHOOK_DROP_UNDECODABLE] = "undecodable",
-    [WEBHOOK_DROP_UNSENDABLE] = "unsendable",   [WEBHOOK_DROP_SHUTDOWN] = "shutdown",
+    [WEBHOOK_DROP_QUEUE_FULL] = "queue_full", [WEBHOOK_DROP_RETRIES] = "retries_exhausted",
+    [WEBHOOK_DROP_REJECTED] = "rejected",     [WEBHOOK_DROP_UNDECODABLE] = "undecodable",
+    [WEBHOOK_DROP_UNSENDABLE] = "unsendable", [WEBHOOK_DROP_SHUTDOWN] = "shutdown",
 };
 
 static const char *const drop_labels[WEBHOOK_DROP_COUNT] = {
@@ -64,7 +64,7 @@ struct lane {
     struct lane *ready_next;
     char *clientid;
     struct post *head, *tail;
-    bool busy; /* its head is in flight or waits for a retry */
+    bool busy;  /* its head is in flight or waits for a retry */
     bool ready; /* on the ready list */
     struct http_req *req;
     struct loop_timer backoff;
@@ -85,7 +85,7 @@ struct webhook {
     struct conf *pending;           /* a reload's settings, not yet taken */
     size_t events, bytes;           /* accepted, not yet done */
     size_t max_events, max_bytes;
-    bool closed;                    /* stopping: offers are dropped */
+    bool closed; /* stopping: offers are dropped */
     bool stopping;
     int64_t stop_at_ns;
     int wake_fd;
@@ -206,21 +206,21 @@ static void register_metrics(struct webhook *wh, struct mx_registry *mx)
 {
     if (!mx)
         return;
-    wh->sent = mx_add(mx, MX_COUNTER, "exhookd_webhook_sent_total",
-                      "WebHook POSTs the receiver accepted (status below 400).", 1, NULL, 0, NULL,
-                      0);
+    wh->sent =
+        mx_add(mx, MX_COUNTER, "exhookd_webhook_sent_total",
+               "WebHook POSTs the receiver accepted (status below 400).", 1, NULL, 0, NULL, 0);
     wh->retried = mx_add(mx, MX_COUNTER, "exhookd_webhook_retried_total",
                          "WebHook POSTs retried after a failure (no connection, timeout, 5xx).", 1,
                          NULL, 0, NULL, 0);
     wh->dropped = mx_add(mx, MX_COUNTER, "exhookd_webhook_dropped_total",
                          "WebHook events (queue_full) or POSTs given up, by reason.", 1,
                          &(struct mx_dim){drop_labels, WEBHOOK_DROP_COUNT}, 1, NULL, 0);
-    wh->queue_events = mx_add(mx, MX_GAUGE, "exhookd_webhook_queue_events",
-                              "WebHook events accepted and not yet delivered or given up.", 1,
-                              NULL, 0, NULL, 0);
-    wh->queue_bytes = mx_add(mx, MX_GAUGE, "exhookd_webhook_queue_bytes",
-                             "Request bytes of the events in the WebHook's queue.", 1, NULL, 0,
-                             NULL, 0);
+    wh->queue_events =
+        mx_add(mx, MX_GAUGE, "exhookd_webhook_queue_events",
+               "WebHook events accepted and not yet delivered or given up.", 1, NULL, 0, NULL, 0);
+    wh->queue_bytes =
+        mx_add(mx, MX_GAUGE, "exhookd_webhook_queue_bytes",
+               "Request bytes of the events in the WebHook's queue.", 1, NULL, 0, NULL, 0);
 }
 
 /* The offering side. */
