@@ -36,6 +36,7 @@ A receiver of the WebHook's POSTs, recording them in order of arrival:
                      (clientid, else from_client_id; "-" when absent)
   /recorded/raw/N    the body of the Nth /hook request (from 0), as sent
   /recorded/header/N/NAME  the value of header NAME of the Nth request
+  /recorded/concurrency    the most /hook requests answered at once so far
 """
 
 import json
@@ -62,6 +63,8 @@ class Server(ThreadingHTTPServer):
         self.requests = 0
         self.recorded = []  # (headers, body) of each /hook request
         self.hook_mode = {"status": 200, "delay_ms": 0}
+        self.hook_now = 0  # /hook requests being answered, and the most at once
+        self.hook_max = 0
 
     def handle_error(self, request, client_address):
         pass  # clients that refuse the certificate or go away are expected here
@@ -189,7 +192,11 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.recorded.append(({k.lower(): v for k, v in self.headers.items()}, body))
             mode = dict(self.server.hook_mode)
+            self.server.hook_now += 1
+            self.server.hook_max = max(self.server.hook_max, self.server.hook_now)
         time.sleep(mode["delay_ms"] / 1000)
+        with self.server.lock:
+            self.server.hook_now -= 1
         self.reply(mode["status"], "hook " + str(mode["status"]))
 
     def do_control(self, args, body):
@@ -202,6 +209,9 @@ class Handler(BaseHTTPRequestHandler):
             recorded = list(self.server.recorded)
         if args and args[0] == "raw":
             self.reply(200, recorded[int(args[1])][1])
+            return
+        if args and args[0] == "concurrency":
+            self.reply(200, str(self.server.hook_max))
             return
         if args and args[0] == "header":
             self.reply(200, recorded[int(args[1])][0].get(args[2].lower(), ""))

@@ -207,6 +207,40 @@ static void test_order_across_an_outage(void **state)
     assert_int_equal(metric(w, "exhookd_webhook_queue_bytes"), 0);
 }
 
+/* Clients in parallel, up to pool_size POSTs at once; one at a time for
+ * each client: no client's second event goes before every first one. */
+static void test_clients_in_parallel_one_post_each(void **state)
+{
+    struct world *w = *state;
+    w->wc->pool_size = 3;
+    receiver_up(w);
+    rx_mode(w->rx.port, 200, 300);
+    start(w);
+    static const char *const clients[] = {"a", "b", "c", "d", "e", "f"};
+    for (int i = 0; i < 2; i++) {
+        for (int c = 0; c < 6; c++)
+            offer(w, clients[c], i ? "1" : "0");
+    }
+    char *text = rx_wait_recorded(w->rx.port, 12, 30);
+    /* Each client's "1" waits for its "0"; three "0"s go at once, so the
+     * first three POSTs are "0"s. */
+    char *save = NULL;
+    int n = 0;
+    for (char *line = strtok_r(text, "\n", &save); line && n < 3;
+         line = strtok_r(NULL, "\n", &save), n++)
+        assert_string_equal(line + 2, "0");
+    free(text);
+    char *most = rx_request(w->rx.port, "GET", "/recorded/concurrency", NULL);
+    assert_string_equal(most, "3");
+    free(most);
+    int count[6];
+    text = rx_request(w->rx.port, "GET", "/recorded", NULL);
+    check_order(text, clients, 6, 0, count);
+    free(text);
+    for (int c = 0; c < 6; c++)
+        assert_int_equal(count[c], 2);
+}
+
 /* A queue of N events, receiver down, N + K offered: K dropped, counted,
  * and the N arrive once it is back. */
 static void test_queue_full_drops_the_excess(void **state)
@@ -403,6 +437,7 @@ int main(void)
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_across_an_outage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clients_in_parallel_one_post_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_drops_the_excess, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_bytes_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_4xx_is_not_retried, setup, teardown),
