@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,9 @@
 #include "net.h"
 #include "ratelimit.h"
 #include "webhook_body.h"
+
+/* How much nicer than the workers the delivery thread runs. */
+#define WEBHOOK_NICE 10
 
 /* At most one line per drop reason per interval. */
 #define DROP_LOG_INTERVAL_NS (INT64_C(10) * 1000000000)
@@ -626,6 +630,12 @@ static void *delivery_main(void *arg)
     log_set_thread_name("webhook");
     /* Its own name in top -H and /proc, for its CPU time. */
     pthread_setname_np(pthread_self(), "exhookd-webhook");
+    /* When the CPU is short, the broker's calls go first: the queue is
+     * there to wait. Linux applies a nice value to one thread. */
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, (id_t)gettid());
+    if (errno == 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), nice_now + WEBHOOK_NICE) != 0)
+        log_debug("webhook: cannot lower the delivery thread's priority: %s", strerror(errno));
     while (!finished(wh))
         loop_run_once(wh->net->loop, -1);
     size_t left, bytes;
