@@ -89,6 +89,9 @@ struct webhook {
     struct conf *pending;           /* a reload's settings, not yet taken */
     size_t events, bytes;           /* accepted, not yet done */
     size_t max_events, max_bytes;
+    /* The thread has taken every offered event and waits: the next offer
+     * wakes it. While it renders, offers only join the list. */
+    bool asleep;
     bool closed; /* stopping: offers are dropped */
     bool stopping;
     int64_t stop_at_ns;
@@ -250,7 +253,7 @@ void webhook_offer(struct webhook *wh, int shard, enum hook_id hook, int version
         why = WEBHOOK_DROP_SHUTDOWN;
     else if (!it || wh->events >= wh->max_events || wh->bytes + len > wh->max_bytes)
         why = WEBHOOK_DROP_QUEUE_FULL;
-    bool was_empty = !wh->in_head;
+    bool wake_it = false;
     size_t max_events = wh->max_events, max_bytes = wh->max_bytes;
     if (why == WEBHOOK_DROP_COUNT) {
         wh->events++;
@@ -260,6 +263,8 @@ void webhook_offer(struct webhook *wh, int shard, enum hook_id hook, int version
         else
             wh->in_head = it;
         wh->in_tail = it;
+        wake_it = wh->asleep;
+        wh->asleep = false;
     }
     pthread_mutex_unlock(&wh->lock);
     if (why != WEBHOOK_DROP_COUNT) {
@@ -275,9 +280,7 @@ void webhook_offer(struct webhook *wh, int shard, enum hook_id hook, int version
         return;
     }
     count_depth(wh, shard, 1, (int64_t)len);
-    /* The thread takes the whole list each time it wakes: one wake-up for
-     * the first event of a batch is enough. */
-    if (was_empty)
+    if (wake_it)
         wake(wh);
 }
 
@@ -567,22 +570,29 @@ static void on_wake(void *ctx, int fd, int events)
     uint64_t n;
     if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
         log_error("webhook: reading the wake-up descriptor: %s", strerror(errno));
+    for (;;) {
+        pthread_mutex_lock(&wh->lock);
+        struct item *it = wh->in_head;
+        wh->in_head = wh->in_tail = NULL;
+        struct conf *k = wh->pending;
+        wh->pending = NULL;
+        wh->asleep = !it;
+        pthread_mutex_unlock(&wh->lock);
+        if (k)
+            take_conf(wh, k);
+        if (!it)
+            break;
+        while (it) {
+            struct item *next = it->next;
+            render(wh, it);
+            it = next;
+        }
+        pump(wh);
+    }
     pthread_mutex_lock(&wh->lock);
-    struct item *it = wh->in_head;
-    wh->in_head = wh->in_tail = NULL;
-    struct conf *k = wh->pending;
-    wh->pending = NULL;
     bool stopping = wh->stopping;
     int64_t stop_at = wh->stop_at_ns;
     pthread_mutex_unlock(&wh->lock);
-    if (k)
-        take_conf(wh, k);
-    while (it) {
-        struct item *next = it->next;
-        render(wh, it);
-        it = next;
-    }
-    pump(wh);
     if (stopping && !loop_timer_started(&wh->stop_timer))
         loop_timer_start(wh->net->loop, &wh->stop_timer, stop_at);
 }
@@ -661,6 +671,7 @@ struct webhook *webhook_start(const struct cfg_webhook *cfg, struct mx_registry 
     }
     pthread_mutex_init(&wh->lock, NULL);
     wh->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    wh->asleep = true;
     wh->max_events = cfg->queue_events;
     wh->max_bytes = cfg->queue_bytes;
     wh->pool_size = cfg->pool_size ? cfg->pool_size : 1;
