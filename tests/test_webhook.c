@@ -362,6 +362,23 @@ static void test_timeout_is_retried(void **state)
     assert_int_equal(metric(w, "exhookd_webhook_retried_total"), 1);
 }
 
+/* A request that does not decode is dropped and counted, and takes
+ * nothing else with it. */
+static void test_an_undecodable_request_is_dropped(void **state)
+{
+    struct world *w = *state;
+    receiver_up(w);
+    start(w);
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0x07, 0x01};
+    webhook_offer(w->wh, 0, HOOK_MESSAGE_PUBLISH, 3, garbage, sizeof garbage, webhook_now_ms());
+    offer(w, "c1", "fine");
+    char *text = rx_wait_recorded(w->rx.port, 1, 10);
+    assert_string_equal(text, "c1 fine\n");
+    free(text);
+    wait_metric(w, "exhookd_webhook_dropped_total{reason=\"undecodable\"}", 1, 10);
+    wait_empty(w, 5);
+}
+
 /* At a stop the queue is delivered first; what is left at the deadline is
  * counted and logged. */
 static void test_stop_flushes_the_queue(void **state)
@@ -443,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_4xx_is_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_5xx_is_retried_max_retries_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_is_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_undecodable_request_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_flushes_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_gives_up_at_its_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconfigure_takes_new_headers, setup, teardown),
