@@ -35,8 +35,8 @@ static void usage(FILE *out)
             "Runs in the foreground and logs to stderr: a master process that starts the\n"
             "server in a child and replaces it when a worker gets stuck or it dies.\n"
             "SIGTERM or SIGINT stops it after the calls in flight have been answered;\n"
-            "SIGHUP reloads the scripts and the [lua] and [topics] settings; SIGUSR1 logs\n"
-            "the metrics.\n");
+            "SIGHUP reloads the scripts and the [lua], [topics] and [webhook] settings;\n"
+            "SIGUSR1 logs the metrics.\n");
 }
 
 static int check_scripts_folder(const char *path)

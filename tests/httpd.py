@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """The tests' own HTTP server: well-behaved and faulty answers by path.
 
-    httpd.py PORT_FILE [--tls DIR]
+    httpd.py PORT_FILE [--tls DIR [--verify-client yes]] [--port N]
 
-Listens on a free loopback port and writes the port number to PORT_FILE
+Listens on a free loopback port (port N with --port: the same server
+back after a stop) and writes the port number to PORT_FILE
 once it accepts connections. With --tls it makes a CA and a server
 certificate for 127.0.0.1 and localhost in DIR (DIR/ca.pem is the CA for
-clients) with the openssl command, and speaks HTTPS. Each connection is
+clients) with the openssl command, and speaks HTTPS; with --verify-client
+it also makes DIR/client.pem and DIR/client.key, signed by that CA, and
+refuses clients without a certificate of that CA. Each connection is
 served by its own thread, keep-alive as HTTP/1.1 does.
 
 Paths (GET, POST, any method):
@@ -22,6 +25,18 @@ Paths (GET, POST, any method):
   /close             200 "bye", Connection: close
   /stats             JSON {connections (accepted so far), requests,
                      hanging (/hang requests whose client is still there)}
+
+A receiver of the WebHook's POSTs, recording them in order of arrival:
+  /hook              records the request, then answers as /control said
+                     (default: 200 at once)
+  /control           the body is JSON {"status": N, "delay_ms": MS}: how
+                     /hook answers from now on
+  /recorded          one line per /hook request so far, in order:
+                     "<clientid> <payload>" taken from its JSON body
+                     (clientid, else from_client_id; "-" when absent)
+  /recorded/raw/N    the body of the Nth /hook request (from 0), as sent
+  /recorded/header/N/NAME  the value of header NAME of the Nth request
+  /recorded/concurrency    the most /hook requests answered at once so far
 """
 
 import json
@@ -46,6 +61,10 @@ class Server(ThreadingHTTPServer):
         self.connections = 0
         self.hanging = 0
         self.requests = 0
+        self.recorded = []  # (headers, body) of each /hook request
+        self.hook_mode = {"status": 200, "delay_ms": 0}
+        self.hook_now = 0  # /hook requests being answered, and the most at once
+        self.hook_max = 0
 
     def handle_error(self, request, client_address):
         pass  # clients that refuse the certificate or go away are expected here
@@ -169,6 +188,45 @@ class Handler(BaseHTTPRequestHandler):
                    [("Content-Type", "application/json")])
 
 
+    def do_hook(self, args, body):
+        with self.server.lock:
+            self.server.recorded.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            mode = dict(self.server.hook_mode)
+            self.server.hook_now += 1
+            self.server.hook_max = max(self.server.hook_max, self.server.hook_now)
+        time.sleep(mode["delay_ms"] / 1000)
+        with self.server.lock:
+            self.server.hook_now -= 1
+        self.reply(mode["status"], "hook " + str(mode["status"]))
+
+    def do_control(self, args, body):
+        with self.server.lock:
+            self.server.hook_mode.update(json.loads(body))
+        self.reply(200, "ok")
+
+    def do_recorded(self, args, body):
+        with self.server.lock:
+            recorded = list(self.server.recorded)
+        if args and args[0] == "raw":
+            self.reply(200, recorded[int(args[1])][1])
+            return
+        if args and args[0] == "concurrency":
+            self.reply(200, str(self.server.hook_max))
+            return
+        if args and args[0] == "header":
+            self.reply(200, recorded[int(args[1])][0].get(args[2].lower(), ""))
+            return
+        lines = []
+        for _, raw in recorded:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                event = {}
+            who = event.get("clientid") or event.get("from_client_id") or "-"
+            lines.append("%s %s\n" % (who, event.get("payload", "-")))
+        self.reply(200, "".join(lines))
+
+
 def make_certs(d):
     def openssl(*args):
         subprocess.run(["openssl", *args], cwd=d, check=True, stdin=subprocess.DEVNULL,
@@ -182,6 +240,10 @@ def make_certs(d):
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-set_serial", "2", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+    openssl("req", "-new", "-batch", *ec, "-keyout", "client.key", "-out", "client.csr",
+            "-subj", "/CN=exhookd test client")
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-set_serial", "3", "-days", "2", "-out", "client.pem")
 
 
 def exit_with_parent():
@@ -195,12 +257,17 @@ def exit_with_parent():
 def main():
     threading.Thread(target=exit_with_parent, daemon=True).start()
     port_file = sys.argv[1]
-    srv = Server(("127.0.0.1", 0), Handler)
-    if len(sys.argv) == 4 and sys.argv[2] == "--tls":
-        make_certs(sys.argv[3])
+    opts = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+    srv = Server(("127.0.0.1", int(opts.get("--port", 0))), Handler)
+    if "--tls" in opts:
+        tls_dir = opts["--tls"]
+        make_certs(tls_dir)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(sys.argv[3], "server.pem"),
-                            os.path.join(sys.argv[3], "server.key"))
+        ctx.load_cert_chain(os.path.join(tls_dir, "server.pem"),
+                            os.path.join(tls_dir, "server.key"))
+        if opts.get("--verify-client") == "yes":
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(os.path.join(tls_dir, "ca.pem"))
         # The handshake happens in each connection's thread, on its first read.
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
                                      do_handshake_on_connect=False)

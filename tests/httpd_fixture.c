@@ -18,16 +18,23 @@
 
 extern char **environ;
 
-void httpd_start(struct httpd *h, const char *dir, const char *name, bool tls)
+/* Runs httpd.py with `port` (0: a free one) and waits for its port. */
+static void spawn(struct httpd *h, const char *dir, const char *name, bool tls, bool verify,
+                  int port)
 {
-    char script[512], port_file[400], tls_dir[400];
+    char script[512], port_file[400], tls_dir[400], port_text[16];
     snprintf(script, sizeof script, "%s/tests/httpd.py", EXHOOKD_SOURCE_DIR);
     snprintf(port_file, sizeof port_file, "%s/%s.port", dir, name);
     snprintf(tls_dir, sizeof tls_dir, "%s/%s-tls", dir, name);
+    snprintf(port_text, sizeof port_text, "%d", port);
     snprintf(h->ca_file, sizeof h->ca_file, "%s/ca.pem", tls_dir);
     if (tls)
         mkdir(tls_dir, 0700);
-    char *argv[] = {"python3", script, port_file, tls ? "--tls" : NULL, tls_dir, NULL};
+    unlink(port_file);
+    char *argv[] = {"python3",          script,  port_file,
+                    "--port",           port_text,
+                    "--verify-client",  verify ? "yes" : "no",
+                    tls ? "--tls" : NULL, tls_dir, NULL};
     assert_int_equal(posix_spawnp(&h->pid, "python3", NULL, NULL, argv, environ), 0);
     /* It writes the file once it listens (after making certificates). */
     for (int i = 0; i < 300; i++) {
@@ -40,6 +47,21 @@ void httpd_start(struct httpd *h, const char *dir, const char *name, bool tls)
         usleep(50000);
     }
     fail_msg("httpd.py did not start within 15 s");
+}
+
+void httpd_start(struct httpd *h, const char *dir, const char *name, bool tls)
+{
+    spawn(h, dir, name, tls, false, 0);
+}
+
+void httpd_start_mtls(struct httpd *h, const char *dir, const char *name)
+{
+    spawn(h, dir, name, true, true, 0);
+}
+
+void httpd_restart(struct httpd *h, const char *dir, const char *name)
+{
+    spawn(h, dir, name, false, false, h->port);
 }
 
 void httpd_stop(struct httpd *h)

@@ -402,6 +402,33 @@ static void test_tls_without_the_ca_is_refused(void **state)
     http_response_free(res);
 }
 
+/* A server that asks for a client certificate: refused without one, served
+ * with cert_file and key_file. */
+static void test_a_client_certificate_is_sent_when_given(void **state)
+{
+    struct t *t = *state;
+    struct httpd mtls;
+    httpd_start_mtls(&mtls, fx.dir, "mtls");
+    char dir[512], cert[600], key[600];
+    snprintf(dir, sizeof dir, "%.*s", (int)(strlen(mtls.ca_file) - strlen("/ca.pem")),
+             mtls.ca_file);
+    snprintf(cert, sizeof cert, "%s/client.pem", dir);
+    snprintf(key, sizeof key, "%s/client.key", dir);
+    snprintf(t->url, sizeof t->url, "https://127.0.0.1:%d/status/200", mtls.port);
+    struct http_request spec = {
+        .method = "GET", .url = t->url, .ca_file = mtls.ca_file, .timeout_ms = 10000};
+    struct http_response *res = fetch(t, &spec);
+    assert_int_not_equal(res->err, HTTP_OK);
+    http_response_free(res);
+    spec.cert_file = cert;
+    spec.key_file = key;
+    res = fetch(t, &spec);
+    assert_int_equal(res->err, HTTP_OK);
+    assert_int_equal(res->status, 200);
+    http_response_free(res);
+    httpd_stop(&mtls);
+}
+
 static void test_connections_are_kept_alive_and_reused(void **state)
 {
     struct t *t = *state;
@@ -712,6 +739,7 @@ int main(void)
         T(test_the_body_is_capped),
         T(test_tls_is_verified_with_the_given_ca),
         T(test_tls_without_the_ca_is_refused),
+        T(test_a_client_certificate_is_sent_when_given),
         T(test_connections_are_kept_alive_and_reused),
         T(test_many_concurrent_requests_on_one_client),
         T(test_connections_to_one_server_are_bounded),

@@ -313,6 +313,7 @@ static int chain_next(lua_State *L, struct dispatch *d)
     return 0;
 }
 
+/* The hooks of the scripts and of the [webhook] rules (specs hold both). */
 static void pack_loaded(struct dispatch *d)
 {
     Emqx__Exhook__V3__HookSpec specs[HOOK_COUNT];
@@ -323,7 +324,7 @@ static void pack_loaded(struct dispatch *d)
         /* Each generation gets its own names: a name the broker does not
          * know makes it refuse the whole provider. */
         const char *name = hooks_name(hk, d->version);
-        if (!s->registered || !name)
+        if (!(s->registered || s->webhook) || !name)
             continue;
         emqx__exhook__v3__hook_spec__init(&specs[n]);
         specs[n].name = (char *)name;
@@ -356,6 +357,20 @@ static void pack_publish(struct dispatch *d)
     pack_reply(d, &reply.base);
 }
 
+/* What a hook call without any handler gets: EmptySuccess, or a
+ * ValuedResponse that lets the broker go on as it would without exhookd. */
+static void pack_no_opinion(struct dispatch_reply *out, enum hook_id hook)
+{
+    if (hook_defs[hook].kind == HOOK_KIND_NOTIFY) {
+        Emqx__Exhook__V3__EmptySuccess empty = EMQX__EXHOOK__V3__EMPTY_SUCCESS__INIT;
+        dispatch_reply_pack(out, &empty.base);
+        return;
+    }
+    pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+    reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
+    dispatch_reply_pack(out, &reply.base);
+}
+
 /* The chain went through: the reply. */
 static void finish(struct dispatch *d)
 {
@@ -363,21 +378,19 @@ static void finish(struct dispatch *d)
     case HOOK_KIND_LOADED:
         pack_loaded(d);
         break;
-    case HOOK_KIND_NOTIFY: {
-        Emqx__Exhook__V3__EmptySuccess empty = EMQX__EXHOOK__V3__EMPTY_SUCCESS__INIT;
-        pack_reply(d, &empty.base);
+    case HOOK_KIND_NOTIFY:
+        pack_no_opinion(d->out, d->hook);
         break;
-    }
     case HOOK_KIND_VERDICT: {
-        pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
-        reply.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
-        if (d->out->verdict != DISPATCH_NO_OPINION) {
-            reply.type = d->stop
-                             ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
-                             : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
-            reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT;
-            reply.bool_result = d->out->verdict == DISPATCH_ALLOW;
+        if (d->out->verdict == DISPATCH_NO_OPINION) {
+            pack_no_opinion(d->out, d->hook);
+            break;
         }
+        pb_valued reply = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+        reply.type = d->stop ? EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN
+                             : EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__CONTINUE;
+        reply.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT;
+        reply.bool_result = d->out->verdict == DISPATCH_ALLOW;
         pack_reply(d, &reply.base);
         break;
     }
@@ -435,6 +448,12 @@ static enum dispatch_state ended(struct dispatch *d, int st)
 }
 
 static void reply_reset(struct dispatch_reply *out);
+
+void dispatch_no_handler(struct dispatch_reply *out, enum hook_id hook)
+{
+    reply_reset(out);
+    pack_no_opinion(out, hook);
+}
 
 void dispatch_refuse(struct dispatch_reply *out, enum failure_kind kind, const char *fmt, ...)
 {

@@ -77,6 +77,11 @@ enum dispatch_state dispatch_resume(struct dispatch *d);
  * DONE with CANCELLED) and return true. */
 bool dispatch_cancel(struct dispatch *d);
 
+/* Fills `out` with the reply to a call of `hook` (not OnProviderLoaded)
+ * that no script handles: without decoding the request, as the chain
+ * would answer with no module in it. */
+void dispatch_no_handler(struct dispatch_reply *out, enum hook_id hook);
+
 /* Fills `out` for a call answered without running any script, and logs
  * why (a warning). */
 void dispatch_refuse(struct dispatch_reply *out, enum failure_kind kind, const char *fmt, ...)

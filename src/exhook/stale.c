@@ -10,7 +10,7 @@ void stale_init(struct stale_calls *s, int64_t interval_ns)
 
 bool stale_is_unhandled(const struct script_engine *e, enum hook_id hook)
 {
-    return hook_defs[hook].name && !e->specs[hook].registered;
+    return hook_defs[hook].name && !e->specs[hook].registered && !e->specs[hook].webhook;
 }
 
 bool stale_note(struct stale_calls *s, enum hook_id hook, int version, int64_t now_ns)

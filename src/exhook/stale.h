@@ -26,9 +26,9 @@ struct stale_calls {
 
 void stale_init(struct stale_calls *s, int64_t interval_ns);
 
-/* True if no module of `e` handles `hook`, so that OnProviderLoaded from
- * these scripts would not have listed it. The provider rpcs themselves are
- * never stale. */
+/* True if neither a module of `e` nor a [webhook] rule of its generation
+ * handles `hook`, so that OnProviderLoaded from these scripts would not
+ * have listed it. The provider rpcs themselves are never stale. */
 bool stale_is_unhandled(const struct script_engine *e, enum hook_id hook);
 
 /* Counts a call of `hook`, from a broker of interface generation `version`,

@@ -16,6 +16,7 @@
 #include "sandbox.h"
 #include "task.h"
 #include "topic.h"
+#include "webhook_body.h"
 
 /* Instructions between two looks at the clock: a few microseconds of work,
  * so an overrun is noticed promptly and the clock costs next to nothing. */
@@ -480,12 +481,31 @@ static int load_module_protected(struct script_engine *e, const struct config *c
     return c.rc;
 }
 
-static int compute_specs(struct script_engine *e)
+/* The [webhook] rules' side of hook `hk`: whether they forward it, and
+ * their topic filters added to the spec's (or every topic). */
+static int webhook_spec(struct script_hook_spec *s, const struct cfg_webhook *wc, int hk,
+                        bool *every_topic)
+{
+    struct cfg_filters topics = {0};
+    bool every = false;
+    s->webhook = wc->url && webhook_wants(wc, (enum hook_id)hk, &every, &topics);
+    int rc = 0;
+    if (s->webhook && hooks_is_message(hk)) {
+        *every_topic |= every;
+        rc = filters_copy(&s->topics, &topics);
+    }
+    cfg_filters_free(&topics);
+    return rc;
+}
+
+static int compute_specs(struct script_engine *e, const struct config *cfg)
 {
     for (int hk = 0; hk < HOOK_COUNT; hk++) {
         struct script_hook_spec *s = &e->specs[hk];
         bool every_topic = false;
         s->last_module = -1;
+        if (webhook_spec(s, &cfg->webhook, hk, &every_topic) != 0)
+            return -1;
         for (size_t i = 0; i < e->module_count; i++) {
             const struct script_module *m = &e->modules[i];
             if (m->handlers[hk] == LUA_NOREF)
@@ -560,7 +580,7 @@ int script_engine_open(struct script_engine *e, const struct config *cfg, int wo
         if (load_module_protected(e, cfg, m, err, errlen) != 0)
             goto fail;
     }
-    if (compute_specs(e) != 0) {
+    if (compute_specs(e, cfg) != 0) {
         errbuf_set(err, errlen, "out of memory");
         goto fail;
     }
@@ -620,9 +640,10 @@ void script_describe_hooks(const struct script_engine *e, char *buf, size_t len)
     buf[0] = '\0';
     for (int hk = 0; hk < HOOK_COUNT && n < len; hk++) {
         const struct script_hook_spec *s = &e->specs[hk];
-        if (!s->registered || !hook_defs[hk].name)
+        if (!(s->registered || s->webhook) || !hook_defs[hk].name)
             continue;
-        n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", hook_defs[hk].name);
+        n += (size_t)snprintf(buf + n, len - n, "%s%s%s", n ? ", " : "", hook_defs[hk].name,
+                              s->registered ? "" : " (webhook)");
         for (size_t i = 0; i < s->topics.count && n < len; i++)
             n += (size_t)snprintf(buf + n, len - n, "%s%s%s", i ? ", " : " [",
                                   s->topics.items[i], i + 1 == s->topics.count ? "]" : "");

@@ -31,9 +31,11 @@ struct script_module {
     struct cfg_filters filters[HOOK_COUNT];
 };
 
-/* What OnProviderLoaded advertises for one hook. */
+/* What OnProviderLoaded advertises for one hook: the union of what the
+ * modules and the [webhook] rules ask for. */
 struct script_hook_spec {
     bool registered;            /* some module handles it */
+    bool webhook;               /* a [webhook] rule forwards it */
     int last_module;            /* index of the last module that does, or -1 */
     struct cfg_filters topics;  /* message hooks: union of filters; empty = every topic */
 };

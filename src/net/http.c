@@ -472,6 +472,10 @@ static bool set_options(struct http_req *r, const struct http_request *spec)
     ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L) == CURLE_OK;
     if (spec->ca_file)
         ok &= curl_easy_setopt(e, CURLOPT_CAINFO, spec->ca_file) == CURLE_OK;
+    if (spec->cert_file)
+        ok &= curl_easy_setopt(e, CURLOPT_SSLCERT, spec->cert_file) == CURLE_OK;
+    if (spec->key_file)
+        ok &= curl_easy_setopt(e, CURLOPT_SSLKEY, spec->key_file) == CURLE_OK;
     return ok && set_method(e, spec);
 }
 

@@ -48,8 +48,12 @@ struct http_request {
     size_t body_len;
     int64_t timeout_ms;  /* the whole request, connecting included; 0: no limit */
     const char *ca_file; /* NULL: the system's CA certificates */
-    bool insecure;       /* true: do not verify the server's certificate and name */
-    size_t max_body;     /* 0: HTTP_DEFAULT_MAX_BODY */
+    /* A client certificate (PEM) and its key for servers that ask for one;
+     * NULL: none. The key may be in the certificate's file. */
+    const char *cert_file;
+    const char *key_file;
+    bool insecure;   /* true: do not verify the server's certificate and name */
+    size_t max_body; /* 0: HTTP_DEFAULT_MAX_BODY */
 };
 
 /* What came back: `err` HTTP_OK with a status (any status, 404 and 500

@@ -47,6 +47,35 @@ static void feed_number(EVP_MD_CTX *md, char tag, uint64_t v)
     feed(md, tag, &v, sizeof v);
 }
 
+/* [webhook]: its rules decide hooks OnProviderLoaded lists, and the rest
+ * of the section is taken up by a reload that loads, so every key counts. */
+static void feed_webhook(EVP_MD_CTX *md, const struct cfg_webhook *wc)
+{
+    feed_text(md, 'U', wc->url);
+    for (size_t i = 0; i < wc->n_headers; i++) {
+        feed_text(md, 'H', wc->headers[i].name);
+        feed_text(md, 'V', wc->headers[i].value);
+    }
+    feed_number(md, 'E', wc->encoding);
+    feed_number(md, 'P', wc->pool_size);
+    feed_number(md, 'T', wc->request_timeout_ms);
+    feed_text(md, 'A', wc->ssl.cacertfile);
+    feed_text(md, 'C', wc->ssl.certfile);
+    feed_text(md, 'K', wc->ssl.keyfile);
+    feed_number(md, 'Y', wc->ssl.verify);
+    for (size_t i = 0; i < wc->n_rules; i++) {
+        feed_number(md, 'R', wc->rules[i].hook);
+        feed_text(md, 'N', wc->rules[i].name);
+        feed_text(md, 'a', wc->rules[i].action);
+        feed_text(md, 'o', wc->rules[i].topic);
+    }
+    feed_number(md, 'Q', wc->queue_events);
+    feed_number(md, 'B', wc->queue_bytes);
+    feed_number(md, 'M', wc->max_retries);
+    feed_number(md, 'I', wc->retry_interval_ms);
+    feed_number(md, 'J', wc->max_retry_interval_ms);
+}
+
 /* The settings a state is built with, and those that decide the hooks
  * OnProviderLoaded lists. A section that does either (a [webhook] rule that
  * registers a hook, say) feeds its keys here, each under a tag of its own. */
@@ -67,6 +96,7 @@ static void feed_settings(EVP_MD_CTX *md, const struct config *cfg)
         for (size_t i = 0; i < cfg->topics[h].count; i++)
             feed_text(md, 'f', cfg->topics[h].items[i]);
     }
+    feed_webhook(md, &cfg->webhook);
 }
 
 static int fail(struct walk *w, const char *why)

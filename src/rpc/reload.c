@@ -338,7 +338,7 @@ static void commit(struct reload *r, struct reload_build *b)
         b->ready[i] = NULL;
     }
     r->incomplete = b->failed > 0;
-    b->target.commit(b->target.ctx, b->generation);
+    b->target.commit(b->target.ctx, b->generation, b->cfg);
     health_publish(b->health_generation);
     r->generation = b->generation;
     r->fp = b->fp;

@@ -36,9 +36,9 @@ struct reload_target {
     int count;
     /* Hands state `e` of `generation` to `slot`, which takes it over. */
     void (*publish)(void *ctx, int slot, struct script_engine *e, uint64_t generation);
-    /* From now on new calls go to the slots of `generation`; at least one
-     * has been given its state. */
-    void (*commit)(void *ctx, uint64_t generation);
+    /* From now on new calls go to the slots of `generation`, built from
+     * `cfg` (valid during the call); at least one has been given its state. */
+    void (*commit)(void *ctx, uint64_t generation, const struct config *cfg);
     void *ctx;
 };
 

@@ -29,6 +29,7 @@
 #include "tls.h"
 #include "trim.h"
 #include "watchdog.h"
+#include "webhook.h"
 
 /* Requests kept posted per method and worker: enough that a burst of calls
  * for one rpc rarely waits for a worker to re-post. */
@@ -340,6 +341,9 @@ int srv_start(struct server *s, char *err, size_t errlen)
         return -1;
     }
     const struct config *cfg = &s->reload.cfg;
+    if (cfg->webhook.url &&
+        !(s->webhook = webhook_start(&cfg->webhook, s->mx.registry, err, errlen)))
+        return -1;
     if (cfg->metrics.listen &&
         !(s->metrics_http =
               mxhttp_start(cfg->metrics.listen, cfg->reuse_port, render_metrics, s, err, errlen)))
@@ -405,6 +409,9 @@ int srv_destroy(struct server *s)
         grpc_completion_queue_shutdown(done);
         grpc_completion_queue_destroy(done);
     }
+    /* The calls are answered: what they queued for the webhook goes out
+     * within the same grace, also when a stuck worker ends the stop below. */
+    webhook_stop(s->webhook, grace_end > script_now_ns() ? grace_end : script_now_ns());
     if (s->reloader_started) {
         pthread_mutex_lock(&s->reload_lock);
         s->reload_quit = true;
@@ -460,6 +467,7 @@ int srv_destroy(struct server *s)
         srv_log_stats(s);
     if (s->workers)
         close_workers(s);
+    webhook_free(s->webhook);
     wd_destroy(s->watchdog);
     srvm_free(s);
     reload_destroy(&s->reload);
@@ -477,9 +485,15 @@ static void publish_engine(void *ctx, int slot, struct script_engine *e, uint64_
     worker_new_engine(w);
 }
 
-static void commit_generation(void *ctx, uint64_t generation)
+static void commit_generation(void *ctx, uint64_t generation, const struct config *cfg)
 {
-    atomic_store(&((struct server *)ctx)->generation, generation);
+    struct server *s = ctx;
+    atomic_store(&s->generation, generation);
+    if (s->webhook)
+        webhook_reconfigure(s->webhook, &cfg->webhook);
+    if (!s->webhook != !cfg->webhook.url)
+        log_warn("reload: turning the webhook ([webhook] url) on or off takes effect after a "
+                 "restart");
 }
 
 static enum reload_result reload(struct server *s, bool force)

@@ -161,6 +161,7 @@ struct server {
     struct stale_calls stale;
     struct server_metrics mx;
     struct mxhttp *metrics_http; /* the endpoint, when [metrics] listen is set */
+    struct webhook *webhook;     /* the delivery thread, when [webhook] url is set */
     struct watchdog *watchdog;
     srv_stuck_fn *on_stuck;
     void *on_stuck_ctx;

@@ -19,6 +19,7 @@
 #include "script.h"
 #include "stale.h"
 #include "watchdog.h"
+#include "webhook.h"
 
 /* Work for whoever holds a slot next. */
 enum { PEND_IO = 1, PEND_MAIL = 2, PEND_ENGINE = 4 };
@@ -169,6 +170,17 @@ static void begin(struct worker *w, struct call *c)
         stale_note(&s->stale, m->hook, m->version, script_now_ns());
     }
     c->req = call_read_payload(c->payload);
+    /* The webhook gets the request as the broker sent it, whatever the
+     * scripts answer; a hook only the webhook wants runs no script. */
+    const struct script_hook_spec *spec = &w->engine->specs[m->hook];
+    if (spec->webhook && s->webhook)
+        webhook_offer(s->webhook, w->id, m->hook, m->version, GRPC_SLICE_START_PTR(c->req),
+                      GRPC_SLICE_LENGTH(c->req), webhook_now_ms());
+    if (spec->webhook && !spec->registered) {
+        dispatch_no_handler(&c->out, m->hook);
+        answer(c);
+        return;
+    }
     c->deadline_ns = call_deadline_ns(c->deadline);
     if (c->deadline_ns <= script_now_ns()) {
         /* The broker gave up before the call got here: nothing to run. */
