@@ -1114,6 +1114,12 @@ static void test_what_provider_loaded_compares(void **state)
                       "client.authenticate, message.publish [probe/#]", &inits);
     expect_after_edit(r, "nothing", false, "client.authenticate, message.publish [probe/#]",
                       &inits);
+    /* A webhook rule registers a hook of its own. */
+    write_config(r, "call_timeout = 3s\n",
+                 "[topics]\nmessage.publish = probe/#\n[webhook]\nurl = http://127.0.0.1:9/\n"
+                 "rule.client.connected.1 = {\"action\": \"on_client_connected\"}\n");
+    expect_after_edit(r, "a [webhook] rule", true,
+                      "client.connected, client.authenticate, message.publish [probe/#]", &inits);
     expect_on_every_worker(r, V_TRUE, 2);
 }
 
