@@ -179,9 +179,10 @@ static void test_slow_receiver_does_not_slow_the_calls(void **state)
         assert_int_equal(type, EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE);
         worst = ms > worst ? ms : worst;
     }
-    /* Generous (a call takes well under a millisecond here), and still
-     * far below the 1 s of a POST. */
-    assert_true(worst < 500);
+    /* Generous (a call takes well under a millisecond here; a sanitizer
+     * build on a busy machine can take far longer), and still below the
+     * 1 s a call would take if it waited for a POST. */
+    assert_true(worst < 900);
     /* The even ones, on b/1: 8 POSTs of 1 s, 8 at once. */
     char *text = rx_wait_recorded(w->rx.port, 8, 30);
     assert_int_equal(rx_count_lines(text), 8);

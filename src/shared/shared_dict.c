@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "errbuf.h"
+#include "hash.h"
 #include "log.h"
 #include "shared_zone.h"
 
@@ -37,17 +38,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* FNV-1a, seeded per zone. */
-static uint32_t hash_key(uint32_t seed, const char *key, size_t len)
-{
-    uint32_t h = 2166136261u ^ seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 16777619u;
-    }
-    return h;
 }
 
 static size_t blocks_for(size_t key_len, size_t value_len)
@@ -208,7 +198,7 @@ static void remove_entry(struct shared_dict *d, uint32_t ref)
  * is freed. */
 static uint32_t find(struct shared_dict *d, const char *key, size_t len, int64_t now)
 {
-    uint32_t hash = hash_key(d->seed, key, len);
+    uint32_t hash = hash_fnv1a(d->seed, key, len);
     for (uint32_t ref = *bucket_of(d, hash); ref != ZONE_NONE; ref = entry(d, ref)->hash_next) {
         struct zone_entry *e = entry(d, ref);
         if (e->hash != hash || e->key_len != len || !key_equal(d, ref, key, len))
@@ -348,7 +338,7 @@ static void put(struct shared_dict *d, const struct shared_op *op, const struct 
         e->num.number = v->number;
     else
         e->num.integer = v->integer;
-    e->hash = hash_key(d->seed, op->key, op->key_len);
+    e->hash = hash_fnv1a(d->seed, op->key, op->key_len);
     e->key_len = (uint16_t)op->key_len;
     e->value_len = (uint32_t)value_len;
     stream_copy(d, ref, sizeof *e, (void *)op->key, op->key_len, true);

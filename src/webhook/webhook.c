@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "errbuf.h"
+#include "hash.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -105,6 +107,7 @@ struct webhook {
     unsigned pool_size, in_flight;
     struct lane **buckets;
     size_t n_buckets, n_lanes;
+    uint32_t seed;              /* of the lanes' hash: client ids are chosen by clients */
     struct lane *ready_head, *ready_tail;
     struct loop_timer stop_timer;
     bool done;
@@ -306,12 +309,9 @@ static void item_done(struct webhook *wh, struct item *it)
 
 /* Lanes, by client id. */
 
-static size_t hash_text(const char *s)
+static size_t hash_text(const struct webhook *wh, const char *s)
 {
-    size_t h = 1469598103934665603u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
+    return hash_fnv1a(wh->seed, s, strlen(s));
 }
 
 static void on_backoff(struct loop_timer *t);
@@ -325,7 +325,7 @@ static bool grow_buckets(struct webhook *wh)
     for (size_t i = 0; i < wh->n_buckets; i++) {
         for (struct lane *l = wh->buckets[i], *next; l; l = next) {
             next = l->hash_next;
-            size_t k = hash_text(l->clientid) & (n - 1);
+            size_t k = hash_text(wh, l->clientid) & (n - 1);
             l->hash_next = b[k];
             b[k] = l;
         }
@@ -339,7 +339,7 @@ static bool grow_buckets(struct webhook *wh)
 static struct lane *lane_get(struct webhook *wh, const char *clientid)
 {
     if (wh->n_buckets) {
-        for (struct lane *l = wh->buckets[hash_text(clientid) & (wh->n_buckets - 1)]; l;
+        for (struct lane *l = wh->buckets[hash_text(wh, clientid) & (wh->n_buckets - 1)]; l;
              l = l->hash_next)
             if (strcmp(l->clientid, clientid) == 0)
                 return l;
@@ -353,7 +353,7 @@ static struct lane *lane_get(struct webhook *wh, const char *clientid)
     }
     l->wh = wh;
     loop_timer_init(&l->backoff, on_backoff, l);
-    size_t k = hash_text(clientid) & (wh->n_buckets - 1);
+    size_t k = hash_text(wh, clientid) & (wh->n_buckets - 1);
     l->hash_next = wh->buckets[k];
     wh->buckets[k] = l;
     wh->n_lanes++;
@@ -362,7 +362,7 @@ static struct lane *lane_get(struct webhook *wh, const char *clientid)
 
 static void lane_free(struct webhook *wh, struct lane *l)
 {
-    struct lane **p = &wh->buckets[hash_text(l->clientid) & (wh->n_buckets - 1)];
+    struct lane **p = &wh->buckets[hash_text(wh, l->clientid) & (wh->n_buckets - 1)];
     while (*p != l)
         p = &(*p)->hash_next;
     *p = l->hash_next;
@@ -692,9 +692,15 @@ struct webhook *webhook_start(const struct cfg_webhook *cfg, struct mx_registry 
         goto fail;
     }
     loop_timer_init(&wh->stop_timer, on_stop_time, wh);
-    if (loop_watch(wh->net->loop, wh->wake_fd, LOOP_READ, on_wake, wh) != 0 ||
-        pthread_create(&wh->thread, NULL, delivery_main, wh) != 0) {
-        errbuf_set(err, errlen, "webhook: cannot start the delivery thread: %s", strerror(errno));
+    if (loop_watch(wh->net->loop, wh->wake_fd, LOOP_READ, on_wake, wh) != 0) {
+        errbuf_set(err, errlen, "webhook: cannot watch its wake-up descriptor");
+        goto fail;
+    }
+    if (getrandom(&wh->seed, sizeof wh->seed, GRND_NONBLOCK) != sizeof wh->seed)
+        wh->seed = (uint32_t)webhook_now_ms();
+    int rc = pthread_create(&wh->thread, NULL, delivery_main, wh);
+    if (rc != 0) {
+        errbuf_set(err, errlen, "webhook: cannot start the delivery thread: %s", strerror(rc));
         goto fail;
     }
     wh->started = true;
