@@ -282,10 +282,13 @@ static void hand_over(struct worker *w, struct call *c)
 
 /* True if `w` has (or is about to take up) a state of the committed
  * generation: only such slots take new calls, so that from the commit of
- * a reload on every call runs the new scripts. */
+ * a reload on every call runs the new scripts. A commit gives slots their
+ * states before it moves the generation on: in between, a slot may be one
+ * ahead, and it counts as current too (else a call arriving then found no
+ * slot at all and was refused). */
 static bool current(const struct worker *w)
 {
-    return atomic_load(&w->generation) == atomic_load(&w->srv->generation);
+    return atomic_load(&w->generation) >= atomic_load(&w->srv->generation);
 }
 
 /* A free slot for a new call: `home` first, else any other, skipping the
